@@ -1,0 +1,339 @@
+"""The classifiers dldiag ships, their seeded training, and checkpoints.
+
+Two architectures are built in:
+
+- ``lenet5`` — the report's MNIST model (Fig. 2): LeNet-5 with batch normalisation after
+  every layer, conv 6@5×5 → pool → conv 16@5×5 → pool → fc 120 → fc 84 → fc 10.
+- ``small-cnn`` — a small CNN for 8×8 images (scikit-learn's digits).
+
+Both are ``nn.Sequential``-like modules whose diagnosed layers are named blocks ending in their
+non-linearity (``conv1``, ``conv2``, ``fc1``, ``fc2``) plus ``logits``; ``diagnosed_layers``
+lists them and ``latent_layer`` names the last hidden one. Any other ``nn.Module`` works with the
+rest of the library too: :func:`default_layers` then picks every non-linearity module plus the
+last linear layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._validation import check_int, check_interval, check_option
+from .progress import progress
+
+__all__ = [
+    "ARCHITECTURES",
+    "LeNet5",
+    "SmallCNN",
+    "build_model",
+    "default_architecture",
+    "default_layers",
+    "latent_layer",
+    "train_model",
+    "evaluate_accuracy",
+    "save_checkpoint",
+    "load_checkpoint",
+    "weights_hash",
+    "default_checkpoint_path",
+]
+
+ARCHITECTURES = ("lenet5", "small-cnn")
+
+_NONLINEAR = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softplus)
+
+
+def _conv_block(c_in: int, c_out: int, kernel: int, padding: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, padding=padding, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(),
+    )
+
+
+def _fc_block(f_in: int, f_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(f_in, f_out, bias=False), nn.BatchNorm1d(f_out), nn.ReLU())
+
+
+class _BlockClassifier(nn.Sequential):
+    """A sequential classifier whose named blocks are the diagnosed layers."""
+
+    diagnosed_layers: tuple[str, ...] = ()
+    latent_layer: str = ""
+
+
+class LeNet5(_BlockClassifier):
+    """LeNet-5 with batch normalisation after every layer (the report's Fig. 2).
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels of the input images.
+    image_size : int
+        Height (= width) of the input images; 28 for (Fashion-)MNIST. The first convolution
+        pads by 2 so that 28×28 inputs behave like LeNet's original 32×32.
+    n_classes : int
+        Number of output logits.
+    """
+
+    diagnosed_layers = ("conv1", "conv2", "fc1", "fc2", "logits")
+    latent_layer = "fc2"
+
+    def __init__(self, in_channels: int = 1, image_size: int = 28, n_classes: int = 10):
+        side = ((image_size + 4 - 4) // 2 - 4) // 2
+        if side < 1:
+            raise ValueError(f"image_size must be at least 12 for lenet5; got {image_size}")
+        super().__init__(
+            OrderedDict(
+                conv1=_conv_block(in_channels, 6, 5, padding=2),
+                pool1=nn.MaxPool2d(2),
+                conv2=_conv_block(6, 16, 5, padding=0),
+                pool2=nn.MaxPool2d(2),
+                flatten=nn.Flatten(),
+                fc1=_fc_block(16 * side * side, 120),
+                fc2=_fc_block(120, 84),
+                logits=nn.Linear(84, n_classes),
+            )
+        )
+
+
+class SmallCNN(_BlockClassifier):
+    """A small CNN for 8×8 images: conv 8@3×3 → pool → conv 16@3×3 → fc 32 → logits.
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels of the input images.
+    image_size : int
+        Height (= width) of the input images (8 for digits).
+    n_classes : int
+        Number of output logits.
+    """
+
+    diagnosed_layers = ("conv1", "conv2", "fc1", "logits")
+    latent_layer = "fc1"
+
+    def __init__(self, in_channels: int = 1, image_size: int = 8, n_classes: int = 10):
+        side = image_size // 2
+        super().__init__(
+            OrderedDict(
+                conv1=_conv_block(in_channels, 8, 3, padding=1),
+                pool1=nn.MaxPool2d(2),
+                conv2=_conv_block(8, 16, 3, padding=1),
+                flatten=nn.Flatten(),
+                fc1=_fc_block(16 * side * side, 32),
+                logits=nn.Linear(32, n_classes),
+            )
+        )
+
+
+def default_architecture(item_shape: tuple[int, ...]) -> str:
+    """Return ``"lenet5"`` for images at least 12 pixels high, else ``"small-cnn"``."""
+    return "lenet5" if item_shape[-1] >= 12 and item_shape[-2] >= 12 else "small-cnn"
+
+
+def build_model(arch: str, item_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """Build an untrained model of architecture ``arch`` for items of ``item_shape`` (C, H, W)."""
+    check_option("arch", arch, ARCHITECTURES)
+    c, h, w = item_shape
+    if h != w:
+        raise ValueError(f"item_shape must be square for {arch}; got {item_shape}")
+    cls = LeNet5 if arch == "lenet5" else SmallCNN
+    return cls(in_channels=c, image_size=h, n_classes=n_classes)
+
+
+def default_layers(model: nn.Module) -> tuple[str, ...]:
+    """The diagnosed layers of ``model`` by dotted module name.
+
+    Models built here declare them; for any other model these are every non-linearity module
+    (a conv/linear block after its non-linearity) plus the last ``nn.Linear`` (the logits).
+    """
+    declared = getattr(model, "diagnosed_layers", None)
+    if declared:
+        return tuple(declared)
+    names = [n for n, m in model.named_modules() if isinstance(m, _NONLINEAR)]
+    linear = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if linear:
+        names.append(linear[-1])
+    if not names:
+        raise ValueError("model has no non-linearity or linear module; pass layers explicitly")
+    return tuple(names)
+
+
+def latent_layer(model: nn.Module, layers: tuple[str, ...] | None = None) -> str:
+    """The last hidden layer: declared by the model, else the layer before the logits."""
+    declared = getattr(model, "latent_layer", None)
+    if declared:
+        return declared
+    layers = tuple(layers or default_layers(model))
+    if len(layers) < 2:
+        raise ValueError(f"cannot tell the latent layer from layers={layers!r}; name it explicitly")
+    return layers[-2]
+
+
+def _batches(n: int, batch_size: int, rng: np.random.Generator | None):
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    for start in range(0, n, batch_size):
+        yield order[start : start + batch_size]
+
+
+def train_model(
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int = 10,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    weight_decay: float = 1e-4,
+    seed: int = 0,
+    show_progress: bool = True,
+) -> nn.Module:
+    """Train ``model`` in place with Adam and a cosine learning-rate schedule.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The classifier to train.
+    x : ndarray of shape (N, C, H, W)
+        Training items (float32).
+    y : ndarray of shape (N,)
+        Integer labels.
+    epochs, batch_size : int
+        Passes over ``x`` and items per step.
+    lr, weight_decay : float
+        Adam's learning rate and weight decay.
+    seed : int
+        Seeds the initial weights and the batch order through a local generator; the
+        global torch and numpy generators are left alone.
+    show_progress : bool
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    nn.Module
+        ``model``, trained and switched to eval mode.
+    """
+    epochs = check_int("epochs", epochs, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
+    check_interval("lr", lr, 0.0, None, closed="neither")
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length; got {len(x)} and {len(y)}")
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        # Re-initialise from the local generator so that training is reproducible from `seed`.
+        for module in model.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                fan_in = module.weight[0].numel()
+                bound = math.sqrt(6.0 / fan_in)
+                module.weight.uniform_(-bound, bound, generator=gen)
+                if module.bias is not None:
+                    module.bias.zero_()
+    rng = np.random.default_rng(seed)
+    xt = torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32))
+    yt = torch.as_tensor(np.asarray(y, dtype=np.int64))
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = epochs * math.ceil(len(x) / batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    bar = progress(total=steps, desc="train", unit="step", disable=not show_progress)
+    try:
+        for epoch in range(epochs):
+            for idx in _batches(len(x), batch_size, rng):
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(model(xt[idx]), yt[idx])
+                loss.backward()
+                opt.step()
+                sched.step()
+                bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+    finally:
+        bar.close()
+        model.eval()
+    return model
+
+
+def evaluate_accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
+    """Fraction of items of ``x`` whose predicted class equals ``y``."""
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            xb = torch.as_tensor(np.ascontiguousarray(x[start : start + batch_size], dtype=np.float32))
+            correct += int((model(xb).argmax(1).numpy() == y[start : start + batch_size]).sum())
+    return correct / max(len(x), 1)
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, *, arch: str, item_shape, n_classes: int,
+                    meta: dict | None = None) -> Path:
+    """Save ``model``'s weights with what is needed to rebuild it.
+
+    The file holds only tensors, strings and numbers so that it loads with
+    ``torch.load(..., weights_only=True)``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "arch": arch,
+        "item_shape": [int(v) for v in item_shape],
+        "n_classes": int(n_classes),
+        "state_dict": model.state_dict(),
+        "meta": dict(meta or {}),
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)  # atomic: a killed save never leaves a half-written checkpoint
+    return path
+
+
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
+    """Load a checkpoint written by :func:`save_checkpoint`.
+
+    Returns
+    -------
+    model : nn.Module
+        The rebuilt model in eval mode.
+    info : dict
+        ``arch``, ``item_shape``, ``n_classes``, ``meta`` and ``weights_hash``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint {str(path)!r} does not exist; train one with "
+            "`python -m dldiag train --dataset NAME`"
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        model = build_model(payload["arch"], tuple(payload["item_shape"]), payload["n_classes"])
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError, EOFError, OSError, ValueError) as exc:
+        raise ValueError(f"checkpoint {str(path)!r} is not a valid dldiag checkpoint: {exc}") from exc
+    model.eval()
+    info = {k: payload[k] for k in ("arch", "item_shape", "n_classes", "meta")}
+    info["item_shape"] = tuple(info["item_shape"])
+    info["weights_hash"] = weights_hash(model)
+    return model, info
+
+
+def weights_hash(model: nn.Module) -> str:
+    """sha256 of the model's parameters and buffers, independent of file layout."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        buf = io.BytesIO()
+        np.save(buf, tensor.detach().cpu().numpy(), allow_pickle=False)
+        h.update(buf.getvalue())
+    return h.hexdigest()
+
+
+def default_checkpoint_path(dataset_name: str) -> Path:
+    """Where the shipped (or last trained) weights of a named data set live: ``data/weights/``."""
+    safe = dataset_name.replace(":", "_").replace("/", "_").strip("_")
+    return Path(__file__).resolve().parents[1] / "data" / "weights" / f"{safe}.pt"

@@ -16,6 +16,7 @@ last linear layer.
 from __future__ import annotations
 
 import hashlib
+import pickle
 import io
 import math
 from collections import OrderedDict
@@ -313,7 +314,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         model = build_model(payload["arch"], tuple(payload["item_shape"]), payload["n_classes"])
         model.load_state_dict(payload["state_dict"])
-    except (RuntimeError, KeyError, EOFError, OSError, ValueError) as exc:
+    except (RuntimeError, KeyError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
         raise ValueError(f"checkpoint {str(path)!r} is not a valid dldiag checkpoint: {exc}") from exc
     model.eval()
     info = {k: payload[k] for k in ("arch", "item_shape", "n_classes", "meta")}

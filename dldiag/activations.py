@@ -1,0 +1,379 @@
+"""Forward hooks, and the streaming pass that turns activations into per-group aggregates.
+
+A pass runs the model over items batch by batch, captures the outputs of the diagnosed layers
+with forward hooks, and folds each batch into :class:`LayerAggregates` right away, so that the
+N × units activation matrix never exists: memory grows with the batch size, not with N.
+Aggregates are kept per confusion cell (true class, predicted class), the finest grouping the
+query sets need; (class, outcome) groups and the report's Q5 cell "a predicted as b" are sums
+of cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._validation import check_int, check_option
+from .progress import progress
+
+__all__ = [
+    "UNIT_MODES",
+    "OUTCOMES",
+    "LayerAggregates",
+    "Aggregates",
+    "PassResult",
+    "capture",
+    "forward_with_activations",
+    "run_pass",
+    "unit_view",
+]
+
+UNIT_MODES = ("flat", "channel")
+OUTCOMES = ("correct", "incorrect")
+
+
+@contextmanager
+def capture(model: nn.Module, layers: Sequence[str]):
+    """Register forward hooks on ``layers`` for the duration of a ``with`` block.
+
+    Yields a dict that maps each layer name to the last output it produced, detached and
+    cloned (a later in-place op, such as ``ReLU(inplace=True)``, would otherwise change it).
+    The hooks are removed on exit, also when the block raised.
+
+    Raises
+    ------
+    ValueError
+        If a layer name is not a module of ``model``; the message lists the names it has.
+    """
+    modules = dict(model.named_modules())
+    unknown = [name for name in layers if name not in modules]
+    if unknown:
+        names = ", ".join(repr(n) for n in modules if n)
+        raise ValueError(f"layers {unknown!r} are not modules of the model; it has: {names}")
+    store: dict[str, torch.Tensor] = {}
+
+    def hook_for(name):
+        def hook(_module, _inputs, output):
+            if not isinstance(output, torch.Tensor):
+                raise TypeError(f"layer {name!r} returned {type(output).__name__}, not a tensor")
+            store[name] = output.detach().clone()
+
+        return hook
+
+    handles = []
+    try:
+        for name in layers:
+            handles.append(modules[name].register_forward_hook(hook_for(name)))
+        yield store
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def forward_with_activations(model: nn.Module, layers: Sequence[str], x: torch.Tensor):
+    """Run ``model`` on ``x`` under ``torch.no_grad()`` and return ``(logits, activations)``.
+
+    Raises
+    ------
+    RuntimeError
+        If a layer produced no output during the forward pass (it is not on the path
+        from input to logits).
+    """
+    with capture(model, layers) as store, torch.no_grad():
+        logits = model(x)
+    silent = [name for name in layers if name not in store]
+    if silent:
+        raise RuntimeError(f"layers {silent!r} produced no output in the forward pass")
+    return logits.detach(), store
+
+
+def unit_view(act: torch.Tensor, unit_mode: str) -> torch.Tensor:
+    """Activations of one layer as (batch, units).
+
+    ``flat`` flattens every element into a unit; ``channel`` averages a conv output
+    (batch, C, H, W) over space so that a unit is a channel. Outputs that are already
+    (batch, units) are the same in both modes.
+    """
+    if unit_mode == "channel" and act.ndim > 2:
+        return act.flatten(2).mean(2)
+    return act.flatten(1)
+
+
+@dataclass
+class LayerAggregates:
+    """Sufficient statistics of one layer's activations per confusion cell.
+
+    Attributes
+    ----------
+    sums : ndarray of shape (C, C, U), float64
+        Sum of each unit's activation over the items of cell (true class, predicted class).
+    counts : ndarray of shape (C, C), int64
+        Items per cell.
+    argmax_counts : ndarray of shape (C, C, U), int64
+        For each cell, how many items have their maximally activated unit at each unit
+        (ties go to the lowest unit index, as ``torch.argmax`` does).
+    unit_shape : tuple of int
+        Shape of one item's output in this unit mode, to lay units out as maps.
+    """
+
+    sums: np.ndarray
+    counts: np.ndarray
+    argmax_counts: np.ndarray
+    unit_shape: tuple[int, ...] = field(default=())
+
+    @property
+    def n_units(self) -> int:
+        return int(self.sums.shape[-1])
+
+    def cell_mask(self, cls=None, outcome=None, predicted=None) -> np.ndarray:
+        """Boolean (C, C) mask of the confusion cells that form a group.
+
+        Parameters
+        ----------
+        cls : int or None
+            True class; ``None`` for every class.
+        outcome : {"correct", "incorrect"} or None
+            ``None`` for both.
+        predicted : int or None
+            Predicted class (the report's Q5 "class a predicted as b"); ``None`` for any.
+        """
+        n = self.counts.shape[0]
+        true_idx, pred_idx = np.indices((n, n))
+        mask = np.ones((n, n), dtype=bool)
+        if cls is not None:
+            mask &= true_idx == int(cls)
+        if predicted is not None:
+            mask &= pred_idx == int(predicted)
+        if outcome is not None:
+            check_option("outcome", outcome, OUTCOMES)
+            mask &= (true_idx == pred_idx) if outcome == "correct" else (true_idx != pred_idx)
+        return mask
+
+    def group(self, cls=None, outcome=None, predicted=None) -> tuple[int, np.ndarray, np.ndarray]:
+        """``(count, sums, argmax_counts)`` of the group, summed over its cells."""
+        mask = self.cell_mask(cls, outcome, predicted)
+        return (
+            int(self.counts[mask].sum()),
+            self.sums[mask].sum(axis=0),
+            self.argmax_counts[mask].sum(axis=0),
+        )
+
+    def __add__(self, other: "LayerAggregates") -> "LayerAggregates":
+        return LayerAggregates(
+            self.sums + other.sums,
+            self.counts + other.counts,
+            self.argmax_counts + other.argmax_counts,
+            self.unit_shape,
+        )
+
+
+@dataclass
+class Aggregates:
+    """:class:`LayerAggregates` for every (layer, unit mode) of a pass."""
+
+    layers: tuple[str, ...]
+    n_classes: int
+    by_layer: dict[tuple[str, str], LayerAggregates]
+
+    def __getitem__(self, key: tuple[str, str]) -> LayerAggregates:
+        layer, unit_mode = key
+        check_option("layer", layer, self.layers)
+        check_option("unit_mode", unit_mode, UNIT_MODES)
+        return self.by_layer[key]
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Flatten into named numpy arrays (for the disk cache)."""
+        out: dict[str, np.ndarray] = {
+            "layers": np.array(self.layers),
+            "n_classes": np.array(self.n_classes),
+        }
+        for (layer, mode), agg in self.by_layer.items():
+            prefix = f"agg/{layer}/{mode}/"
+            out[prefix + "sums"] = agg.sums
+            out[prefix + "counts"] = agg.counts
+            out[prefix + "argmax_counts"] = agg.argmax_counts
+            out[prefix + "unit_shape"] = np.array(agg.unit_shape, dtype=np.int64)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "Aggregates":
+        layers = tuple(str(v) for v in arrays["layers"])
+        by_layer = {}
+        for layer in layers:
+            for mode in UNIT_MODES:
+                prefix = f"agg/{layer}/{mode}/"
+                by_layer[(layer, mode)] = LayerAggregates(
+                    arrays[prefix + "sums"],
+                    arrays[prefix + "counts"],
+                    arrays[prefix + "argmax_counts"],
+                    tuple(int(v) for v in arrays[prefix + "unit_shape"]),
+                )
+        return cls(layers, int(arrays["n_classes"]), by_layer)
+
+
+@dataclass
+class PassResult:
+    """What one streaming pass produces.
+
+    Attributes
+    ----------
+    y_pred : ndarray (n,), int64
+        Predicted class of each item passed.
+    probs : ndarray (n, C), float32
+        Softmax of the logits.
+    latent : ndarray (n, d), float32 or None
+        Flattened output of the latent layer, if one was asked for.
+    aggregates : Aggregates
+        Per-cell aggregates of every diagnosed layer in both unit modes.
+    """
+
+    y_pred: np.ndarray
+    probs: np.ndarray
+    latent: np.ndarray | None
+    aggregates: Aggregates
+
+
+class _Accumulator:
+    """Folds batches of (batch, units) activations into per-cell sums and arg-max counts."""
+
+    def __init__(self, n_classes: int, n_units: int, unit_shape: tuple[int, ...]):
+        self.n_cells = n_classes * n_classes
+        self.n_units = n_units
+        self.unit_shape = unit_shape
+        self.sums = torch.zeros(self.n_cells, n_units, dtype=torch.float64)
+        self.argmax = torch.zeros(self.n_cells * n_units, dtype=torch.int64)
+        self.n_classes = n_classes
+
+    def add(self, units: torch.Tensor, cell: torch.Tensor) -> None:
+        # float64 sums: a mean over 10k items in float32 would lose the last digits that
+        # decide ties in the top-k order between sample and full data.
+        self.sums.index_add_(0, cell, units.to(torch.float64))
+        flat_index = cell * self.n_units + units.argmax(dim=1)
+        self.argmax += torch.bincount(flat_index, minlength=self.argmax.numel())
+
+    def result(self, counts: np.ndarray) -> LayerAggregates:
+        c = self.n_classes
+        return LayerAggregates(
+            self.sums.numpy().reshape(c, c, self.n_units),
+            counts,
+            self.argmax.numpy().reshape(c, c, self.n_units),
+            self.unit_shape,
+        )
+
+
+def run_pass(
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    layers: Sequence[str],
+    *,
+    n_classes: int,
+    indices: np.ndarray | None = None,
+    latent_layer: str | None = None,
+    batch_size: int = 256,
+    show_progress: bool = False,
+    desc: str = "pass",
+) -> PassResult:
+    """One streaming pass over ``x`` (or ``x[indices]``) that yields predictions and aggregates.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The classifier; switched to eval mode.
+    x : ndarray of shape (N, ...)
+        Items (float32).
+    y : ndarray of shape (N,)
+        True labels in ``[0, n_classes)``.
+    layers : sequence of str
+        Dotted module names of the diagnosed layers.
+    n_classes : int
+        Number of classes (the model's logits).
+    indices : ndarray of int, optional
+        Pass only these items (a sample), in this order.
+    latent_layer : str, optional
+        Also return this layer's flattened output for every item (the latent space).
+    batch_size : int
+        Items per forward pass; peak memory grows with it.
+    show_progress : bool
+        Show a progress bar.
+    desc : str
+        Label of the progress bar.
+
+    Returns
+    -------
+    PassResult
+    """
+    batch_size = check_int("batch_size", batch_size, 1)
+    n_classes = check_int("n_classes", n_classes, 1)
+    layers = tuple(layers)
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length; got {len(x)} and {len(y)}")
+    y = np.asarray(y)
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(f"y must hold labels in [0, {n_classes}); got values from {y.min()} to {y.max()}")
+    order = np.arange(len(x)) if indices is None else np.asarray(indices, dtype=np.int64)
+    if order.size and (order.min() < 0 or order.max() >= len(x)):
+        raise ValueError(f"indices must lie in [0, {len(x)}); got values from {order.min()} to {order.max()}")
+    hooked = layers if latent_layer is None or latent_layer in layers else layers + (latent_layer,)
+    model.eval()
+    n = len(order)
+    y_pred = np.empty(n, dtype=np.int64)
+    probs = np.empty((n, n_classes), dtype=np.float32)
+    latent = None
+    counts = np.zeros(n_classes * n_classes, dtype=np.int64)
+    accs: dict[tuple[str, str], _Accumulator] = {}
+    bar = progress(total=n, desc=desc, unit="item", disable=not show_progress)
+    try:
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            xb = torch.from_numpy(np.ascontiguousarray(x[idx], dtype=np.float32))
+            yb = torch.from_numpy(np.asarray(y[idx], dtype=np.int64))
+            logits, acts = forward_with_activations(model, hooked, xb)
+            if logits.shape[1] != n_classes:
+                raise ValueError(f"model has {logits.shape[1]} logits but n_classes={n_classes}")
+            pred = logits.argmax(dim=1)
+            cell = yb * n_classes + pred
+            counts += np.bincount(cell.numpy(), minlength=counts.size)
+            y_pred[start : start + len(idx)] = pred.numpy()
+            probs[start : start + len(idx)] = torch.softmax(logits, dim=1).numpy()
+            if latent_layer is not None:
+                lat = acts[latent_layer].flatten(1).numpy()
+                if latent is None:
+                    latent = np.empty((n, lat.shape[1]), dtype=np.float32)
+                latent[start : start + len(idx)] = lat
+            for layer in layers:
+                act = acts[layer]
+                for mode in UNIT_MODES:
+                    units = unit_view(act, mode)
+                    if (layer, mode) not in accs:
+                        shape = tuple(act.shape[1:]) if mode == "flat" else (units.shape[1],)
+                        accs[(layer, mode)] = _Accumulator(n_classes, units.shape[1], shape)
+                    accs[(layer, mode)].add(units, cell)
+            bar.update(len(idx))
+    finally:
+        bar.close()
+    if not accs:
+        # An empty sample: every group is absent, with the unit counts of the model's layers.
+        return _empty_result(model, x, layers, n_classes, latent_layer)
+    cell_counts = counts.reshape(n_classes, n_classes)
+    by_layer = {key: acc.result(cell_counts) for key, acc in accs.items()}
+    aggregates = Aggregates(layers, n_classes, by_layer)
+    return PassResult(y_pred, probs, latent, aggregates)
+
+
+def _empty_result(model, x, layers, n_classes, latent_layer) -> PassResult:
+    probe = run_pass(model, x[:1], np.zeros(1, dtype=np.int64), layers, n_classes=n_classes,
+                     latent_layer=latent_layer)
+    by_layer = {
+        key: LayerAggregates(np.zeros_like(a.sums), np.zeros_like(a.counts),
+                             np.zeros_like(a.argmax_counts), a.unit_shape)
+        for key, a in probe.aggregates.by_layer.items()
+    }
+    latent = None if probe.latent is None else probe.latent[:0]
+    return PassResult(probe.y_pred[:0], probe.probs[:0], latent,
+                      Aggregates(tuple(layers), n_classes, by_layer))

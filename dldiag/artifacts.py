@@ -1,0 +1,200 @@
+"""The cached workspace of a (data set, model) pair.
+
+Everything derived from a data set and a trained model — predictions, the latent matrix, the
+full-data aggregates of every group, 2-D projections, sampler fits — is computed once and kept
+in an :class:`~dldiag.cache.ArrayCache` keyed by content hashes: the evaluation split's
+fingerprint, the weights' hash and the diagnosed layers. A second process finds it all there.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from . import models
+from ._validation import check_option
+from .activations import Aggregates, PassResult, run_pass
+from .cache import ArrayCache, content_key
+from .datasets import Dataset, load_dataset
+from .projections import PROJECTIONS, project
+from .queries import QueryAccuracy, evaluate
+
+__all__ = ["Workspace", "load_workspace", "resolve_weights"]
+
+# Bump when the layout of cached arrays changes, so that old entries are not misread.
+CACHE_VERSION = 1
+
+
+def resolve_weights(dataset_name: str, weights: str | Path | None) -> Path:
+    """The checkpoint to use: ``weights`` if given, else the data set's default in ``data/weights/``."""
+    path = Path(weights) if weights is not None else models.default_checkpoint_path(dataset_name)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no weights for dataset {dataset_name!r} at {str(path)!r}; train them with "
+            f"`python -m dldiag train --dataset {dataset_name}` or pass --weights PATH"
+        )
+    return path
+
+
+@dataclass
+class Workspace:
+    """Cached artifacts of one (data set, model, layers) triple.
+
+    Build one with :func:`load_workspace`. Attributes are read-only by convention.
+
+    Attributes
+    ----------
+    dataset : Dataset
+    model : nn.Module
+        In eval mode.
+    layers : tuple of str
+        Diagnosed layers.
+    latent_layer : str
+        The last hidden layer, whose output is the latent space.
+    key : str
+        Content hash of (evaluation split, weights, layers): the cache namespace.
+    y_true, y_pred : ndarray (N,)
+    probs : ndarray (N, C)
+        Softmax outputs of the full pass.
+    latent : ndarray (N, d)
+    full : Aggregates
+        Ground-truth aggregates per group from the full pass.
+    cache : ArrayCache
+    build_seconds : float
+        Time spent loading or building the full pass.
+    cache_hit : bool
+        Whether the full pass came from the cache.
+    """
+
+    dataset: Dataset
+    model: nn.Module
+    layers: tuple[str, ...]
+    latent_layer: str
+    key: str
+    y_pred: np.ndarray
+    probs: np.ndarray
+    latent: np.ndarray
+    full: Aggregates
+    cache: ArrayCache
+    batch_size: int = 256
+    build_seconds: float = 0.0
+    cache_hit: bool = False
+    model_info: dict = field(default_factory=dict)
+
+    @property
+    def y_true(self) -> np.ndarray:
+        return self.dataset.y_test
+
+    @property
+    def n_items(self) -> int:
+        return len(self.dataset.y_test)
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.mean(self.y_pred == self.y_true))
+
+    def sample_pass(self, indices: np.ndarray, *, show_progress: bool = False) -> PassResult:
+        """Forward pass over the sampled items only; their aggregates per group."""
+        return run_pass(self.model, self.dataset.x_test, self.dataset.y_test, self.layers,
+                        n_classes=self.dataset.n_classes, indices=np.asarray(indices),
+                        batch_size=self.batch_size, show_progress=show_progress, desc="sample")
+
+    def evaluate(self, indices: np.ndarray, *, k: int = 10, unit_mode: str = "flat") -> QueryAccuracy:
+        """Query-set accuracy of the sample ``indices`` against the full data."""
+        return evaluate(self.sample_pass(indices).aggregates, self.full, k=k, unit_mode=unit_mode)
+
+    def fitted_sampler(self, name: str, *, seed: int = 0, show_progress: bool = False, **params):
+        """A sampler fitted on this workspace's latent space, from the cache when it is there."""
+        from .sampling import make_sampler
+
+        sampler = make_sampler(name, **params)
+        key = content_key("sampler", CACHE_VERSION, self.key, sampler.fit_key(), int(seed))
+        state = self.cache.get(key)
+        if state is not None:
+            return sampler.set_state(state)
+        if show_progress:
+            print(f"fitting sampler {name} …", flush=True)
+        sampler.fit(self.latent, self.y_true, self.y_pred, seed=seed)
+        self.cache.put(key, sampler.get_state())
+        return sampler
+
+    def projection(self, method: str = "umap", *, seed: int = 0) -> np.ndarray:
+        """2-D projection of the latent space (N, 2), computed once and cached."""
+        check_option("method", method, PROJECTIONS)
+        key = content_key("projection", CACHE_VERSION, self.key, method, int(seed))
+        arrays, _ = self.cache.get_or_build(key, lambda: {"xy": project(self.latent, method, seed=seed)})
+        return arrays["xy"]
+
+
+def load_workspace(
+    dataset: str | Dataset = "fashion-mnist",
+    *,
+    weights: str | Path | None = None,
+    layers=None,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 256,
+    show_progress: bool = True,
+) -> Workspace:
+    """Load the workspace of a data set and its model, building the full pass if not cached.
+
+    Parameters
+    ----------
+    dataset : str or Dataset
+        A name for :func:`~dldiag.datasets.load_dataset` or a loaded data set (evaluation
+        split needed only).
+    weights : path, optional
+        Checkpoint; the data set's default in ``data/weights/`` if omitted.
+    layers : sequence of str, optional
+        Diagnosed layers; the model's defaults if omitted.
+    cache_dir : path, optional
+        Cache folder (default :func:`~dldiag.cache.default_cache_dir`).
+    batch_size : int
+        Items per forward pass.
+    show_progress : bool
+        Progress bars for the full pass.
+
+    Returns
+    -------
+    Workspace
+    """
+    start = time.perf_counter()
+    ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, splits=("test",))
+    model, info = models.load_checkpoint(resolve_weights(ds.name, weights))
+    if tuple(info["item_shape"]) != ds.item_shape or info["n_classes"] != ds.n_classes:
+        raise ValueError(
+            f"weights were trained for items {tuple(info['item_shape'])} and {info['n_classes']} "
+            f"classes; dataset {ds.name!r} has {ds.item_shape} and {ds.n_classes}"
+        )
+    layers = tuple(layers) if layers else models.default_layers(model)
+    latent_name = models.latent_layer(model, layers)
+    cache = ArrayCache(cache_dir)
+    key = content_key("workspace", CACHE_VERSION, ds.fingerprint(), info["weights_hash"], layers, latent_name)
+
+    def build():
+        result = run_pass(model, ds.x_test, ds.y_test, layers, n_classes=ds.n_classes,
+                          latent_layer=latent_name, batch_size=batch_size,
+                          show_progress=show_progress, desc=f"full pass {ds.name}")
+        return {"y_pred": result.y_pred, "probs": result.probs, "latent": result.latent,
+                **result.aggregates.to_arrays()}
+
+    arrays, hit = cache.get_or_build(content_key("full", key), build)
+    return Workspace(
+        dataset=ds,
+        model=model,
+        layers=layers,
+        latent_layer=latent_name,
+        key=key,
+        y_pred=arrays["y_pred"],
+        probs=arrays["probs"],
+        latent=arrays["latent"],
+        full=Aggregates.from_arrays(arrays),
+        cache=cache,
+        batch_size=batch_size,
+        build_seconds=time.perf_counter() - start,
+        cache_hit=hit,
+        model_info=info,
+    )

@@ -1,0 +1,122 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import TINY_X, TINY_Y, TinyNet
+from dldiag.activations import capture, forward_with_activations, run_pass, unit_view
+
+
+def _hooks(model):
+    return sum(len(m._forward_hooks) for m in model.modules())
+
+
+def test_tiny_model_aggregates_by_hand(tiny):
+    model, x, y = tiny
+    res = run_pass(model, x, y, ("act", "logits"), n_classes=2, latent_layer="act", batch_size=2)
+    np.testing.assert_array_equal(res.y_pred, [0, 1, 1, 0, 0])
+    np.testing.assert_allclose(res.latent, [[2, 1, 3], [1, 3, 4], [0, 2, 1], [3, 0, 2], [4, 0, 4]])
+    agg = res.aggregates["act", "flat"]
+    # cells (true, predicted): (0,0) items 0 and 4, (1,1) item 1, (0,1) item 2, (1,0) item 3
+    np.testing.assert_array_equal(agg.counts, [[2, 1], [1, 1]])
+    np.testing.assert_allclose(agg.sums[0, 0], [6, 1, 7])
+    np.testing.assert_allclose(agg.sums[0, 1], [0, 2, 1])
+    np.testing.assert_allclose(agg.sums[1, 0], [3, 0, 2])
+    # arg-max units: item 0 → 2, item 4 → 0 (tie of units 0 and 2 goes to the lower index)
+    np.testing.assert_array_equal(agg.argmax_counts[0, 0], [1, 0, 1])
+    np.testing.assert_array_equal(agg.argmax_counts[1, 1], [0, 0, 1])
+    count, sums, arg = agg.group(cls=0, outcome="correct")
+    assert count == 2 and np.allclose(sums / count, [3, 0.5, 3.5])
+    count, sums, arg = agg.group(cls=1, outcome="incorrect")
+    assert count == 1 and np.array_equal(arg, [1, 0, 0])
+    assert agg.group(cls=0, predicted=1)[0] == 1  # the report's Q5: class 0 predicted as 1
+    assert agg.group()[0] == 5
+
+
+def test_batch_size_does_not_change_aggregates(fashion_small):
+    model, x, y = fashion_small
+    layers = ("conv1", "fc2", "logits")
+    a = run_pass(model, x, y, layers, n_classes=10, batch_size=300).aggregates
+    b = run_pass(model, x, y, layers, n_classes=10, batch_size=7).aggregates
+    for key in a.by_layer:
+        np.testing.assert_allclose(a.by_layer[key].sums, b.by_layer[key].sums, rtol=1e-9)
+        np.testing.assert_array_equal(a.by_layer[key].argmax_counts, b.by_layer[key].argmax_counts)
+
+
+def test_unit_modes_on_lenet(fashion_small):
+    model, x, y = fashion_small
+    agg = run_pass(model, x[:20], y[:20], ("conv1", "conv2", "fc2"), n_classes=10).aggregates
+    assert agg["conv1", "flat"].n_units == 6 * 28 * 28 and agg["conv1", "flat"].unit_shape == (6, 28, 28)
+    assert agg["conv1", "channel"].n_units == 6
+    assert agg["conv2", "flat"].n_units == 16 * 10 * 10
+    assert agg["fc2", "flat"].n_units == agg["fc2", "channel"].n_units == 84
+    # channel sums are the flat sums averaged over space
+    flat = agg["conv2", "flat"].sums.reshape(10, 10, 16, 100).mean(-1)
+    np.testing.assert_allclose(agg["conv2", "channel"].sums, flat, rtol=1e-6)
+
+
+def test_unit_view_channel_mean():
+    act = torch.arange(16.0).reshape(1, 2, 2, 4)
+    np.testing.assert_allclose(unit_view(act, "channel").numpy(), [[3.5, 11.5]])
+    assert unit_view(act, "flat").shape == (1, 16)
+
+
+def test_hooks_removed_after_pass(tiny):
+    model, x, y = tiny
+    run_pass(model, x, y, ("act", "logits"), n_classes=2)
+    assert _hooks(model) == 0
+
+
+def test_hooks_removed_when_pass_raises():
+    model = TinyNet()
+    with pytest.raises(RuntimeError, match="boom"):
+        with capture(model, ("act", "logits")):
+            assert _hooks(model) == 2
+            raise RuntimeError("boom")
+    assert _hooks(model) == 0
+
+    class Broken(TinyNet):
+        def forward(self, x):
+            self.act(self.fc(x.flatten(1)))
+            raise ValueError("forward failed")
+
+    broken = Broken()
+    with pytest.raises(ValueError, match="forward failed"):
+        run_pass(broken, TINY_X, TINY_Y, ("act",), n_classes=2)
+    assert _hooks(broken) == 0
+
+
+def test_captured_activations_are_detached_clones():
+    model = TinyNet(inplace=True)
+    x = torch.tensor([[1.0, -2.0]], requires_grad=True)
+    with capture(model, ("fc",)) as store:
+        model(x)  # the in-place ReLU overwrites fc's output after the hook ran
+    assert not store["fc"].requires_grad
+    np.testing.assert_allclose(store["fc"].numpy(), [[1.0, -2.0, -1.0]])
+
+
+def test_unknown_and_silent_layers_are_loud(tiny):
+    model, x, y = tiny
+    with pytest.raises(ValueError, match=r"\['nope'\] are not modules of the model; it has: 'fc', 'act'"):
+        run_pass(model, x, y, ("nope",), n_classes=2)
+    model.unused = nn.Linear(1, 1)
+    with pytest.raises(RuntimeError, match=r"\['unused'\] produced no output"):
+        forward_with_activations(model, ("unused",), torch.from_numpy(x))
+    assert _hooks(model) == 0
+
+
+def test_bad_labels_and_indices(tiny):
+    model, x, y = tiny
+    with pytest.raises(ValueError, match=r"y must hold labels in \[0, 2\); got values from 0 to 5"):
+        run_pass(model, x, np.array([0, 1, 0, 1, 5]), ("act",), n_classes=2)
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, 5\)"):
+        run_pass(model, x, y, ("act",), n_classes=2, indices=np.array([0, 9]))
+    with pytest.raises(ValueError, match="batch_size must be an integer"):
+        run_pass(model, x, y, ("act",), n_classes=2, batch_size=0)
+
+
+def test_empty_sample_has_zero_counts(tiny):
+    model, x, y = tiny
+    res = run_pass(model, x, y, ("act", "logits"), n_classes=2, indices=np.array([], dtype=int))
+    assert res.aggregates["act", "flat"].counts.sum() == 0
+    assert res.aggregates["act", "flat"].n_units == 3

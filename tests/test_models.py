@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+import torch
+
+from dldiag.datasets import load_dataset
+from dldiag.models import (
+    LeNet5, build_model, default_architecture, default_checkpoint_path, default_layers,
+    evaluate_accuracy, latent_layer, load_checkpoint, save_checkpoint, train_model, weights_hash,
+)
+from conftest import TinyNet
+
+
+def test_lenet5_shapes_and_layers():
+    model = LeNet5()
+    assert default_layers(model) == ("conv1", "conv2", "fc1", "fc2", "logits")
+    assert latent_layer(model) == "fc2"
+    out = model.eval()(torch.zeros(3, 1, 28, 28))
+    assert out.shape == (3, 10)
+    # batch norm after every hidden layer, as in the report's Fig. 2
+    kinds = [type(m).__name__ for m in model.modules()]
+    assert kinds.count("BatchNorm2d") == 2 and kinds.count("BatchNorm1d") == 2
+    assert model.fc2[0].out_features == 84
+
+
+def test_default_architecture_and_errors():
+    assert default_architecture((1, 28, 28)) == "lenet5"
+    assert default_architecture((1, 8, 8)) == "small-cnn"
+    with pytest.raises(ValueError, match="arch must be one of 'lenet5', 'small-cnn'; got 'vgg'"):
+        build_model("vgg", (1, 28, 28), 10)
+
+
+def test_generic_model_default_layers():
+    assert default_layers(TinyNet()) == ("act", "logits")
+    torch_model = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.ReLU(), torch.nn.Linear(5, 2))
+    assert default_layers(torch_model) == ("1", "2")
+    assert latent_layer(torch_model) == "1"
+
+
+def test_seeded_training_is_reproducible_and_learns():
+    ds = load_dataset("digits")
+    accs, hashes = [], []
+    for _ in range(2):
+        model = build_model("small-cnn", ds.item_shape, ds.n_classes)
+        train_model(model, ds.x_train, ds.y_train, epochs=3, lr=1e-2, seed=3, show_progress=False)
+        accs.append(evaluate_accuracy(model, ds.x_test, ds.y_test))
+        hashes.append(weights_hash(model))
+    assert hashes[0] == hashes[1]
+    assert accs[0] > 0.8
+
+
+def test_checkpoint_round_trip_weights_only(tmp_path):
+    model = build_model("small-cnn", (1, 8, 8), 10).eval()
+    path = save_checkpoint(tmp_path / "m.pt", model, arch="small-cnn", item_shape=(1, 8, 8),
+                           n_classes=10, meta={"note": "x"})
+    payload = torch.load(path, weights_only=True)  # nothing but tensors and plain values
+    assert payload["arch"] == "small-cnn"
+    loaded, info = load_checkpoint(path)
+    assert info["weights_hash"] == weights_hash(model) and info["meta"] == {"note": "x"}
+    x = torch.rand(4, 1, 8, 8)
+    with torch.no_grad():
+        np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy())
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist; train one with"):
+        load_checkpoint(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="is not a valid dldiag checkpoint"):
+        load_checkpoint(bad)
+
+
+def test_shipped_fashion_mnist_weights(fashion_small):
+    model, x, y = fashion_small
+    _, info = load_checkpoint(default_checkpoint_path("fashion-mnist"))
+    assert info["meta"]["test_accuracy"] >= 0.89
+    assert evaluate_accuracy(model, x, y) >= 0.85  # on the first 300 test items

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import nn
 
 from . import models
 from ._validation import check_option
-from .activations import Aggregates, PassResult, run_pass
+from .activations import UNIT_MODES, Aggregates, PassResult, forward_with_activations, run_pass, unit_view
 from .cache import ArrayCache, content_key
 from .datasets import Dataset, load_dataset
 from .projections import PROJECTIONS, project
@@ -102,6 +103,20 @@ class Workspace:
         return run_pass(self.model, self.dataset.x_test, self.dataset.y_test, self.layers,
                         n_classes=self.dataset.n_classes, indices=np.asarray(indices),
                         batch_size=self.batch_size, show_progress=show_progress, desc="sample")
+
+    def activations(self, indices: np.ndarray, layer: str, unit_mode: str = "flat") -> np.ndarray:
+        """Activations (n, units) of ``layer`` for the items ``indices`` (a sample, not all of D)."""
+        check_option("layer", layer, self.layers)
+        check_option("unit_mode", unit_mode, UNIT_MODES)
+        indices = np.asarray(indices, dtype=np.int64)
+        out = []
+        for start in range(0, len(indices), self.batch_size):
+            xb = torch.from_numpy(np.ascontiguousarray(self.dataset.x_test[indices[start:start + self.batch_size]]))
+            _, acts = forward_with_activations(self.model, (layer,), xb)
+            out.append(unit_view(acts[layer], unit_mode).numpy())
+        if not out:
+            return np.zeros((0, self.full[layer, unit_mode].n_units), dtype=np.float32)
+        return np.concatenate(out)
 
     def evaluate(self, indices: np.ndarray, *, k: int = 10, unit_mode: str = "flat") -> QueryAccuracy:
         """Query-set accuracy of the sample ``indices`` against the full data."""

@@ -83,3 +83,14 @@ def test_projection_is_cached(digits_ws):
 def test_missing_weights_message(tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m dldiag train --dataset idx:/x"):
         resolve_weights("idx:/x", None)
+
+
+def test_workspace_activations_match_aggregates(digits_ws):
+    ws = digits_ws
+    idx = np.flatnonzero((ws.y_true == 3) & (ws.y_pred == 3))
+    acts = ws.activations(idx, "conv2", "channel")
+    assert acts.shape == (len(idx), 16)
+    count, sums, _ = ws.full["conv2", "channel"].group(cls=3, outcome="correct")
+    assert count == len(idx)
+    np.testing.assert_allclose(acts.sum(0), sums, rtol=1e-5)
+    assert ws.activations(idx[:0], "fc1").shape == (0, 32)

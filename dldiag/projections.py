@@ -44,5 +44,6 @@ def project(latent: np.ndarray, method: str = "umap", *, seed: int = 0) -> np.nd
         import umap  # heavy import (numba): only when a UMAP projection is asked for
 
         n_neighbors = min(15, max(2, len(x) - 1))
-        out = umap.UMAP(n_components=2, n_neighbors=n_neighbors, random_state=seed).fit_transform(x)
+        # A seeded UMAP is single-threaded anyway; saying so explicitly silences its warning.
+        out = umap.UMAP(n_components=2, n_neighbors=n_neighbors, random_state=seed, n_jobs=1).fit_transform(x)
     return np.asarray(out, dtype=np.float32)

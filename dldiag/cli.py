@@ -1,0 +1,144 @@
+"""``python -m dldiag``: train a model, build a workspace, query a sample's accuracy."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+__all__ = ["main", "build_parser"]
+
+
+def _add_workspace_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="fashion-mnist",
+                   help="digits, fashion-mnist, idx:DIR or npz:FILE (default: fashion-mnist)")
+    p.add_argument("--weights", default=None, help="checkpoint (default: data/weights/<dataset>.pt)")
+    p.add_argument("--cache-dir", default=None, help="cache folder (default: $DLDIAG_CACHE or ./cache)")
+    p.add_argument("--batch-size", type=int, default=256)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dldiag", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train the data set's default model and save a checkpoint")
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--arch", default=None, help="lenet5 or small-cnn (default: by image size)")
+    p.add_argument("--epochs", type=int, default=None, help="default: 15 (lenet5), 60 (small-cnn)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=None, help="default: 2e-3 (lenet5), 1e-2 (small-cnn)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="checkpoint path (default: data/weights/<dataset>.pt)")
+
+    p = sub.add_parser("build", help="run the full pass once and cache every artifact")
+    _add_workspace_args(p)
+    p.add_argument("--projections", default="umap,tsne,pca",
+                   help="comma-separated projections to compute (default: umap,tsne,pca; '' for none)")
+    p.add_argument("--samplers", default="all",
+                   help="comma-separated samplers to fit (default: all; '' for none)")
+
+    p = sub.add_parser("query", help="S1/S2/S3 accuracy of a sample against the full data")
+    _add_workspace_args(p)
+    p.add_argument("--sampler", default="random")
+    p.add_argument("--fraction", type=float, default=0.05)
+    p.add_argument("--j", type=float, default=0.7, help="share of boundary items (ratio samplers)")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--unit-mode", default="flat", choices=("flat", "channel"))
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    return parser
+
+
+def _train(args) -> int:
+    from . import models
+    from .datasets import load_dataset
+
+    ds = load_dataset(args.dataset)
+    arch = args.arch or models.default_architecture(ds.item_shape)
+    small = arch == "small-cnn"
+    epochs = args.epochs or (60 if small else 15)
+    lr = args.lr or (1e-2 if small else 2e-3)
+    model = models.build_model(arch, ds.item_shape, ds.n_classes)
+    start = time.perf_counter()
+    models.train_model(model, ds.x_train, ds.y_train, epochs=epochs, batch_size=args.batch_size,
+                       lr=lr, seed=args.seed)
+    seconds = time.perf_counter() - start
+    acc = models.evaluate_accuracy(model, ds.x_test, ds.y_test)
+    out = args.out or models.default_checkpoint_path(ds.name)
+    meta = {"dataset": ds.name, "test_accuracy": acc, "epochs": epochs, "lr": lr,
+            "batch_size": args.batch_size, "seed": args.seed, "train_seconds": round(seconds, 1)}
+    models.save_checkpoint(out, model, arch=arch, item_shape=ds.item_shape, n_classes=ds.n_classes, meta=meta)
+    print(f"{arch} on {ds.name}: test accuracy {acc:.4f} after {epochs} epochs ({seconds:.0f} s); saved {out}")
+    return 0
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _build(args) -> int:
+    from .artifacts import load_workspace
+
+    ws = load_workspace(args.dataset, weights=args.weights, cache_dir=args.cache_dir,
+                        batch_size=args.batch_size)
+    print(f"{ws.dataset.name}: {ws.n_items} items, accuracy {ws.accuracy:.4f}, layers {', '.join(ws.layers)}; "
+          f"full pass {'from cache' if ws.cache_hit else 'built'} in {ws.build_seconds:.2f} s "
+          f"({ws.cache.directory})")
+    for method in _split(args.projections):
+        start = time.perf_counter()
+        ws.projection(method)
+        print(f"projection {method}: {time.perf_counter() - start:.1f} s")
+    names = _split(args.samplers)
+    if names == ["all"]:
+        from .sampling import SAMPLER_NAMES
+
+        names = list(SAMPLER_NAMES)
+    for name in names:
+        start = time.perf_counter()
+        ws.fitted_sampler(name)
+        print(f"sampler {name}: {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _query(args) -> int:
+    from .artifacts import load_workspace
+
+    ws = load_workspace(args.dataset, weights=args.weights, cache_dir=args.cache_dir,
+                        batch_size=args.batch_size, show_progress=not args.json)
+    sampler = ws.fitted_sampler(args.sampler, seed=args.seed)
+    indices = sampler.sample(args.fraction, j=args.j, seed=args.seed)
+    info = sampler.sample_info(args.fraction, j=args.j, seed=args.seed)
+    acc = ws.evaluate(indices, k=args.k, unit_mode=args.unit_mode)
+    wrong = int(np.sum(ws.y_pred[indices] != ws.y_true[indices]))
+    if args.json:
+        out = {"dataset": ws.dataset.name, "sampler": args.sampler, "fraction": args.fraction,
+               "j": args.j, "seed": args.seed, "n_sample": int(len(indices)),
+               "n_correct": int(len(indices) - wrong), "n_incorrect": wrong,
+               "sample_info": info, **acc.to_dict()}
+        json.dump(out, sys.stdout, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+        print()
+        return 0
+    print(f"{args.sampler} sample of {ws.dataset.name}: {len(indices)} of {ws.n_items} items "
+          f"({len(indices) - wrong} correct, {wrong} incorrect); k={args.k}, units {args.unit_mode}")
+    for key, value in info.items():
+        print(f"  {key}: {value}")
+    print(f"{'layer':<12}{'S1 precision':>14}{'S2 cosine':>12}{'S3 JS':>10}")
+    for layer, m in acc.per_layer.items():
+        print(f"{layer:<12}{m['s1']:>14.4f}{m['s2']:>12.4f}{m['s3']:>10.4f}")
+    m = acc.overall
+    print(f"{'overall':<12}{m['s1']:>14.4f}{m['s2']:>12.4f}{m['s3']:>10.4f}  ({len(acc.groups)} groups)")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Entry point of ``python -m dldiag``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    handler = {"train": _train, "build": _build, "query": _query}[args.command]
+    try:
+        return handler(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

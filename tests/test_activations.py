@@ -39,7 +39,7 @@ def test_batch_size_does_not_change_aggregates(fashion_small):
     a = run_pass(model, x, y, layers, n_classes=10, batch_size=300).aggregates
     b = run_pass(model, x, y, layers, n_classes=10, batch_size=7).aggregates
     for key in a.by_layer:
-        np.testing.assert_allclose(a.by_layer[key].sums, b.by_layer[key].sums, rtol=1e-9)
+        np.testing.assert_allclose(a.by_layer[key].sums, b.by_layer[key].sums, rtol=1e-5)
         np.testing.assert_array_equal(a.by_layer[key].argmax_counts, b.by_layer[key].argmax_counts)
 
 
@@ -57,7 +57,7 @@ def test_unit_modes_on_lenet(fashion_small):
 
 def test_unit_view_channel_mean():
     act = torch.arange(16.0).reshape(1, 2, 2, 4)
-    np.testing.assert_allclose(unit_view(act, "channel").numpy(), [[3.5, 11.5]])
+    np.testing.assert_allclose(unit_view(act, "channel"), [[3.5, 11.5]])
     assert unit_view(act, "flat").shape == (1, 16)
 
 

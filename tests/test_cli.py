@@ -1,0 +1,44 @@
+import json
+
+import pytest
+
+from dldiag.cli import main
+
+
+def test_build_then_query_json(tmp_path, capsys):
+    cache = str(tmp_path / "cache")
+    assert main(["build", "--dataset", "digits", "--cache-dir", cache,
+                 "--projections", "pca", "--samplers", "random,stratified-cm"]) == 0
+    out = capsys.readouterr().out
+    assert "full pass built" in out and "sampler stratified-cm" in out
+    assert main(["build", "--dataset", "digits", "--cache-dir", cache,
+                 "--projections", "pca", "--samplers", "random"]) == 0
+    assert "full pass from cache" in capsys.readouterr().out
+
+    assert main(["query", "--dataset", "digits", "--cache-dir", cache, "--sampler", "random",
+                 "--fraction", "0.2", "--k", "5", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n_sample"] == 90  # floor(0.2 * 450 + 0.5)
+    assert result["n_correct"] + result["n_incorrect"] == 90
+    assert set(result["per_layer"]) == {"conv1", "conv2", "fc1", "logits"}
+    assert 0 <= result["overall"]["s1"] <= 1 and 0 <= result["overall"]["s3"] <= 1
+
+    assert main(["query", "--dataset", "digits", "--cache-dir", cache, "--fraction", "1.0"]) == 0
+    table = capsys.readouterr().out
+    assert "overall" in table and "1.0000      0.0000    0.0000" in table
+
+
+def test_query_errors_name_the_value(tmp_path, capsys):
+    cache = str(tmp_path / "cache")
+    assert main(["query", "--dataset", "digits", "--cache-dir", cache, "--fraction", "1.5"]) == 2
+    assert "fraction must be in (0.0, 1.0]; got 1.5" in capsys.readouterr().err
+    assert main(["query", "--dataset", "digits", "--cache-dir", cache, "--sampler", "nope"]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert main(["build", "--dataset", "cifar", "--cache-dir", cache]) == 2
+    assert "cifar" in capsys.readouterr().err
+
+
+def test_train_digits(tmp_path, capsys):
+    out = tmp_path / "digits.pt"
+    assert main(["train", "--dataset", "digits", "--epochs", "2", "--out", str(out)]) == 0
+    assert out.is_file() and "test accuracy" in capsys.readouterr().out

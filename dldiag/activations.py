@@ -37,12 +37,26 @@ UNIT_MODES = ("flat", "channel")
 OUTCOMES = ("correct", "incorrect")
 
 
+class _Captured(dict):
+    """Layer name → output, plus each output's autograd version counter when it was captured."""
+
+    def __init__(self):
+        super().__init__()
+        self.versions: dict[str, int] = {}
+
+    def modified(self) -> list[str]:
+        """Layers whose captured output was changed in place after the hook ran."""
+        return [name for name, t in self.items() if t._version != self.versions[name]]
+
+
 @contextmanager
-def capture(model: nn.Module, layers: Sequence[str]):
+def capture(model: nn.Module, layers: Sequence[str], *, clone: bool = True):
     """Register forward hooks on ``layers`` for the duration of a ``with`` block.
 
-    Yields a dict that maps each layer name to the last output it produced, detached and
-    cloned (a later in-place op, such as ``ReLU(inplace=True)``, would otherwise change it).
+    Yields a dict that maps each layer name to the last output it produced, detached and,
+    by default, cloned (a later in-place op, such as ``ReLU(inplace=True)``, would otherwise
+    change it). With ``clone=False`` the outputs are shared with the model, and the dict's
+    ``modified()`` tells which of them an in-place op changed afterwards.
     The hooks are removed on exit, also when the block raised.
 
     Raises
@@ -55,13 +69,15 @@ def capture(model: nn.Module, layers: Sequence[str]):
     if unknown:
         names = ", ".join(repr(n) for n in modules if n)
         raise ValueError(f"layers {unknown!r} are not modules of the model; it has: {names}")
-    store: dict[str, torch.Tensor] = {}
+    store = _Captured()
 
     def hook_for(name):
         def hook(_module, _inputs, output):
             if not isinstance(output, torch.Tensor):
                 raise TypeError(f"layer {name!r} returned {type(output).__name__}, not a tensor")
-            store[name] = output.detach().clone()
+            out = output.detach()
+            store[name] = out.clone() if clone else out
+            store.versions[name] = store[name]._version
 
         return hook
 
@@ -78,31 +94,37 @@ def capture(model: nn.Module, layers: Sequence[str]):
 def forward_with_activations(model: nn.Module, layers: Sequence[str], x: torch.Tensor):
     """Run ``model`` on ``x`` under ``torch.no_grad()`` and return ``(logits, activations)``.
 
+    Outputs are captured without copying; only if an in-place op changed one of them after
+    its hook (their version counters tell) is the batch run again with cloning hooks. Copying
+    every output of every batch would cost as much as the aggregates themselves.
+
     Raises
     ------
     RuntimeError
         If a layer produced no output during the forward pass (it is not on the path
         from input to logits).
     """
-    with capture(model, layers) as store, torch.no_grad():
+    with capture(model, layers, clone=False) as store, torch.no_grad():
         logits = model(x)
+    if store.modified():
+        with capture(model, layers, clone=True) as store, torch.no_grad():
+            logits = model(x)
     silent = [name for name in layers if name not in store]
     if silent:
         raise RuntimeError(f"layers {silent!r} produced no output in the forward pass")
-    return logits.detach(), store
+    return logits.detach(), dict(store)
 
 
-def unit_view(act, unit_mode: str) -> np.ndarray:
-    """Activations of one layer as a (batch, units) numpy array.
+def unit_view(act: torch.Tensor, unit_mode: str) -> torch.Tensor:
+    """Activations of one layer as a (batch, units) tensor.
 
     ``flat`` flattens every element into a unit; ``channel`` averages a conv output
     (batch, C, H, W) over space so that a unit is a channel. Outputs that are already
     (batch, units) are the same in both modes.
     """
-    act = act.numpy() if isinstance(act, torch.Tensor) else np.asarray(act)
     if unit_mode == "channel" and act.ndim > 2:
-        return act.reshape(act.shape[0], act.shape[1], -1).mean(axis=2)
-    return act.reshape(act.shape[0], -1)
+        return act.flatten(2).mean(2)
+    return act.flatten(1)
 
 
 @dataclass
@@ -242,27 +264,38 @@ class PassResult:
 class _Accumulator:
     """Folds batches of (batch, units) activations into per-cell sums and arg-max counts.
 
-    Works in numpy: its arg-max and segment sums are several times faster on CPU than
-    ``torch.argmax`` and ``index_add_`` on these shapes, which keeps the aggregates' cost
-    small beside the forward pass itself.
+    Sums go into a float32 tensor with ``index_add_`` (one pass over the activations, in
+    torch's thread pool), flushed into float64 totals every ``FLUSH_EVERY`` batches: float32
+    is exact to ~1e-6 over a few thousand items but would drift over a whole data set, and a
+    float64 ``index_add_`` would first copy every activation to float64 (measured 3× slower).
+    The arg-max is numpy's, many times faster on CPU than ``torch.argmax`` on these shapes.
     """
+
+    FLUSH_EVERY = 16
 
     def __init__(self, n_classes: int, n_units: int, unit_shape: tuple[int, ...]):
         self.n_classes = n_classes
         self.n_units = n_units
         self.unit_shape = unit_shape
-        # float64 totals: each batch's float32 segment sums (at most batch_size items) are
-        # exact to ~1e-7, but a float32 running total over 10k items would drift further.
         self.sums = np.zeros((n_classes * n_classes, n_units), dtype=np.float64)
+        self._partial = torch.zeros((n_classes * n_classes, n_units), dtype=torch.float32)
+        self._pending = 0
         self.argmax = np.zeros(n_classes * n_classes * n_units, dtype=np.int64)
 
-    def add(self, units: np.ndarray, batch: "_BatchCells") -> None:
-        # Items sorted by cell, then one segment sum per cell present in the batch.
-        segments = np.add.reduceat(units[batch.order], batch.starts, axis=0)
-        self.sums[batch.present] += segments
-        np.add.at(self.argmax, batch.cell * self.n_units + units.argmax(axis=1), 1)
+    def add(self, units: torch.Tensor, cell: np.ndarray, cell_t: torch.Tensor) -> None:
+        self._partial.index_add_(0, cell_t, units)
+        self._pending += 1
+        if self._pending == self.FLUSH_EVERY:
+            self._flush()
+        np.add.at(self.argmax, cell * self.n_units + units.numpy().argmax(axis=1), 1)
+
+    def _flush(self) -> None:
+        self.sums += self._partial.numpy()
+        self._partial.zero_()
+        self._pending = 0
 
     def result(self, counts: np.ndarray) -> LayerAggregates:
+        self._flush()
         c = self.n_classes
         return LayerAggregates(
             self.sums.reshape(c, c, self.n_units),
@@ -270,17 +303,6 @@ class _Accumulator:
             self.argmax.reshape(c, c, self.n_units),
             self.unit_shape,
         )
-
-
-class _BatchCells:
-    """The confusion cell of each item of a batch, and the batch's items grouped by cell."""
-
-    def __init__(self, cell: np.ndarray):
-        self.cell = cell
-        self.order = np.argsort(cell, kind="stable")
-        sorted_cells = cell[self.order]
-        self.starts = np.flatnonzero(np.r_[True, sorted_cells[1:] != sorted_cells[:-1]])
-        self.present = sorted_cells[self.starts]
 
 
 def run_pass(
@@ -347,31 +369,39 @@ def run_pass(
     bar = progress(total=n, desc=desc, unit="item", disable=not show_progress)
     try:
         for start in range(0, n, batch_size):
+            # Always a fresh copy of the batch: with a view into x, oneDNN may pick other kernels
+            # for other alignments, and a sample equal to the data would differ by 1e-14.
             idx = order[start : start + batch_size]
             xb = torch.from_numpy(np.ascontiguousarray(x[idx], dtype=np.float32))
             yb = torch.from_numpy(np.asarray(y[idx], dtype=np.int64))
+            size = len(yb)
             logits, acts = forward_with_activations(model, hooked, xb)
             if logits.shape[1] != n_classes:
                 raise ValueError(f"model has {logits.shape[1]} logits but n_classes={n_classes}")
             pred = logits.argmax(dim=1).numpy()
-            cells = _BatchCells(yb.numpy() * n_classes + pred)
-            counts += np.bincount(cells.cell, minlength=counts.size)
-            y_pred[start : start + len(idx)] = pred
-            probs[start : start + len(idx)] = torch.softmax(logits, dim=1).numpy()
+            cell = yb.numpy() * n_classes + pred
+            cell_t = torch.from_numpy(cell)
+            counts += np.bincount(cell, minlength=counts.size)
+            y_pred[start : start + size] = pred
+            probs[start : start + size] = torch.softmax(logits, dim=1).numpy()
             if latent_layer is not None:
                 lat = acts[latent_layer].flatten(1).numpy()
                 if latent is None:
                     latent = np.empty((n, lat.shape[1]), dtype=np.float32)
-                latent[start : start + len(idx)] = lat
+                latent[start : start + size] = lat
             for layer in layers:
                 act = acts[layer]
-                for mode in UNIT_MODES:
-                    units = unit_view(act, mode)
+                # a dense output is the same in both unit modes: one accumulator serves both
+                modes = UNIT_MODES if act.ndim > 2 else UNIT_MODES[:1]
+                for mode in modes:
+                    units = unit_view(act, mode).contiguous()
                     if (layer, mode) not in accs:
                         shape = tuple(act.shape[1:]) if mode == "flat" else (units.shape[1],)
                         accs[(layer, mode)] = _Accumulator(n_classes, units.shape[1], shape)
-                    accs[(layer, mode)].add(units, cells)
-            bar.update(len(idx))
+                    accs[(layer, mode)].add(units, cell, cell_t)
+                if len(modes) == 1:
+                    accs[(layer, "channel")] = accs[(layer, "flat")]
+            bar.update(size)
     finally:
         bar.close()
     if not accs:

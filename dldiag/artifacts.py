@@ -113,7 +113,7 @@ class Workspace:
         for start in range(0, len(indices), self.batch_size):
             xb = torch.from_numpy(np.ascontiguousarray(self.dataset.x_test[indices[start:start + self.batch_size]]))
             _, acts = forward_with_activations(self.model, (layer,), xb)
-            out.append(unit_view(acts[layer], unit_mode))
+            out.append(unit_view(acts[layer], unit_mode).numpy())
         if not out:
             return np.zeros((0, self.full[layer, unit_mode].n_units), dtype=np.float32)
         return np.concatenate(out)

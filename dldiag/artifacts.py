@@ -8,6 +8,8 @@ fingerprint, the weights' hash and the diagnosed layers. A second process finds 
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,17 @@ __all__ = ["Workspace", "load_workspace", "resolve_weights"]
 
 # Bump when the layout of cached arrays changes, so that old entries are not misread.
 CACHE_VERSION = 1
+
+
+@functools.lru_cache(maxsize=1)
+def _sampling_code_hash() -> str:
+    """sha256 of the sampling package's source, so that a changed sampler never reuses old fits."""
+    folder = Path(__file__).resolve().parent / "sampling"
+    h = hashlib.sha256()
+    for path in sorted(folder.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 def resolve_weights(dataset_name: str, weights: str | Path | None) -> Path:
@@ -127,7 +140,7 @@ class Workspace:
         from .sampling import make_sampler
 
         sampler = make_sampler(name, **params)
-        key = content_key("sampler", CACHE_VERSION, self.key, sampler.fit_key(), int(seed))
+        key = content_key("sampler", CACHE_VERSION, self.key, sampler.fit_key(), int(seed), _sampling_code_hash())
         state = self.cache.get(key)
         if state is not None:
             return sampler.set_state(state)

@@ -1,0 +1,116 @@
+"""``python -m dldiag.experiments``: the report's experiments (Figs. 4–7, Table IV) as one command.
+
+Examples
+--------
+Full run (resumable; finished cells are kept in OUT/_state/)::
+
+    python -m dldiag.experiments --dataset fashion-mnist --out results/fashion-mnist
+
+Quick run for tests (digits, 2 seeds, fractions 5 %, 20 %, 100 %)::
+
+    python -m dldiag.experiments --quick --out /tmp/quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 0.05,0.1; got {text!r}") from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dldiag.experiments",
+                                description="Reproduce the report's Section V experiments with figures.")
+    p.add_argument("--dataset", default=None,
+                   help="digits, fashion-mnist, idx:DIR or npz:FILE (default: fashion-mnist; digits with --quick)")
+    p.add_argument("--weights", default=None, help="checkpoint (default: data/weights/<dataset>.pt)")
+    p.add_argument("--cache-dir", default=None, help="cache folder (default: $DLDIAG_CACHE or ./cache)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--out", default=None, help="results folder (default: results/<dataset>)")
+    p.add_argument("--quick", action="store_true",
+                   help="small grid for tests: fractions 0.05,0.2,1.0, 2 seeds, j in 0,0.5,1, one creation timing")
+    p.add_argument("--fresh", action="store_true", help="discard finished cells in OUT/_state/ and recompute")
+    p.add_argument("--fractions", type=_floats, default=None, help="sample fractions of Fig. 4 (default: 0.05,0.1,0.2,0.4,0.8)")
+    p.add_argument("--seeds", type=int, default=None, help="draws per randomised sampler (default: 10; 2 with --quick)")
+    p.add_argument("--samplers", type=_names, default=None, help="comma-separated samplers (default: all)")
+    p.add_argument("--no-png", action="store_true", help="skip PNG export (kaleido)")
+    p.add_argument("--no-html", action="store_true", help="skip interactive HTML")
+    p.add_argument("--plotlyjs", default="directory", choices=("directory", "shared", "inline"),
+                   help="where HTML finds plotly.js: OUT/plotly.min.js (default), one shared copy in OUT/.. , "
+                        "or inlined in each file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv=None) -> int:
+    """Entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    from ..artifacts import load_workspace
+    from .figures import results_dir_for
+    from .report import write_report
+    from .runner import ExperimentConfig, run_experiments
+
+    dataset = args.dataset or ("digits" if args.quick else "fashion-mnist")
+    out = Path(args.out) if args.out else results_dir_for(dataset, "results")
+    overrides = {k: v for k, v in (("fractions", args.fractions), ("seeds", args.seeds),
+                                   ("samplers", args.samplers)) if v is not None}
+    config = ExperimentConfig.quick(**overrides) if args.quick else ExperimentConfig(**overrides)
+    start = time.perf_counter()
+    try:
+        ws = load_workspace(dataset, weights=args.weights, cache_dir=args.cache_dir,
+                            batch_size=args.batch_size, show_progress=not args.no_progress)
+        meta = run_experiments(ws, out, config, fresh=args.fresh, show_progress=not args.no_progress)
+        t_report = time.perf_counter()
+        files = write_report(out, png=not args.no_png, html=not args.no_html, plotlyjs=args.plotlyjs)
+        t_report = time.perf_counter() - t_report
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        state = out / "_state"
+        done = len(list(state.glob("*.json"))) if state.is_dir() else 0
+        print(f"\ninterrupted; {done} finished cells are kept in {state}; run the same command "
+              "again to resume", file=sys.stderr)
+        return 130
+    total = time.perf_counter() - start
+    _record_command(out, argv, total, t_report)
+    print(f"{meta['dataset_label']}: {meta['cells_computed']} cells computed, {meta['cells_reused']} reused "
+          f"from {out / '_state'}; experiments {meta['wall_seconds']:.1f} s, figures {t_report:.1f} s, "
+          f"total {total:.1f} s (workspace load included)")
+    print(f"wrote {len(files)} figure/table files and the CSVs to {out}/")
+    return 0
+
+
+def _record_command(out: Path, argv, total: float, report_seconds: float) -> None:
+    """Add this invocation's command line and total time (load + cells + figures) to run.json."""
+    import json
+
+    from .runner import _write_json_atomic
+
+    path = out / "run.json"
+    meta = json.loads(path.read_text())
+    args = sys.argv[1:] if argv is None else list(argv)
+    meta["command"] = "python -m dldiag.experiments " + " ".join(args)
+    meta["figures_seconds"] = report_seconds
+    meta["total_seconds"] = total
+    if meta.get("history"):
+        meta["history"][-1].update(command=meta["command"], total_seconds=total)
+    _write_json_atomic(path, meta)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

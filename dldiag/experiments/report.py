@@ -1,0 +1,172 @@
+"""Files of a results folder: each figure as PNG (kaleido, scale 2) and interactive HTML,
+Table IV as markdown (``table4.md``) and the ranking of the samplers (``summary.md``).
+
+HTML files work offline: plotly.js is not inlined in each file but written once, either into the
+results folder (``plotlyjs="directory"``, the default) or into its parent folder, shared by every
+results folder beside it (``plotlyjs="shared"``, used for the committed ``results/``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .figures import FIGURES, REPORT_TABLE_IV, build_figures, load_run
+from .summary import read_csv
+
+__all__ = ["write_report", "table4_markdown", "summary_markdown"]
+
+PLOTLYJS_MODES = ("directory", "shared", "inline")
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _ensure_shared_plotlyjs(folder: Path) -> None:
+    """``folder/plotly.min.js`` of the installed plotly, written if absent or of another version."""
+    from plotly.offline import get_plotlyjs, get_plotlyjs_version
+
+    path = folder / "plotly.min.js"
+    stamp = f"/* plotly.js v{get_plotlyjs_version()} */"
+    if path.is_file():
+        with open(path) as fh:
+            if fh.readline().strip() == stamp:
+                return
+    _write_text_atomic(path, stamp + "\n" + get_plotlyjs())
+
+
+def table4_markdown(results_dir) -> str:
+    """Table IV of a results folder as a markdown table, with the report's counts beside ours."""
+    results_dir = Path(results_dir)
+    meta = load_run(results_dir)
+    rows = read_csv(results_dir / "table4.csv")
+    cfg = meta["config"]
+    lines = [
+        f"Table IV — correctly (incorrectly) classified items in each {100 * cfg['fixed_fraction']:g} % "
+        f"sample, {meta['dataset_label']}, {meta['model_label']} (j = {cfg['j']}; randomised samplers: "
+        f"mean of {cfg['seeds']} draws, with the range of incorrect items over the draws).",
+        "",
+        "| sampler | items | ours: correct (incorrect) | incorrect, range | report MNIST | report Galaxy Zoo2 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        natural = r["size_mode"] == "natural"
+        name = f"{r['sampler']} (natural tree)" if natural else r["sampler"]
+        ref = REPORT_TABLE_IV.get(r["sampler"] if (r["sampler"] != "eb-tree" or natural) else None, ("", ""))
+        spread = "" if r["n_seeds"] <= 1 else f"{r['n_incorrect_min']:g}–{r['n_incorrect_max']:g}"
+        lines.append(f"| {name} | {r['n_sample']} ({100 * r['fraction']:.3g} %) | "
+                     f"{r['n_correct_mean']:.4g} ({r['n_incorrect_mean']:.3g}) | {spread} | {ref[0]} | {ref[1]} |")
+    return "\n".join(lines) + "\n"
+
+
+_BETTER = {"s1": max, "s2": min, "s3": min}
+_METRIC_NAMES = {"s1": "S1 precision@{k} ↑", "s2": "S2 cosine distance ↓", "s3": "S3 JS distance ↓"}
+
+
+def summary_markdown(results_dir) -> str:
+    """Which sampler ranks first on each query set at each fraction, and its gap to random.
+
+    Only samplers with a line in Fig. 4 compete (the EB tree's natural sample has no fixed
+    fraction); ranks are by the mean over draws.
+    """
+    results_dir = Path(results_dir)
+    meta = load_run(results_dir)
+    cfg = meta["config"]
+    rows = [r for r in read_csv(results_dir / "fig4_fraction.csv") if r["size_mode"] == "fraction"]
+    lines = [
+        f"Best sampler per query set and fraction, {meta['dataset_label']}, {meta['model_label']} "
+        f"(k = {cfg['k']}, j = {cfg['j']}; mean over draws; gap = best − random, in the metric's unit).",
+        "",
+        "| fraction | query set | first | second | random | gap to random |",
+        "|---:|---|---|---|---:|---:|",
+    ]
+    for f in sorted({r["fraction"] for r in rows}):
+        at = [r for r in rows if r["fraction"] == f]
+        rand = next((r for r in at if r["sampler"] == "random"), None)
+        for m in ("s1", "s2", "s3"):
+            ranked = sorted(at, key=lambda r: r[f"{m}_mean"], reverse=_BETTER[m] is max)
+            best, second = ranked[0], ranked[1] if len(ranked) > 1 else None
+            gap = "" if rand is None else f"{best[f'{m}_mean'] - rand[f'{m}_mean']:+.4f}"
+            lines.append(
+                f"| {100 * f:g} % | {_METRIC_NAMES[m].format(k=cfg['k'])} | {best['sampler']} "
+                f"{best[f'{m}_mean']:.4f} | "
+                + (f"{second['sampler']} {second[f'{m}_mean']:.4f}" if second else "")
+                + f" | {'' if rand is None else format(rand[f'{m}_mean'], '.4f')} | {gap} |")
+    ranks = {}
+    f5 = cfg["fixed_fraction"]
+    at5 = [r for r in rows if abs(r["fraction"] - f5) < 1e-12]
+    if at5:
+        lines += ["", f"Rank of every sampler at {100 * f5:g} % (1 = best):", "",
+                  "| sampler | S1 | S2 | S3 |", "|---|---:|---:|---:|"]
+        for m in ("s1", "s2", "s3"):
+            ordered = sorted(at5, key=lambda r: r[f"{m}_mean"], reverse=_BETTER[m] is max)
+            for i, r in enumerate(ordered, start=1):
+                ranks.setdefault(r["sampler"], {})[m] = i
+        for name, rk in ranks.items():
+            lines.append(f"| {name} | {rk['s1']} | {rk['s2']} | {rk['s3']} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(results_dir, *, png: bool = True, html: bool = True, plotlyjs: str = "directory",
+                 scale: float = 2.0) -> list[Path]:
+    """Write ``<stem>.png`` and ``<stem>.html`` of every figure and ``table4.md``.
+
+    Parameters
+    ----------
+    results_dir : path
+        A folder written by :func:`~dldiag.experiments.runner.run_experiments`.
+    png, html : bool
+        Which formats to write.
+    plotlyjs : {"directory", "shared", "inline"}
+        Where the HTML files find plotly.js: one ``plotly.min.js`` in the folder, one in its
+        parent folder, or inlined in every file.
+    scale : float
+        PNG scale factor over the figure's layout size.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    if plotlyjs not in PLOTLYJS_MODES:
+        raise ValueError(f"plotlyjs must be one of {', '.join(map(repr, PLOTLYJS_MODES))}; got {plotlyjs!r}")
+    results_dir = Path(results_dir)
+    figures = build_figures(results_dir)
+    written = []
+    if html:
+        include = {"directory": "directory", "inline": True, "shared": "../plotly.min.js"}[plotlyjs]
+        if plotlyjs == "shared":
+            _ensure_shared_plotlyjs(results_dir.resolve().parent)
+        for stem, fig in figures.items():
+            path = results_dir / f"{stem}.html"
+            html_text = fig.to_html(include_plotlyjs=include, full_html=True,
+                                    config={"displaylogo": False, "responsive": True,
+                                            "toImageButtonOptions": {"format": "png", "scale": scale}})
+            html_text = html_text.replace("<head>", f"<head><title>{FIGURES.get(stem, stem)}</title>", 1)
+            _write_text_atomic(path, html_text)
+            written.append(path)
+        if plotlyjs == "directory":
+            # plotly writes the script tag only; the file itself is ours to provide.
+            _ensure_shared_plotlyjs(results_dir)
+    if png and figures:
+        import plotly.io as pio
+
+        stems = list(figures)
+        paths = [results_dir / f"{s}.png" for s in stems]
+        figs = [figures[s] for s in stems]
+        # kaleido does not read the layout's size; pass it, so that PNG and HTML look alike.
+        pio.write_images(figs, paths, scale=scale, width=[f.layout.width for f in figs],
+                         height=[f.layout.height for f in figs])
+        written += paths
+    if (results_dir / "table4.csv").is_file():
+        path = results_dir / "table4.md"
+        _write_text_atomic(path, table4_markdown(results_dir))
+        written.append(path)
+    if (results_dir / "fig4_fraction.csv").is_file():
+        path = results_dir / "summary.md"
+        _write_text_atomic(path, summary_markdown(results_dir))
+        written.append(path)
+    return written

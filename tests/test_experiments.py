@@ -1,0 +1,188 @@
+"""The experiments command: CSV shapes, the fraction-1.0 identity, resuming, pure figure builders."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dldiag.experiments.__main__ import main
+from dldiag.experiments.figures import FIGURES, build_figures, figures_for_dataset, results_dir_for
+from dldiag.experiments.runner import STATE_DIR, ExperimentConfig, plan_cells
+from dldiag.experiments.summary import read_csv
+from dldiag.palette import sampler_color
+from dldiag.sampling import SAMPLER_NAMES, SAMPLERS
+
+MAIN = [n for n in SAMPLER_NAMES if not n.endswith("-weighted")]
+WEIGHTED = [n for n in SAMPLER_NAMES if n.endswith("-weighted")]
+RANDOMISED = [n for n in MAIN if SAMPLERS[n].randomised]
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """One ``--quick`` run (digits) into a fresh cache: (results folder, cache folder, run.json)."""
+    root = tmp_path_factory.mktemp("experiments")
+    out, cache = root / "digits", root / "cache"
+    status = main(["--quick", "--out", str(out), "--cache-dir", str(cache), "--no-png", "--no-progress"])
+    assert status == 0
+    return out, cache, json.loads((out / "run.json").read_text())
+
+
+def test_plan_of_the_quick_grid():
+    config = ExperimentConfig.quick().validated()
+    evals, timings = plan_cells(config, SAMPLERS)
+    idents = [c.ident() for c in evals]
+    assert len(idents) == len(set(idents))  # a cell serving several figures is planned once
+    natural = [c for c in evals if c.fraction is None]
+    assert [(c.sampler, c.tags) for c in natural] == [("eb-tree", {"fig4", "fig5", "table4"})]
+    for c in evals:
+        assert (c.j is None) == (not SAMPLERS[c.sampler].uses_j)
+        assert c.seed < (config.seeds if SAMPLERS[c.sampler].randomised else 1)
+    fig6 = {(c.sampler, c.j) for c in evals if "fig6" in c.tags}
+    assert fig6 == ({(n, j) for n in ("gmm-full", "gmm-spherical", "max-margin") for j in config.js}
+                    | {(n, None) for n in WEIGHTED})
+    assert len(timings) == len(SAMPLER_NAMES) * (1 + config.time_create_repeats)
+
+
+def test_config_errors_name_the_parameter():
+    with pytest.raises(ValueError, match="fraction"):
+        ExperimentConfig(fractions=(0.05, 1.5)).validated()
+    with pytest.raises(ValueError, match="seeds"):
+        ExperimentConfig(seeds=0).validated()
+
+
+def test_quick_csv_shapes(quick):
+    out, _, meta = quick
+    cfg = meta["config"]
+    assert cfg["fractions"] == [0.05, 0.2, 1.0] and cfg["seeds"] == 2
+    fig4 = read_csv(out / "fig4_fraction.csv")
+    assert list(fig4[0]) == ["sampler", "weighted", "size_mode", "fraction", "n_sample", "n_seeds", "k",
+                             "s1_mean", "s1_sd", "s1_min", "s1_max", "s2_mean", "s2_sd", "s2_min", "s2_max",
+                             "s3_mean", "s3_sd", "s3_min", "s3_max"]
+    # every sampler at every fraction, plus the EB tree's natural sample
+    assert len(fig4) == len(MAIN) * 3 + 1
+    assert {(r["sampler"], r["fraction"]) for r in fig4 if r["size_mode"] == "fraction"} == {
+        (n, f) for n in MAIN for f in cfg["fractions"]}
+    for r in fig4:
+        assert r["n_seeds"] == (2 if r["sampler"] in RANDOMISED else 1)
+        assert r["n_sample"] == (int(r["fraction"] * 450 + 0.5) if r["size_mode"] == "fraction"
+                                 else meta["natural_size"]["eb-tree"])
+    fig5 = read_csv(out / "fig5_topk.csv")
+    assert len(fig5) == (len(MAIN) + 1) * len(cfg["ks"])
+    fig6 = read_csv(out / "fig6_j.csv")
+    assert len(fig6) == 3 * len(cfg["js"]) + len(WEIGHTED)
+    fig7 = read_csv(out / "fig7_time.csv")
+    assert {(r["sampler"], r["mode"]) for r in fig7} == {(n, m) for n in SAMPLER_NAMES for m in ("create", "sample")}
+    assert all(r["median_s"] > 0 for r in fig7)
+    table4 = read_csv(out / "table4.csv")
+    assert [r["sampler"] for r in table4][0] == "all" and len(table4) == 1 + len(SAMPLER_NAMES) + 1
+    assert table4[0]["n_incorrect_mean"] == meta["n_incorrect"]
+    for r in table4[1:]:
+        assert r["n_correct_mean"] + r["n_incorrect_mean"] == pytest.approx(r["n_sample"])
+    scores = read_csv(out / "scores.csv")
+    per_seed = len(MAIN) * 3 * 1 + len(RANDOMISED) * 3 * (2 - 1) + 1  # fig4 cells at k = 10
+    assert len([r for r in scores if "fig4" in r["tags"] and r["k"] == 10]) == per_seed
+    layers = read_csv(out / "per_layer.csv")
+    assert {r["layer"] for r in layers} == set(meta["layers"])
+
+
+def test_full_fraction_scores_exactly(quick):
+    """At fraction 1.0 every sampler's sample is all of D: S1 = 1, S2 = 0, S3 = 0, every draw."""
+    out, _, meta = quick
+    rows = [r for r in read_csv(out / "scores.csv") if r["fraction"] == 1.0 and r["size_mode"] == "fraction"]
+    assert {r["sampler"] for r in rows} == set(MAIN)
+    for r in rows:
+        assert r["n_sample"] == meta["n_items"]
+        assert (r["s1"], r["s2"], r["s3"]) == (1, 0, 0), r
+    fig4 = [r for r in read_csv(out / "fig4_fraction.csv") if r["fraction"] == 1.0]
+    assert all((r["s1_mean"], r["s2_mean"], r["s3_mean"]) == (1, 0, 0) for r in fig4)
+
+
+def test_rerun_resumes_and_recomputes_only_missing_cells(quick, tmp_path):
+    out, cache, _ = quick
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    args = ["--quick", "--out", str(copy), "--cache-dir", str(cache), "--no-png", "--no-html", "--no-progress"]
+    assert main(args) == 0
+    meta = json.loads((copy / "run.json").read_text())
+    assert meta["cells_computed"] == 0 and meta["cells_reused"] > 0
+    before = (copy / "fig4_fraction.csv").read_text()
+    states = sorted((copy / STATE_DIR).glob("*.json"))
+    states[0].unlink()  # as if the run had been killed before this cell
+    states[1].write_text(states[1].read_text()[:20])  # a torn file is recomputed, not trusted
+    assert main(args) == 0
+    meta = json.loads((copy / "run.json").read_text())
+    assert meta["cells_computed"] == 2
+    computed = [h["cells_computed"] for h in meta["history"]]  # every invocation is kept
+    assert len(computed) == 3 and computed[0] > 0 and computed[1:] == [0, 2]
+    assert (copy / "fig4_fraction.csv").read_text() == before  # the same cells, the same numbers
+
+
+def test_figures_readable_and_one_colour_per_sampler(quick):
+    out, _, meta = quick
+    figures = build_figures(out)
+    assert list(figures) == list(FIGURES)
+    for stem, fig in figures.items():
+        assert meta["dataset_label"] in fig.layout.title.text
+        if stem == "table4":
+            continue
+        for axis in ("xaxis", "yaxis"):
+            assert fig.layout[axis].title.text, (stem, axis)
+        assert fig.layout.showlegend is not False
+        for trace in fig.data:
+            name = (trace.legendgroup or "").strip()
+            if name in SAMPLER_NAMES:
+                colour = trace.line.color if trace.mode and "lines" in trace.mode else trace.marker.color
+                assert colour == sampler_color(name), (stem, name)
+                assert (trace.line.dash == "dash") == name.endswith("-weighted") or trace.mode == "markers"
+    assert figures["fig7_time"].layout.yaxis.type == "log"
+    assert "sample fraction (%" in figures["fig4_fraction"].layout.xaxis.title.text
+    html = sorted(p.name for p in out.glob("*.html"))
+    assert html == sorted(f"{s}.html" for s in FIGURES) and (out / "plotly.min.js").is_file()
+    assert (out / "table4.md").is_file() and (out / "summary.md").is_file()
+
+
+def test_figures_module_does_not_import_dash_or_torch():
+    code = ("import sys, dldiag.experiments.figures; "
+            "bad = [m for m in ('dash', 'torch') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_figures_for_the_apps_dataset(quick):
+    out, _, meta = quick
+    figures, note = figures_for_dataset("digits", meta["weights_hash"], root=out.parent)
+    assert list(figures) == list(FIGURES) and note is None
+    figures, note = figures_for_dataset("digits", "0" * 64, root=out.parent)
+    assert figures and "other weights" in note
+    figures, note = figures_for_dataset("digits", meta["weights_hash"], root=out.parent / "nowhere")
+    assert figures == {} and "python -m dldiag.experiments --dataset digits" in note
+
+
+def test_missing_results_name_the_command(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m dldiag.experiments"):
+        build_figures(tmp_path)
+    assert results_dir_for("idx:/data/my-set/", "results") == Path("results/idx-my-set")
+    assert results_dir_for("digits").parent.name == "results"
+    assert results_dir_for("fashion-mnist", "r") == Path("r/fashion-mnist")
+
+
+@pytest.mark.skipif(not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")),
+                    reason="PNG export needs a Chromium for kaleido")
+def test_png_of_every_figure_at_its_layout_size(quick, tmp_path):
+    pytest.importorskip("kaleido")
+    from dldiag.experiments.report import write_report
+
+    out = tmp_path / "digits"
+    shutil.copytree(quick[0], out, ignore=shutil.ignore_patterns(STATE_DIR))
+    written = write_report(out, html=False, scale=1)
+    figures = build_figures(out)
+    for stem, fig in figures.items():
+        png = out / f"{stem}.png"
+        assert png in written
+        width, height = struct.unpack(">II", png.read_bytes()[16:24])  # the IHDR chunk
+        assert (width, height) == (fig.layout.width, fig.layout.height)

@@ -404,7 +404,7 @@ def run_pass(
             bar.update(size)
     finally:
         bar.close()
-    if not accs:
+    if n == 0 and layers:
         # An empty sample: every group is absent, with the unit counts of the model's layers.
         return _empty_result(model, x, layers, n_classes, latent_layer)
     cell_counts = counts.reshape(n_classes, n_classes)

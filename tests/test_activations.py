@@ -128,3 +128,10 @@ def test_in_place_ops_after_the_hook_fall_back_to_copies():
     np.testing.assert_allclose(acts["fc"].numpy(), [[1.0, -2.0, -1.0]])
     np.testing.assert_allclose(acts["act"].numpy(), [[1.0, 0.0, 0.0]])
     assert _hooks(model) == 0
+
+
+def test_pass_without_layers_gives_predictions_and_latent_only(tiny):
+    model, x, y = tiny
+    res = run_pass(model, x, y, (), n_classes=2, latent_layer="act")
+    np.testing.assert_array_equal(res.y_pred, [0, 1, 1, 0, 0])
+    assert res.latent.shape == (5, 3) and res.aggregates.by_layer == {}

@@ -59,3 +59,22 @@ def fashion_small():
     ds = load_dataset("fashion-mnist", splits=("test",))
     model, _ = load_checkpoint(default_checkpoint_path("fashion-mnist"))
     return model, ds.x_test[:300], ds.y_test[:300]
+
+
+# --- browser options (app) ---
+def pytest_setup_options():
+    """Chromium options of the ``dash_duo`` browser tests: Debian's headless chromium, offline."""
+    import os
+    import shutil
+
+    from selenium.webdriver.chrome.options import Options
+
+    options = Options()
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary and "DASH_TEST_CHROMEPATH" not in os.environ:
+        options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1400,1000"):
+        options.add_argument(arg)
+    return options
+# --- end browser options ---

@@ -1,0 +1,96 @@
+"""The Dash app: a latent-space view with sampler controls and linked diagnosis panels.
+
+This package is the only part of dldiag that imports dash. Build an app with
+:func:`create_app`::
+
+    from dldiag.artifacts import load_workspace
+    from dldiag.app import create_app
+
+    app = create_app(load_workspace("digits"), default_projection="pca")
+    app.run()
+
+or let it prepare the workspace in the background while the page shows progress::
+
+    from dldiag.app import Warmup, create_app
+    app = create_app(warmup=Warmup("fashion-mnist"))
+
+Modules: :mod:`.state` (view state and URL), :mod:`.service` (questions to a workspace),
+:mod:`.figures` (pure figure builders), :mod:`.views` (state to figures), :mod:`.layout`
+(pure layout builders), :mod:`.callbacks`, :mod:`.export` (HTML report), :mod:`.prepare`
+(warm-up), :mod:`.thumbnails`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dash import Dash, html
+
+from ..cache import ArrayCache
+from .callbacks import AppContext, register, register_boot
+from .layout import build_layout, loading_layout
+from .prepare import Ready, Warmup, prepare_workspace
+from .state import AppMeta
+
+__all__ = ["create_app", "Warmup", "prepare_workspace", "ASSETS"]
+
+#: The app's CSS and client-side JS (repository root ``assets/``).
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+
+_PLACEHOLDER_META = AppMeta(dataset="", n_items=0, class_names=("a", "b"), layers=("layer",),
+                            latent_layer="layer", samplers=("random",))
+
+
+def create_app(workspace=None, *, warmup: Warmup | None = None, title: str = "dldiag",
+               default_projection: str = "umap", default_layer: str | None = None,
+               samplers=None, projections=None, sample_cache_dir=None, **dash_kwargs) -> Dash:
+    """Build the Dash app for a workspace (or for one being prepared by ``warmup``).
+
+    Parameters
+    ----------
+    workspace : Workspace, optional
+        A loaded workspace; its projections and sampler fits are read from (or added to) its cache.
+    warmup : Warmup, optional
+        Instead of ``workspace``: the app serves a loading page with progress until
+        ``warmup`` is ready (its thread starts with the first request, or call ``start()``).
+    title : str
+        Browser title and header.
+    default_projection : {"umap", "tsne", "pca"}
+        Projection of a view without ``projection=`` in its URL.
+    default_layer : str, optional
+        Layer of a view without ``layer=`` (default: the latent layer).
+    samplers, projections : sequence of str, optional
+        Restrict the choices offered (default: all).
+    sample_cache_dir : path, optional
+        A separate cache folder for the sample passes' aggregates and scores (default: the
+        workspace's cache).
+    **dash_kwargs
+        Passed to :class:`dash.Dash`.
+
+    Returns
+    -------
+    dash.Dash
+        ``app.server`` is the Flask server (for a WSGI server).
+    """
+    if (workspace is None) == (warmup is None):
+        raise ValueError("give exactly one of workspace or warmup")
+    provider = warmup if warmup is not None else Ready(workspace)
+    sample_cache = ArrayCache(sample_cache_dir) if sample_cache_dir is not None else None
+    context = AppContext(provider, sample_cache=sample_cache, samplers=samplers, projections=projections,
+                         default_layer=default_layer, default_projection=default_projection)
+    dash_kwargs.setdefault("assets_folder", str(ASSETS))
+    app = Dash(__name__, title=title, update_title=None, **dash_kwargs)
+
+    def serve_layout():
+        if provider.ready:
+            meta, _ = context.get()
+            return build_layout(meta, title=title)
+        return loading_layout(provider.status())
+
+    app.layout = serve_layout
+    app.validation_layout = html.Div([build_layout(_PLACEHOLDER_META, title=title), loading_layout({})])
+    register(app, context, title=title)
+    register_boot(app, provider)
+    if warmup is not None:
+        app.server.before_request(lambda: warmup.start())
+    return app

@@ -1,0 +1,517 @@
+"""The app's callbacks: parse inputs, ask :mod:`~dldiag.app.views`, return figures.
+
+The callback graph::
+
+    url, controls, clicks ──► sync ──► view-state, url
+                                ├──► sample-params ──► sample ──► sample-store ─┐
+                                ├──► panel-params ──────────────────────────────┼──► panels (a)(b)(c)(e)
+                                ├──► eval-params ───────────────────────────────┼──► summary (d)
+                                └──► latent-params ─────────────────────────────┴──► latent view (Patch)
+    lasso/box ──► selection-store ──► panels
+
+``sync`` is the reducer: every user event becomes a new :class:`~dldiag.app.state.ViewState`,
+split into small stores so that each panel recomputes only when its own inputs change. The
+forward pass of a new sample happens once, in ``sample``; the others read its aggregates
+from the disk cache. Each callback turns an exception into an inline message in its own
+error slot and leaves its other outputs as they were; the server keeps serving.
+
+The bodies are module-level functions of plain values (``*_outputs``), so that tests call
+them without a server; :func:`register` wires them to an app.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from dataclasses import replace
+
+from dash import ALL, ClientsideFunction, Input, Output, Patch, State, ctx, html, no_update
+from dash.exceptions import PreventUpdate
+
+from . import figures as F
+from . import views
+from .export import report_filename, report_html
+from .layout import alert, color_options
+from .service import Diagnosis, SampleParams, build_meta
+from .state import AppMeta, apply_event, parse_query, state_from_dict, to_query
+from .thumbnails import thumbnail_uri
+
+__all__ = [
+    "AppContext",
+    "register",
+    "guarded",
+    "sync_state",
+    "sample_outputs",
+    "panel_outputs",
+    "summary_outputs",
+    "latent_outputs",
+    "tooltip_outputs",
+    "selection_from_event",
+    "export_outputs",
+    "CONTROL_IDS",
+]
+
+log = logging.getLogger(__name__)
+
+CONTROL_IDS = ("sampler", "fraction", "j", "seed", "layer", "cls", "outcome", "k", "units", "projection", "color")
+
+
+class AppContext:
+    """The workspace's :class:`AppMeta` and :class:`Diagnosis`, made once when it is ready."""
+
+    def __init__(self, provider, *, sample_cache=None, **meta_kwargs):
+        self.provider = provider
+        self.sample_cache = sample_cache
+        self.meta_kwargs = meta_kwargs
+        self._lock = threading.Lock()
+        self._made = None
+
+    def get(self) -> tuple[AppMeta, Diagnosis]:
+        if not self.provider.ready:
+            raise RuntimeError("the workspace is still being prepared; reload the page in a moment")
+        with self._lock:
+            if self._made is None:
+                ws = self.provider.workspace
+                self._made = (build_meta(ws, **self.meta_kwargs), Diagnosis(ws, sample_cache=self.sample_cache))
+            return self._made
+
+
+def guarded(label: str, n_outputs: int, error_index: int):
+    """Turn an exception of a callback into an inline alert at ``error_index``.
+
+    The other outputs are left unchanged (``no_update``) and the traceback goes to the log.
+    """
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except PreventUpdate:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a message in the page
+                log.exception("callback %s failed", label)
+                out = [no_update] * n_outputs
+                out[error_index] = alert(f"{label} failed: {type(exc).__name__}: {exc}")
+                return out[0] if n_outputs == 1 else tuple(out)
+
+        return wrapper
+
+    return decorate
+
+
+# ---------------------------------------------------------------- pure bodies
+
+def _controls_from_values(values: dict) -> dict:
+    out = dict(values)
+    if out.get("fraction") is not None:
+        out["fraction"] = float(out["fraction"]) / 100.0
+    return out
+
+
+def _click_value(click_data, key="customdata"):
+    if not click_data or not click_data.get("points"):
+        return None
+    return click_data["points"][0].get(key)
+
+
+def _confusion_cell(click_data, meta: AppMeta):
+    """(true, predicted) of a clicked confusion cell.
+
+    From ``customdata`` when the event carries it; dcc.Graph leaves it out for heatmaps (their
+    point numbers are [row, column] pairs), so otherwise from the cell's axis labels, which
+    are the class names.
+    """
+    if not click_data or not click_data.get("points"):
+        return None
+    point = click_data["points"][0]
+    if isinstance(point.get("customdata"), (list, tuple)) and len(point["customdata"]) == 2:
+        return [int(v) for v in point["customdata"]]
+    names = [str(n) for n in meta.class_names]
+    x, y = str(point.get("x")), str(point.get("y"))
+    if x in names and y in names:
+        return [names.index(y), names.index(x)]
+    return None
+
+
+def sync_state(meta: AppMeta, triggered: str | None, search: str | None, controls: dict,
+               topk_click=None, confusion_click=None, previous: dict | None = None):
+    """The reducer: the new :class:`ViewState` and the notes to show.
+
+    ``triggered`` is the id of the input that fired (``None`` on the first call, which
+    reads the URL).
+    """
+    notes: list[str] = []
+    prev = state_from_dict(previous, meta) if previous else None
+    if prev is None or triggered in (None, "url"):
+        state, notes = parse_query(search, meta)
+        return state, notes
+    if triggered == "present-btn":
+        return apply_event(prev, "present", None, meta), notes
+    if triggered == "clear-group":
+        return apply_event(prev, "clear-group", None, meta), notes
+    if triggered == "topk-graph":
+        unit = _click_value(topk_click)
+        if unit is None or int(unit) < 0:
+            raise PreventUpdate
+        return apply_event(prev, "neuron", int(unit), meta), notes
+    if triggered == "confusion-graph":
+        cell = _confusion_cell(confusion_click, meta)
+        if cell is None:
+            raise PreventUpdate
+        return apply_event(prev, "confusion", cell, meta), notes
+    return apply_event(prev, "controls", _controls_from_values(controls), meta), notes
+
+
+def derived_stores(state) -> dict:
+    """The small stores each downstream callback listens to."""
+    return {
+        "sample-params": state.sample_params,
+        "panel-params": {"layer": state.layer, "cls": state.cls, "outcome": state.outcome,
+                         "predicted": state.predicted, "k": state.k, "units": state.units,
+                         "present": state.present},
+        "eval-params": {"k": state.k, "units": state.units, "present": state.present},
+        "latent-params": {"projection": state.projection, "color": state.color, "present": state.present,
+                          "neuron": [state.layer, state.units, state.neuron] if state.color == "neuron" else None},
+    }
+
+
+def _state_of(meta: AppMeta, sample_store: dict | None, **parts):
+    """A ViewState from the sample's params and the other stores' parts."""
+    data = {}
+    if sample_store:
+        data.update({k: sample_store[k] for k in ("sampler", "fraction", "j", "seed") if k in sample_store})
+    for part in parts.values():
+        if part:
+            data.update({k: v for k, v in part.items() if k != "neuron"})
+    return state_from_dict(data, meta)
+
+
+def sample_outputs(meta: AppMeta, svc: Diagnosis, sample_params: dict):
+    """(sample-store, sample-info children): draw the sample and run its forward pass once."""
+    state = state_from_dict(sample_params, meta)
+    params = SampleParams.from_state(state)
+    idx = svc.sample_indices(params)
+    digest = svc.ensure_pass(idx)
+    # The random sample at the same fraction and seed, beside which the summary scores this
+    # one: its scores only (no panel reads its aggregates). Here, not in a parallel
+    # callback: two passes in one process contend for the GIL and finish later than in turn.
+    svc.ensure_scores(svc.random_indices(params.fraction, params.seed))
+    counts = svc.counts(idx)
+    info = svc.sample_info(params)
+    store = {**params.to_dict(), "digest": digest, **counts}
+    lines = [html.Div([html.B(f"{counts['n']:,}"), f" items · {counts['correct']:,} correct · ",
+                       html.Span(f"{counts['incorrect']:,} incorrect", className="bad")],
+                      className="sample-counts")]
+    details = [f"{k.replace('_', ' ')}: {_short(v)}" for k, v in info.items()]
+    if details:
+        lines.append(html.Div(" · ".join(details), className="sample-details"))
+    return store, lines
+
+
+def _short(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, (list, tuple)) and len(value) > 6:
+        return f"[{len(value)} values]"
+    return str(value)
+
+
+def panel_outputs(meta: AppMeta, svc: Diagnosis, sample_store: dict, panel_params: dict, selection=None):
+    """(top-k, heatmap, argmax, confusion figures, group label) for the current group."""
+    state = _state_of(meta, sample_store, panel=panel_params)
+    view = views.panel_figures(svc, state, selection)
+    counts = view["counts"]
+    label = f"{view['group']} — {counts['full']:,} items in the data, {counts['sample']:,} in the sample"
+    return view["topk"], view["heatmap"], view["argmax"], view["confusion"], label
+
+
+def summary_outputs(meta: AppMeta, svc: Diagnosis, sample_store: dict, eval_params: dict):
+    """(summary figure, Table IV children)."""
+    state = _state_of(meta, sample_store, eval=eval_params)
+    fig, summary = views.summary_view(svc, state)
+    c = summary["counts"]
+    head = html.Tr([html.Th(""), html.Th("items"), html.Th("correct"), html.Th("incorrect"),
+                    html.Th("S1 ↑"), html.Th("S2 ↓"), html.Th("S3 ↓")])
+
+    def row(name, key):
+        s = summary[key]["overall"]
+        return html.Tr([html.Td(name), html.Td(f"{c[key]['n']:,}"), html.Td(f"{c[key]['correct']:,}"),
+                        html.Td(f"{c[key]['incorrect']:,}"), html.Td(f"{s['s1']:.3f}"),
+                        html.Td(f"{s['s2']:.4f}"), html.Td(f"{s['s3']:.4f}")])
+
+    table = html.Table(className="t4", children=[
+        html.Caption(f"Table IV row at {F.pct(state.fraction)} (k={state.k}, {state.units} units)"),
+        html.Thead(head), html.Tbody([row(state.sampler, "sample"), row("random", "random")]),
+    ])
+    return fig, table
+
+
+def _latent_state(meta, sample_store, latent_params):
+    state = _state_of(meta, sample_store, latent=latent_params)
+    neuron = (latent_params or {}).get("neuron")
+    if neuron:
+        layer, units, unit = neuron
+        state = replace(state, layer=layer, units=units, neuron=unit)
+    return state
+
+
+def latent_outputs(meta: AppMeta, svc: Diagnosis, latent_params: dict, sample_store: dict,
+                   shown: str | None, triggered: set):
+    """(kind, value, shown key): the whole figure only for a new projection.
+
+    ``kind`` is ``"figure"`` (a figure dict) when the projection or presentation mode
+    changed, else ``"patch"`` with a ``{path: value}`` spec of in-place updates (see
+    :func:`figures.latent_patch_spec`).
+    """
+    state = _latent_state(meta, sample_store, latent_params)
+    idx = svc.sample_indices(SampleParams.from_state(state))
+    style = views.latent_view_style(svc, state, idx)
+    title = views.latent_title(state, meta.n_items, len(idx), meta.latent_layer)
+    key = f"{state.projection}|{int(state.present)}"
+    if shown != key:
+        fig = F.latent_figure(svc.projection(state.projection), style, title=title, present=state.present,
+                              projection=state.projection)
+        return "figure", fig, key
+    parts = set()
+    if "sample-store" in triggered:
+        parts.add("sample")
+    if "latent-params" in triggered or not parts:
+        parts.add("color")
+    return "patch", F.latent_patch_spec(style, title=title, present=state.present, parts=tuple(parts)), key
+
+
+def spec_to_patch(spec: dict) -> Patch:
+    """A dash ``Patch`` that applies a ``{path tuple: value}`` spec."""
+    patch = Patch()
+    for path, value in spec.items():
+        target = patch
+        for part in path[:-1]:
+            target = target[part]
+        target[path[-1]] = value
+    return patch
+
+
+def tooltip_outputs(meta: AppMeta, svc: Diagnosis, hover_data: dict | None, sampler: str):
+    """(show, bbox, children) of the latent view's tooltip: thumbnail, labels, likelihood ratio."""
+    if not hover_data or not hover_data.get("points"):
+        return False, no_update, no_update
+    point = hover_data["points"][0]
+    item = point.get("customdata")
+    if item is None:
+        return False, no_update, no_update
+    item = int(item[0] if isinstance(item, list) else item)
+    names = meta.class_names
+    y, p = int(svc.ws.y_true[item]), int(svc.ws.y_pred[item])
+    ratio, source = svc.log_ratio(sampler)
+    ratio_text = ("log likelihood ratio: n/a" if ratio is None
+                  else f"log likelihood ratio {float(ratio[item]):+.2f} ({source})")
+    img = thumbnail_uri(svc.item_image(item), scale=3)
+    children = html.Div(className="tip", children=[
+        html.Img(src=img, className="tip-img", alt=f"item {item}"),
+        html.Div(className="tip-text", children=[
+            html.Div(f"item {item}", className="tip-title"),
+            html.Div(["true: ", html.B(names[y])]),
+            html.Div(["predicted: ", html.B(names[p], className="ok" if y == p else "bad")]),
+            html.Div(ratio_text, className="tip-ratio"),
+        ]),
+    ])
+    return True, point.get("bbox", no_update), children
+
+
+def selection_from_event(selected_data: dict | None):
+    """Item indices of a lasso/box selection (sorted, unique), or None for no selection."""
+    if not selected_data or not selected_data.get("points"):
+        return None
+    items = set()
+    for point in selected_data["points"]:
+        value = point.get("customdata")
+        if value is None:
+            continue
+        items.add(int(value[0] if isinstance(value, list) else value))
+    return sorted(items) or None
+
+
+def export_outputs(meta: AppMeta, svc: Diagnosis, view_state: dict, selection=None, href: str | None = None,
+                   title: str = "dldiag"):
+    """(download dict): a self-contained HTML report of the view."""
+    state = state_from_dict(view_state, meta)
+    view = views.full_view(svc, state, selection)
+    figures = {"Latent space": view["latent"], "(d) Query-set accuracy": view["summary"],
+               "(a) Top-k neurons": view["topk"], "(b) Mean activation": view["heatmap"],
+               "(c) Max-neuron distribution": view["argmax"], "(e) Confusion matrix": view["confusion"]}
+    settings = views.settings_rows(meta, state, view, selection)
+    link = None
+    if href:
+        link = href.split("?")[0] + to_query(state)
+    text = report_html(figures, settings, title=f"{title} — {meta.dataset}: {state.sampler} at {F.pct(state.fraction)}",
+                       link=link)
+    return {"content": text, "filename": report_filename(meta.dataset, state.sampler, state.fraction),
+            "type": "text/html"}
+
+
+# ---------------------------------------------------------------- wiring
+
+def _changed(new, old):
+    return no_update if new == old else new
+
+
+def register(app, context: AppContext, *, title: str = "dldiag") -> None:
+    """Register every callback of the app on ``app``."""
+
+    control_inputs = [Input(c, "value") for c in CONTROL_IDS]
+    control_outputs = [Output(c, "value") for c in CONTROL_IDS]
+    n_sync = 6 + len(CONTROL_IDS) + 8
+
+    @app.callback(
+        Output("view-state", "data"), Output("sample-params", "data"), Output("panel-params", "data"),
+        Output("eval-params", "data"), Output("latent-params", "data"), Output("url", "search"),
+        *control_outputs,
+        Output("j", "disabled"), Output("seed", "disabled"), Output("color", "options"),
+        Output("root", "className"), Output("present-btn", "children"), Output("notes", "children"),
+        Output("fraction-value", "children"), Output("j-value", "children"),
+        Input("url", "search"), *control_inputs,
+        Input("present-btn", "n_clicks"), Input("clear-group", "n_clicks"),
+        Input("topk-graph", "clickData"), Input("confusion-graph", "clickData"),
+        State("view-state", "data"), State("sample-params", "data"), State("panel-params", "data"),
+        State("eval-params", "data"), State("latent-params", "data"),
+    )
+    @guarded("Reading the controls", n_sync, n_sync - 3)
+    def sync(search, *args):
+        values = dict(zip(CONTROL_IDS, args[:len(CONTROL_IDS)]))
+        _present, _clear, topk_click, confusion_click, prev, *prev_stores = args[len(CONTROL_IDS):]
+        meta, _ = context.get()
+        triggered = ctx.triggered_id if isinstance(ctx.triggered_id, str) else None
+        state, notes = sync_state(meta, triggered, search, values, topk_click, confusion_click, prev)
+        stores = derived_stores(state)
+        store_out = [_changed(stores[name], old) for name, old in
+                     zip(("sample-params", "panel-params", "eval-params", "latent-params"), prev_stores)]
+        query = to_query(state)
+        controls = [state.sampler, round(state.fraction * 100, 2), state.j, state.seed, state.layer,
+                    "all" if state.cls is None else str(state.cls), state.outcome, state.k, state.units,
+                    state.projection, state.color]
+        note_el = [alert("Link: " + n, kind="note") for n in notes] if notes else None
+        return (
+            _changed(state.to_dict(), prev), *store_out, _changed(query, search), *controls,
+            not meta.uses_j.get(state.sampler, False), not meta.randomised.get(state.sampler, True),
+            color_options(neuron_available=state.neuron is not None),
+            "app present" if state.present else "app",
+            "Exit presentation" if state.present else "Presentation mode",
+            note_el, f"{state.fraction * 100:g} %", f"{state.j:g}",
+        )
+
+    @app.callback(
+        Output("sample-store", "data"), Output("sample-info", "children"), Output("sample-error", "children"),
+        Input("sample-params", "data"),
+    )
+    @guarded("Drawing the sample", 3, 2)
+    def sample(sample_params):
+        if not sample_params:
+            raise PreventUpdate
+        meta, svc = context.get()
+        store, info = sample_outputs(meta, svc, sample_params)
+        return store, info, None
+
+    @app.callback(
+        Output("topk-graph", "figure"), Output("heatmap-graph", "figure"), Output("argmax-graph", "figure"),
+        Output("confusion-graph", "figure"), Output("group-label", "children"), Output("panels-error", "children"),
+        Input("sample-store", "data"), Input("panel-params", "data"), Input("selection-store", "data"),
+    )
+    @guarded("Updating the panels", 6, 5)
+    def panels(sample_store, panel_params, selection):
+        if not sample_store or not panel_params:
+            raise PreventUpdate
+        meta, svc = context.get()
+        return (*panel_outputs(meta, svc, sample_store, panel_params, selection), None)
+
+    @app.callback(
+        Output("summary-graph", "figure"), Output("table-iv", "children"), Output("summary-error", "children"),
+        Input("sample-store", "data"), Input("eval-params", "data"),
+    )
+    @guarded("Scoring the sample", 3, 2)
+    def summary(sample_store, eval_params):
+        if not sample_store or not eval_params:
+            raise PreventUpdate
+        meta, svc = context.get()
+        return (*summary_outputs(meta, svc, sample_store, eval_params), None)
+
+    @app.callback(
+        Output("latent-graph", "figure"), Output("latent-shown", "data"), Output("latent-error", "children"),
+        Input("latent-params", "data"), Input("sample-store", "data"), State("latent-shown", "data"),
+    )
+    @guarded("Drawing the latent view", 3, 2)
+    def latent(latent_params, sample_store, shown):
+        if not sample_store or not latent_params:
+            raise PreventUpdate
+        meta, svc = context.get()
+        triggered = {t["prop_id"].split(".")[0] for t in ctx.triggered} if ctx.triggered else set()
+        kind, out, key = latent_outputs(meta, svc, latent_params, sample_store, shown, triggered)
+        return (spec_to_patch(out) if kind == "patch" else out), key, None
+
+    @app.callback(
+        Output("latent-tooltip", "show"), Output("latent-tooltip", "bbox"), Output("latent-tooltip", "children"),
+        Input("latent-graph", "hoverData"), State("sample-params", "data"),
+    )
+    def tooltip(hover_data, sample_params):
+        try:
+            meta, svc = context.get()
+            sampler = (sample_params or {}).get("sampler", meta.default_sampler)
+            return tooltip_outputs(meta, svc, hover_data, sampler)
+        except Exception as exc:  # noqa: BLE001
+            log.exception("tooltip failed")
+            return True, no_update, alert(f"Tooltip failed: {type(exc).__name__}: {exc}")
+
+    @app.callback(
+        Output("selection-store", "data"), Output("latent-graph", "figure", allow_duplicate=True),
+        Input("latent-graph", "selectedData"), Input("clear-group", "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def selection(selected_data, _clear):
+        if ctx.triggered_id == "clear-group":
+            patch = Patch()
+            patch["layout"]["selections"] = []
+            patch["data"][0]["selectedpoints"] = None
+            patch["data"][1]["selectedpoints"] = None
+            return None, patch
+        return selection_from_event(selected_data), no_update
+
+    @app.callback(
+        Output("download", "data"), Output("export-error", "children"),
+        Input("export-btn", "n_clicks"), State("view-state", "data"), State("selection-store", "data"),
+        State("url", "href"),
+        prevent_initial_call=True,
+    )
+    @guarded("Exporting the report", 2, 1)
+    def export(_n, view_state, selection, href):
+        meta, svc = context.get()
+        return export_outputs(meta, svc, view_state, selection, href, title=title), None
+
+    app.clientside_callback(
+        ClientsideFunction(namespace="dldiag", function_name="saveImage"),
+        Output("save-sink", "data"),
+        Input({"type": "save", "graph": ALL, "fmt": ALL}, "n_clicks"),
+        prevent_initial_call=True,
+    )
+
+
+def register_boot(app, provider) -> None:
+    """Callbacks of the loading page: poll the preparation, reload when it is ready."""
+    @app.callback(
+        Output("boot-status", "children"), Output("boot-bar", "style"), Output("boot-ready", "data"),
+        Input("boot-interval", "n_intervals"),
+    )
+    def boot(_n):
+        status = provider.status()
+        total = max(status.get("total", 1), 1)
+        text = status.get("message", "")
+        if status.get("error"):
+            text = f"Preparation failed: {status['error']} — see the terminal."
+        width = {"width": f"{100 * status.get('step', 0) / total:.0f}%"}
+        return text, width, bool(status.get("ready"))
+
+    app.clientside_callback(
+        ClientsideFunction(namespace="dldiag", function_name="reloadWhenReady"),
+        Output("boot-interval", "disabled"),
+        Input("boot-ready", "data"),
+    )

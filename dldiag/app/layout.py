@@ -1,0 +1,210 @@
+"""Pure layout builders: an :class:`~dldiag.app.state.AppMeta` (and a state) in, components out."""
+
+from __future__ import annotations
+
+from dash import dcc, html
+
+from . import figures as F
+from .state import AppMeta, ViewState
+
+__all__ = ["build_layout", "loading_layout", "PANELS", "GRAPH_IDS", "control_options", "alert"]
+
+#: (panel name, caption) in display order; each panel holds the graph ``{name}-graph``.
+PANELS = (
+    ("latent", "Latent space"),
+    ("summary", "(d) Query-set accuracy of the sample"),
+    ("topk", "(a) Top-k neurons"),
+    ("heatmap", "(b) Mean activation"),
+    ("argmax", "(c) Max-neuron distribution"),
+    ("confusion", "(e) Confusion matrix"),
+)
+GRAPH_IDS = tuple(f"{name}-graph" for name, _ in PANELS)
+
+SAMPLER_LABELS = {
+    "random": "Random",
+    "stratified-cm": "Stratified (confusion cells)",
+    "vas": "VAS (visualization-aware)",
+    "eb-tree": "EB tree (boundary tree)",
+    "latent-grid": "Latent grid",
+    "gmm-full": "GMM, full covariance",
+    "gmm-spherical": "GMM, spherical",
+    "max-margin": "Max margin (SVM)",
+    "gmm-full-weighted": "GMM full, weighted",
+    "gmm-spherical-weighted": "GMM spherical, weighted",
+    "max-margin-weighted": "Max margin, weighted",
+}
+COLOR_OPTIONS = (("true", "true label"), ("pred", "predicted label"), ("outcome", "outcome"),
+                 ("sample", "sample membership"), ("neuron", "neuron (click a bar in (a))"))
+FRACTION_MARKS = {1: "1%", 20: "20%", 40: "40%", 60: "60%", 80: "80%"}
+
+
+def alert(message: str, *, kind: str = "error") -> html.Div:
+    """An inline message (errors of a callback, notes about a damaged link)."""
+    return html.Div(message, className=f"alert alert-{kind}", role="alert")
+
+
+def control_options(meta: AppMeta) -> dict:
+    """Options of every control, from the workspace's names."""
+    return {
+        "sampler": [{"label": SAMPLER_LABELS.get(n, n), "value": n} for n in meta.samplers],
+        "layer": [{"label": n + (" (latent)" if n == meta.latent_layer else ""), "value": n} for n in meta.layers],
+        "cls": [{"label": "all classes", "value": "all"}]
+        + [{"label": f"{i}: {name}", "value": str(i)} for i, name in enumerate(meta.class_names)],
+        "outcome": [{"label": v, "value": v} for v in ("all", "correct", "incorrect")],
+        "units": [{"label": "units", "value": "flat"}, {"label": "channels", "value": "channel"}],
+        "projection": [{"label": {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}.get(p, p), "value": p}
+                       for p in meta.projections],
+        "color": color_options(neuron_available=False),
+    }
+
+
+def color_options(*, neuron_available: bool) -> list:
+    return [{"label": label, "value": value, "disabled": value == "neuron" and not neuron_available}
+            for value, label in COLOR_OPTIONS]
+
+
+def _field(label, control, *, hint: str | None = None, id_: str | None = None):
+    children = [html.Label(label, className="field-label"), control]
+    if hint:
+        children.append(html.Div(hint, className="field-hint"))
+    return html.Div(children, className="field", id=id_) if id_ else html.Div(children, className="field")
+
+
+def _controls(meta: AppMeta, state: ViewState) -> html.Aside:
+    opts = control_options(meta)
+    return html.Aside(id="controls", className="controls", children=[
+        html.H2("Sample", className="controls-title"),
+        _field("Sampler", dcc.Dropdown(id="sampler", options=opts["sampler"], value=state.sampler,
+                                       clearable=False, searchable=False)),
+        _field(["Fraction ", html.Span(f"{state.fraction * 100:g} %", id="fraction-value", className="value")],
+               dcc.Slider(id="fraction", min=1, max=80, step=0.5, value=state.fraction * 100,
+                          marks=FRACTION_MARKS, updatemode="mouseup")),
+        _field(["j ", html.Span(f"{state.j:g}", id="j-value", className="value"),
+                html.Span(" — share from the boundary end", className="muted")],
+               dcc.Slider(id="j", min=0, max=1, step=0.05, value=state.j, marks={0: "0", 0.7: "0.7", 1: "1"},
+                          updatemode="mouseup", tooltip={"placement": "bottom", "always_visible": False}),
+               hint="used by the likelihood-ratio samplers", id_="j-field"),
+        _field("Seed", dcc.Input(id="seed", type="number", min=0, step=1, value=state.seed, debounce=True,
+                                 className="num-input"),
+               hint="used by randomised samplers (the others are fixed by their fit)", id_="seed-field"),
+        html.Div(id="sample-info", className="sample-info"),
+        html.Div(id="sample-error"),
+        html.H2("Group & layer", className="controls-title"),
+        _field("Layer", dcc.Dropdown(id="layer", options=opts["layer"], value=state.layer, clearable=False,
+                                     searchable=False)),
+        _field("Class (true label)", dcc.Dropdown(id="cls", options=opts["cls"],
+                                                  value="all" if state.cls is None else str(state.cls),
+                                                  clearable=False)),
+        _field("Outcome", dcc.RadioItems(id="outcome", options=opts["outcome"], value=state.outcome,
+                                         className="segmented", inline=True)),
+        html.Div(className="field-row", children=[
+            _field("k (top-k)", dcc.Input(id="k", type="number", min=1, max=50, step=1, value=state.k,
+                                          debounce=True, className="num-input")),
+            _field("Unit mode", dcc.RadioItems(id="units", options=opts["units"], value=state.units,
+                                               className="segmented", inline=True)),
+        ]),
+        html.H2("Latent view", className="controls-title"),
+        _field("Projection", dcc.RadioItems(id="projection", options=opts["projection"],
+                                            value=state.projection, className="segmented", inline=True)),
+        _field("Colour by", dcc.Dropdown(id="color", options=opts["color"], value=state.color,
+                                         clearable=False, searchable=False)),
+        html.P("Draw a lasso or box in the latent view to make the selection the group; click a bar "
+               "in (a) to colour the sample by that neuron; click a confusion cell for "
+               "\"class a predicted as b\".", className="help"),
+    ])
+
+
+def _panel(name: str, caption: str, *, graph_height: int | None = None) -> html.Section:
+    graph = dcc.Graph(id=f"{name}-graph", config=F.graph_config(f"dldiag-{name}"), figure=F.message_figure("Loading…"),
+                      className="graph", style={"height": f"{graph_height}px"} if graph_height else None)
+    return html.Section(className=f"panel panel-{name}", id=f"{name}-panel", children=[
+        html.Div(className="panel-bar", children=[
+            html.Span(caption, className="panel-caption"),
+            html.Div(className="panel-tools", children=[
+                html.Button("PNG", id={"type": "save", "graph": f"{name}-graph", "fmt": "png"},
+                            className="tool", title="Save as PNG (2× scale)", n_clicks=0),
+                html.Button("SVG", id={"type": "save", "graph": f"{name}-graph", "fmt": "svg"},
+                            className="tool", title="Save as SVG", n_clicks=0),
+            ]),
+        ]),
+        html.Div(id=f"{name}-error"),
+        dcc.Loading(graph, type="dot", delay_show=400, color="#2f6fde",
+                    parent_className="loading-wrap"),
+    ])
+
+
+def build_layout(meta: AppMeta, state: ViewState | None = None, *, title: str | None = None) -> html.Div:
+    """The whole page for a workspace. Controls start at ``state`` (the URL then overrides it)."""
+    state = state or meta.default_state()
+    title = title or "dldiag"
+    subtitle = (f"{meta.dataset} · {meta.n_items:,} evaluation items · {meta.n_classes} classes · "
+                f"model accuracy {meta.accuracy:.1%}")
+    stores = [
+        dcc.Location(id="url", refresh=False),
+        dcc.Store(id="view-state"),
+        dcc.Store(id="sample-params"),
+        dcc.Store(id="panel-params"),
+        dcc.Store(id="eval-params"),
+        dcc.Store(id="latent-params"),
+        dcc.Store(id="sample-store"),
+        dcc.Store(id="selection-store"),
+        dcc.Store(id="latent-shown"),
+        dcc.Store(id="save-sink"),
+        dcc.Download(id="download"),
+    ]
+    header = html.Header(className="topbar", children=[
+        html.Div(className="brand", children=[
+            html.Span(title, className="brand-title"),
+            html.Span(subtitle, className="brand-sub"),
+        ]),
+        html.Div(className="topbar-tools", children=[
+            html.Button("Export HTML report", id="export-btn", className="btn btn-primary", n_clicks=0),
+            html.Button("Presentation mode", id="present-btn", className="btn", n_clicks=0),
+        ]),
+    ])
+    group_bar = html.Div(className="group-bar", children=[
+        html.Span("Group", className="group-tag"),
+        html.Span(id="group-label", className="group-label", children="all items"),
+        html.Button("Clear group ✕", id="clear-group", className="btn btn-small", n_clicks=0),
+        html.Div(id="panels-error", className="group-error"),
+    ])
+    main = html.Main(className="grid", children=[
+        _panel("latent", "Latent space — hover an item for its image; lasso or box to select"),
+        html.Div(className="side-stack", children=[
+            _panel("summary", "(d) Query-set accuracy of the sample vs random"),
+            html.Div(id="table-iv", className="table-iv"),
+            _panel("confusion", "(e) Confusion matrix — click a cell for \"a predicted as b\""),
+        ]),
+        group_bar,
+        _panel("topk", "(a) Top-k neurons — click a bar to colour the latent view"),
+        _panel("argmax", "(c) Max-neuron distribution"),
+        _panel("heatmap", "(b) Mean activation maps"),
+    ])
+    return html.Div(id="root", className="app present" if state.present else "app", children=[
+        *stores,
+        header,
+        html.Div(id="notes"),
+        html.Div(id="export-error"),
+        html.Div(className="body", children=[_controls(meta, state), main]),
+        dcc.Tooltip(id="latent-tooltip", direction="right", className="tooltip", loading_text="…"),
+    ])
+
+
+def loading_layout(status: dict) -> html.Div:
+    """The page while the artifacts are built: what is happening, never a blank page."""
+    step, total = status.get("step", 0), max(status.get("total", 1), 1)
+    error = status.get("error")
+    body = [
+        html.H1("dldiag is preparing the workspace"),
+        html.P(status.get("message", "starting…"), id="boot-status", className="boot-status"),
+        html.Div(className="progress", children=[
+            html.Div(id="boot-bar", className="progress-bar", style={"width": f"{100 * step / total:.0f}%"}),
+        ]),
+        html.P("The terminal shows details. This page opens the app when everything is ready; "
+               "later starts read it all from the cache.", className="boot-help"),
+        dcc.Interval(id="boot-interval", interval=800),
+        dcc.Store(id="boot-ready", data=False),
+    ]
+    if error:
+        body.insert(2, alert(f"Preparation failed: {error}"))
+    return html.Div(className="boot", children=body)

@@ -1,0 +1,460 @@
+"""What the app's callbacks ask of a workspace, as plain Python over the disk cache.
+
+:class:`Diagnosis` wraps a read-only :class:`~dldiag.artifacts.Workspace`. It never keeps
+results in memory between calls: a sample's forward pass is done once and its aggregates are
+stored in the workspace's disk cache (one entry per layer and unit mode, so a panel reads only
+the layer it shows), keyed by the content hash of the sample's item indices. Several server
+workers share that cache and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..activations import OUTCOMES, UNIT_MODES, Aggregates, LayerAggregates
+from ..cache import content_key
+from ..metrics import MISSING_SCORES, cosine_distance, js_distance
+from ..queries import GroupAnswer, answer, compare_group
+from .state import K_RANGE, AppMeta, ViewState
+
+__all__ = ["Diagnosis", "GroupResult", "RATIO_SAMPLERS", "build_meta", "SampleParams", "precision_curve",
+           "score_table", "summarise_scores", "pack_aggregates", "unpack_aggregates", "fast_answer", "K_MAX"]
+
+APP_CACHE_VERSION = 2  # 2: packed sample aggregates, score tables
+RATIO_SAMPLERS = ("gmm-full", "gmm-spherical", "max-margin", "gmm-full-weighted",
+                  "gmm-spherical-weighted", "max-margin-weighted")
+#: The fit whose likelihood ratio the hover shows when the current sampler has none.
+FALLBACK_RATIO_SAMPLER = "max-margin"
+DEFAULT_SAMPLER = "max-margin"
+#: Largest k of the app's top-k control: score tables hold S1 for every k up to it.
+K_MAX = K_RANGE[1]
+
+
+@dataclass(frozen=True)
+class SampleParams:
+    sampler: str
+    fraction: float
+    j: float
+    seed: int
+
+    @classmethod
+    def from_state(cls, state: ViewState) -> "SampleParams":
+        return cls(state.sampler, float(state.fraction), float(state.j), int(state.seed))
+
+    def to_dict(self) -> dict:
+        return {"sampler": self.sampler, "fraction": self.fraction, "j": self.j, "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    """The query-set answers of one group on the sample and on the full data, and their scores."""
+
+    sample: GroupAnswer
+    full: GroupAnswer
+    scores: dict | None  # None when the group is empty on the full data
+    unit_shape: tuple[int, ...]
+    label: str
+
+
+def build_meta(ws, *, samplers=None, projections=None, default_layer=None,
+               default_projection="umap") -> AppMeta:
+    """The :class:`AppMeta` of a workspace: names and options for the layout and the parser."""
+    from ..projections import PROJECTIONS
+    from ..sampling import SAMPLER_NAMES, make_sampler
+
+    names = tuple(samplers) if samplers else tuple(SAMPLER_NAMES)
+    probes = {name: make_sampler(name) for name in names}
+    return AppMeta(
+        dataset=ws.dataset.name,
+        n_items=int(ws.n_items),
+        class_names=tuple(ws.dataset.class_names),
+        layers=tuple(ws.layers),
+        latent_layer=ws.latent_layer,
+        samplers=names,
+        uses_j={n: bool(s.uses_j) for n, s in probes.items()},
+        randomised={n: bool(s.randomised) for n, s in probes.items()},
+        projections=tuple(projections) if projections else tuple(PROJECTIONS),
+        accuracy=float(ws.accuracy),
+        default_sampler=DEFAULT_SAMPLER if DEFAULT_SAMPLER in names else names[0],
+        default_layer=default_layer if default_layer in ws.layers else ws.latent_layer,
+        default_projection=default_projection,
+    )
+
+
+def pack_aggregates(agg: LayerAggregates) -> dict:
+    """A sample's layer aggregates in a compact form for the cache (exact, see :func:`unpack_aggregates`).
+
+    A sample fills few confusion cells, and each item adds one arg-max count: only the sums of
+    non-empty cells and the non-zero arg-max counts are kept (a 5 % sample of Fashion-MNIST:
+    ~2 MB instead of ~8 MB over all layers).
+    """
+    c = agg.counts.shape[0]
+    cells = np.flatnonzero(agg.counts.ravel())
+    flat_argmax = agg.argmax_counts.ravel()
+    nz = np.flatnonzero(flat_argmax)
+    return {
+        "cells": cells,
+        "sums": agg.sums.reshape(c * c, -1)[cells],
+        "counts": agg.counts,
+        "argmax_index": nz,
+        "argmax_value": flat_argmax[nz],
+        "unit_shape": np.array(agg.unit_shape, dtype=np.int64),
+    }
+
+
+def unpack_aggregates(arrays: dict) -> LayerAggregates:
+    """The :class:`LayerAggregates` that :func:`pack_aggregates` packed (bit for bit)."""
+    counts = np.asarray(arrays["counts"])
+    c = counts.shape[0]
+    n_units = arrays["sums"].shape[1]
+    sums = np.zeros((c * c, n_units), dtype=np.float64)
+    sums[arrays["cells"]] = arrays["sums"]
+    argmax = np.zeros(c * c * n_units, dtype=np.int64)
+    argmax[arrays["argmax_index"]] = arrays["argmax_value"]
+    return LayerAggregates(sums.reshape(c, c, n_units), counts, argmax.reshape(c, c, n_units),
+                           tuple(int(v) for v in arrays["unit_shape"]))
+
+
+def _top_k(mean: np.ndarray, k: int) -> np.ndarray:
+    """:func:`dldiag.queries.top_k`, without sorting every unit of a big layer.
+
+    Only the units at or above the k-th largest mean can be in the top k; sorting them by
+    (mean desc, unit asc) gives the same prefix as sorting all of them.
+    """
+    n = mean.size
+    k = min(int(k), n)
+    neg = -mean
+    if k < n:
+        kth = np.partition(neg, k - 1)[k - 1]
+        cand = np.flatnonzero(neg <= kth)
+    else:
+        cand = np.arange(n)
+    return cand[np.lexsort((cand, neg[cand]))][:k]
+
+
+def fast_answer(agg: LayerAggregates, k: int, cls=None, outcome=None, predicted=None) -> GroupAnswer:
+    """:func:`dldiag.queries.answer`, bit for bit, with the partial sort of :func:`_top_k`."""
+    count, sums, argmax_counts = agg.group(cls, outcome, predicted)
+    if count == 0:
+        zeros = np.zeros(agg.n_units)
+        return GroupAnswer(0, np.empty(0, dtype=np.int64), zeros, zeros)
+    mean = sums / count
+    return GroupAnswer(count, _top_k(mean, k), mean, argmax_counts / count)
+
+
+def _answer_groups(full: Aggregates, layers, n_classes: int, unit_mode: str) -> list:
+    """``[(layer index, class, outcome, GroupAnswer with top K_MAX)]`` of every group non-empty on ``full``.
+
+    In the order of :func:`dldiag.queries.evaluate`: layers, then classes, then outcomes.
+    """
+    rows = []
+    for li, layer in enumerate(layers):
+        agg = full[layer, unit_mode]
+        for cls in range(n_classes):
+            for outcome in OUTCOMES:
+                f = answer(agg, K_MAX, cls, outcome)
+                if f.count:
+                    rows.append((li, cls, outcome, f))
+    return rows
+
+
+def precision_curve(sample_top: np.ndarray, full_top: np.ndarray, k_max: int) -> np.ndarray:
+    """S1 precision for every k in 1..k_max from two top-``k_max`` lists (ranked, best first).
+
+    A top-k set is a prefix of the ranked list (:func:`dldiag.queries.top_k` sorts once), so
+    a unit is in both top-k sets exactly when k exceeds both of its ranks. Equal to
+    ``precision_at_k(sample_top[:k], full_top[:k])`` for each k (with k capped at the list size).
+    """
+    m = len(full_top)
+    if len(sample_top) != m or m == 0:
+        raise ValueError(f"ranked lists must have the same, non-zero length; got {len(sample_top)} and {m}")
+    sample_top = np.asarray(sample_top, dtype=np.int64)
+    full_top = np.asarray(full_top, dtype=np.int64)
+    size = int(max(sample_top.max(), full_top.max())) + 1
+    rank_s = np.full(size, m, dtype=np.int64)  # m: not in the sample's list
+    rank_s[sample_top] = np.arange(m)
+    r = rank_s[full_top]
+    inside = r < m
+    last = np.maximum(np.arange(m)[inside], r[inside])  # a unit is in both top-k sets for k > last
+    both = np.cumsum(np.bincount(last, minlength=m))  # both[k-1] = |S_k ∩ F_k|
+    ks = np.minimum(np.arange(1, k_max + 1), m)
+    return both[ks - 1] / ks
+
+
+def score_table(sample: Aggregates, full_answers: list, layers, unit_mode: str) -> dict:
+    """Scores of a sample in every group: S1 for k = 1..K_MAX, S2, S3, and the group's layer.
+
+    Returns
+    -------
+    dict of arrays: ``s1`` (G, K_MAX), ``s2`` (G,), ``s3`` (G,), ``layer`` (G,) layer index,
+    ``n_sample`` (G,) items of the group in the sample.
+    """
+    g = len(full_answers)
+    s1 = np.zeros((g, K_MAX))
+    s2 = np.ones(g)
+    s3 = np.ones(g)
+    layer_idx = np.zeros(g, dtype=np.int64)
+    n_sample = np.zeros(g, dtype=np.int64)
+    for row, (li, cls, outcome, f) in enumerate(full_answers):
+        layer_idx[row] = li
+        s = fast_answer(sample[layers[li], unit_mode], K_MAX, cls, outcome)
+        n_sample[row] = s.count
+        if s.count:
+            # compare_group's S2 and S3 (its S1 is the k = K_MAX point of the curve)
+            s1[row] = precision_curve(s.top, f.top, K_MAX)
+            s2[row] = cosine_distance(s.mean, f.mean)
+            s3[row] = js_distance(s.argmax_dist, f.argmax_dist)
+        else:
+            s1[row], s2[row], s3[row] = (MISSING_SCORES[m] for m in ("s1", "s2", "s3"))
+    return {"s1": s1, "s2": s2, "s3": s3, "layer": layer_idx, "n_sample": n_sample}
+
+
+def summarise_scores(table: dict, layers, k: int) -> dict:
+    """Means over groups (per layer and overall) of a score table at top-k ``k``."""
+    cols = {"s1": np.asarray(table["s1"])[:, k - 1], "s2": np.asarray(table["s2"]), "s3": np.asarray(table["s3"])}
+    layer_idx = np.asarray(table["layer"])
+    # np.mean of a list, as dldiag.queries.evaluate does, so that the numbers agree to the bit
+    overall = {m: float(np.mean(list(v))) for m, v in cols.items()}
+    per_layer = {layer: {m: float(np.mean(list(v[layer_idx == li]))) for m, v in cols.items()}
+                 for li, layer in enumerate(layers)}
+    return {"overall": overall, "per_layer": per_layer}
+
+
+def _digest(indices: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(indices, dtype=np.int64).tobytes()).hexdigest()
+
+
+class Diagnosis:
+    """The app's questions to a workspace; stateless between calls except for the disk cache.
+
+    Parameters
+    ----------
+    ws : Workspace
+    sampler_seed : int
+        Seed of the sampler fits (the cached fits are made with it).
+    sample_cache : ArrayCache, optional
+        Where the sample passes' aggregates and score tables go (default: the workspace's
+        cache). Fits and projections always come from the workspace's cache; a benchmark
+        gives a fresh, temporary one here so that every sample it asks for is new.
+    """
+
+    def __init__(self, ws, *, sampler_seed: int = 0, sample_cache=None):
+        self.ws = ws
+        self.sampler_seed = int(sampler_seed)
+        self.cache = sample_cache if sample_cache is not None else ws.cache
+        # numpy parses .npy headers with ast.literal_eval, and CPython 3.11's AST constructor is
+        # not thread-safe: concurrent reads in the server's threads fail now and then with
+        # "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905).
+        # Cache reads (a few ms) therefore take turns; passes and figures still run side by side.
+        self._read_lock = threading.RLock()
+        # The full data's answers (top K_MAX) of every non-empty group, per unit mode: read-only
+        # reference of every score table, computed once here like the workspace's own arrays.
+        self.full_answers = {mode: _answer_groups(ws.full, ws.layers, ws.dataset.n_classes, mode)
+                             for mode in UNIT_MODES}
+
+    def _get(self, key: str):
+        with self._read_lock:
+            return self.cache.get(key)
+
+    # ---------------------------------------------------------------- samples
+    def fitted(self, name: str):
+        """A fitted sampler from the cache (fitted and cached on a miss)."""
+        with self._read_lock:
+            return self.ws.fitted_sampler(name, seed=self.sampler_seed)
+
+    def sample_indices(self, params: SampleParams) -> np.ndarray:
+        sampler = self.fitted(params.sampler)
+        return sampler.sample(params.fraction, j=params.j, seed=params.seed)
+
+    def sample_info(self, params: SampleParams) -> dict:
+        return self.fitted(params.sampler).sample_info(params.fraction, j=params.j, seed=params.seed)
+
+    def random_indices(self, fraction: float, seed: int) -> np.ndarray:
+        return self.fitted("random").sample(fraction, seed=seed)
+
+    # ---------------------------------------------------------------- cached passes
+    def _agg_key(self, digest: str, layer: str, unit_mode: str) -> str:
+        return content_key("app-agg", APP_CACHE_VERSION, self.ws.key, digest, layer, unit_mode)
+
+    def _done_key(self, digest: str) -> str:
+        return content_key("app-pass", APP_CACHE_VERSION, self.ws.key, digest)
+
+    def _scores_key(self, digest: str, unit_mode: str) -> str:
+        return content_key("app-scores", APP_CACHE_VERSION, self.ws.key, digest, unit_mode, K_MAX)
+
+    def ensure_pass(self, indices: np.ndarray) -> str:
+        """Run the forward pass over ``indices`` unless cached; return the sample's digest.
+
+        Stores the aggregates of every layer and unit mode (for the panels) and the sample's
+        score table in both unit modes (for the summary, any k up to :data:`K_MAX`).
+        """
+        indices = np.asarray(indices, dtype=np.int64)
+        digest = _digest(indices)
+        if self._get(self._done_key(digest)) is not None:
+            return digest
+        result = self.ws.sample_pass(indices)
+        for mode in UNIT_MODES:
+            table = score_table(result.aggregates, self.full_answers[mode], self.ws.layers, mode)
+            self.cache.put(self._scores_key(digest, mode), table)
+        for (layer, mode), agg in result.aggregates.by_layer.items():
+            self.cache.put(self._agg_key(digest, layer, mode), pack_aggregates(agg))
+        self.cache.put(self._done_key(digest), {"n": np.array(len(indices))})
+        return digest
+
+    def layer_aggregates(self, indices: np.ndarray, layer: str, unit_mode: str) -> LayerAggregates:
+        """Aggregates of the items ``indices`` for one layer, from the cache (pass on a miss)."""
+        digest = _digest(np.asarray(indices, dtype=np.int64))
+        arrays = self._get(self._agg_key(digest, layer, unit_mode))
+        if arrays is None:
+            self.ensure_pass(indices)
+            arrays = self._get(self._agg_key(digest, layer, unit_mode))
+            if arrays is None:  # the cache refused the entry (full disk?): answer from a pass
+                return self.ws.sample_pass(np.asarray(indices)).aggregates[layer, unit_mode]
+        return unpack_aggregates(arrays)
+
+    def aggregates(self, indices: np.ndarray, unit_mode: str) -> Aggregates:
+        """Aggregates of every layer in one unit mode (what :func:`evaluate` reads)."""
+        by_layer = {(layer, unit_mode): self.layer_aggregates(indices, layer, unit_mode)
+                    for layer in self.ws.layers}
+        return Aggregates(tuple(self.ws.layers), int(self.ws.dataset.n_classes), by_layer)
+
+    # ---------------------------------------------------------------- panels
+    def group(self, indices: np.ndarray, state: ViewState, selection=None) -> GroupResult:
+        """Answers of the state's group (class, outcome, predicted; within a selection if any).
+
+        Without a selection the reference is the full pass; with one, it is a pass over all
+        selected items and the sample is the selected sample members.
+        """
+        layer, mode = state.layer, state.units
+        outcome = None if state.outcome == "all" else state.outcome
+        if selection is not None and len(selection):
+            sel = np.unique(np.asarray(selection, dtype=np.int64))
+            full_agg = self.layer_aggregates(sel, layer, mode)
+            sample_agg = self.layer_aggregates(np.intersect1d(sel, indices), layer, mode)
+        else:
+            full_agg = self.ws.full[layer, mode]
+            sample_agg = self.layer_aggregates(indices, layer, mode)
+        f = fast_answer(full_agg, state.k, state.cls, outcome, state.predicted)
+        s = fast_answer(sample_agg, state.k, state.cls, outcome, state.predicted)
+        scores = compare_group(s, f) if f.count else None  # MISSING_SCORES if the sample lacks it
+        return GroupResult(s, f, scores, full_agg.unit_shape, self.group_label(state, selection))
+
+    def group_label(self, state: ViewState, selection=None) -> str:
+        names = self.ws.dataset.class_names
+        parts = []
+        if selection is not None and len(selection):
+            parts.append(f"{len(np.unique(selection)):,} selected items")
+        if state.cls is not None:
+            parts.append(f"class {names[state.cls]}")
+        if state.predicted is not None:
+            parts.append(f"predicted as {names[state.predicted]}")
+        if state.outcome != "all":
+            parts.append(state.outcome)
+        return ", ".join(parts) if parts else "all items"
+
+    def confusion(self, indices: np.ndarray | None = None) -> np.ndarray:
+        """Confusion matrix (true × predicted) of ``indices`` (all items if None)."""
+        c = int(self.ws.dataset.n_classes)
+        yt, yp = self.ws.y_true, self.ws.y_pred
+        if indices is not None:
+            yt, yp = yt[indices], yp[indices]
+        return np.bincount(yt * c + yp, minlength=c * c).reshape(c, c)
+
+    def counts(self, indices: np.ndarray) -> dict:
+        """The report's Table IV row of a sample: size, correct, incorrect."""
+        wrong = int(np.sum(self.ws.y_true[indices] != self.ws.y_pred[indices]))
+        return {"n": int(len(indices)), "correct": int(len(indices) - wrong), "incorrect": wrong}
+
+    # ---------------------------------------------------------------- summary
+    def ensure_scores(self, indices: np.ndarray) -> str:
+        """Cache the score tables of ``indices`` if missing; return the digest.
+
+        For the random baseline: its pass stores only the tables (no panel reads its aggregates).
+        """
+        indices = np.asarray(indices, dtype=np.int64)
+        digest = _digest(indices)
+        if all(self._get(self._scores_key(digest, mode)) is not None for mode in UNIT_MODES):
+            return digest
+        result = self.ws.sample_pass(indices)
+        for mode in UNIT_MODES:
+            table = score_table(result.aggregates, self.full_answers[mode], self.ws.layers, mode)
+            self.cache.put(self._scores_key(digest, mode), table)
+        return digest
+
+    def scores(self, indices: np.ndarray, unit_mode: str) -> dict:
+        """The score table of the items ``indices`` (see :func:`score_table`), from the cache."""
+        indices = np.asarray(indices, dtype=np.int64)
+        digest = _digest(indices)
+        table = self._get(self._scores_key(digest, unit_mode))
+        if table is None:
+            self.ensure_scores(indices)
+            table = self._get(self._scores_key(digest, unit_mode))
+        if table is None:  # the cache refused the entry: compute it from a pass
+            table = score_table(self.ws.sample_pass(indices).aggregates, self.full_answers[unit_mode],
+                                self.ws.layers, unit_mode)
+        return table
+
+    def summary(self, params: SampleParams, k: int, unit_mode: str) -> dict:
+        """S1/S2/S3 over all groups, overall and per layer, for the sample and for ``random``.
+
+        The random sample has the same fraction and seed. Equal to
+        :func:`dldiag.queries.evaluate` of both samples (the score tables hold S1 for every
+        k up to :data:`K_MAX`, so a new k costs nothing).
+        """
+        k = int(k)
+        if not 1 <= k <= K_MAX:
+            raise ValueError(f"k must be in [1, {K_MAX}]; got {k}")
+        idx = self.sample_indices(params)
+        ridx = self.random_indices(params.fraction, params.seed)
+        layers = list(self.ws.layers)
+        out = {"layers": layers, "k": k, "unit_mode": unit_mode}
+        for name, ind in (("sample", idx), ("random", ridx)):
+            table = self.scores(ind, unit_mode)
+            out[name] = summarise_scores(table, layers, k)
+            out["n_groups"] = int(len(table["s2"]))
+        out["counts"] = {"sample": self.counts(idx), "random": self.counts(ridx)}
+        return out
+
+    # ---------------------------------------------------------------- latent view
+    def projection(self, method: str) -> np.ndarray:
+        with self._read_lock:
+            return self.ws.projection(method)
+
+    def neuron_values(self, indices: np.ndarray, layer: str, unit_mode: str, unit: int) -> np.ndarray:
+        """Activation of one unit on the items ``indices`` (cached per sample and unit)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        key = content_key("app-neuron", APP_CACHE_VERSION, self.ws.key, _digest(indices), layer, unit_mode,
+                          int(unit))
+        cached = self._get(key)
+        if cached is not None:
+            return cached["values"]
+        acts = self.ws.activations(indices, layer, unit_mode)
+        if not 0 <= int(unit) < acts.shape[1]:
+            raise ValueError(f"unit {unit} is not in layer {layer!r} ({acts.shape[1]} units in {unit_mode} mode)")
+        values = np.ascontiguousarray(acts[:, int(unit)], dtype=np.float32)
+        self.cache.put(key, {"values": values})
+        return values
+
+    def log_ratio(self, sampler: str) -> tuple[np.ndarray | None, str | None]:
+        """Log likelihood ratio per item: the current ratio sampler's, else the cached max-margin fit's.
+
+        Returns ``(None, None)`` when no ratio sampler is available.
+        """
+        for name in (sampler, FALLBACK_RATIO_SAMPLER):
+            if name in RATIO_SAMPLERS:
+                try:
+                    fitted = self.fitted(name)
+                except ValueError:
+                    continue
+                ratio = getattr(fitted, "log_ratio_", None)
+                if ratio is not None:
+                    return np.asarray(ratio), name
+        return None, None
+
+    def item_image(self, item: int) -> np.ndarray:
+        """The item's pixels (C, H, W) in [0, 1]."""
+        return self.ws.dataset.x_test[int(item)]

@@ -1,0 +1,219 @@
+"""The app in headless Chromium (``dash_duo``): what a person does, end to end.
+
+Runs on the digits workspace with PCA. The Chromium options come from the
+``pytest_setup_options`` hook in ``tests/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from selenium.webdriver.common.action_chains import ActionChains
+
+from dldiag.app import callbacks as cb
+from dldiag.app import create_app
+from dldiag.app.layout import GRAPH_IDS
+
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(dash_duo, app, path: str = "") -> None:
+    dash_duo.start_server(app, port=_free_port())
+    # Downloads (several per page) into the test's folder, with or without pytest's --headless.
+    dash_duo.driver.execute_cdp_cmd("Browser.setDownloadBehavior",
+                                    {"behavior": "allow", "downloadPath": dash_duo.download_path})
+    if path:
+        dash_duo.driver.get(dash_duo.server_url + path)
+
+
+def _layout(dash_duo, graph_id: str) -> dict:
+    """The figure layout plotly.js is showing in a dcc.Graph."""
+    return dash_duo.driver.execute_script(
+        "const gd = document.querySelector(`#${arguments[0]} .js-plotly-plot`);"
+        "return gd && gd.layout ? JSON.parse(JSON.stringify(gd.layout)) : null;", graph_id) or {}
+
+
+def _title(dash_duo, graph_id: str) -> str:
+    title = _layout(dash_duo, graph_id).get("title") or {}
+    return title.get("text", "") if isinstance(title, dict) else str(title)
+
+
+def _wait(predicate, timeout=30, message="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            value = predicate()
+        except Exception:  # noqa: BLE001 - the page may be re-rendering
+            value = None
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+def _wait_for_title(dash_duo, graph_id, text, timeout=30):
+    return _wait(lambda: text in _title(dash_duo, graph_id), timeout, f"{text!r} in the title of {graph_id}")
+
+
+def _plot_point(dash_duo, graph_id: str, x: float, y: float, xaxis="xaxis", yaxis="yaxis"):
+    """Offset (dx, dy) of data point (x, y) from the centre of the graph's drag area."""
+    return dash_duo.driver.execute_script("""
+        const gd = document.querySelector(`#${arguments[0]} .js-plotly-plot`);
+        const fl = gd._fullLayout, xa = fl[arguments[3]], ya = fl[arguments[4]];
+        const drag = gd.querySelector('.nsewdrag').getBoundingClientRect();
+        const px = xa._offset + xa.l2p(arguments[1]), py = ya._offset + ya.l2p(arguments[2]);
+        const box = gd.getBoundingClientRect();
+        return [box.left + px - (drag.left + drag.width / 2), box.top + py - (drag.top + drag.height / 2)];
+    """, graph_id, x, y, xaxis, yaxis)
+
+
+def _drag_area(dash_duo, graph_id: str):
+    el = dash_duo.find_element(f"#{graph_id} .nsewdrag")
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", el)
+    return el
+
+
+def _downloaded(dash_duo, suffix: str, timeout=30) -> str:
+    folder = dash_duo.download_path
+
+    def find():
+        names = [n for n in os.listdir(folder) if n.endswith(suffix)]
+        return os.path.join(folder, names[0]) if names else None
+
+    return _wait(find, timeout, f"a downloaded *{suffix} in {folder}")
+
+
+def test_explore_select_click_and_export(dash_duo, digits_ws):
+    app = create_app(digits_ws, default_projection="pca")
+    _start(dash_duo, app)
+
+    # The default view: every panel filled, the summary beside random, the URL carrying the state.
+    dash_duo.wait_for_contains_text("#table-iv", "max-margin", timeout=40)
+    for gid in GRAPH_IDS:
+        _wait(lambda gid=gid: _title(dash_duo, gid).startswith(("(", "Latent")), 30, f"{gid} drawn")
+    assert "sampler=max-margin" in dash_duo.driver.current_url
+    first_summary = _title(dash_duo, "summary-graph")
+
+    # Change the sampler: the summary and the Table IV row follow.
+    dash_duo.select_dcc_dropdown("#sampler", value="Stratified (confusion cells)")
+    dash_duo.wait_for_contains_text("#table-iv", "stratified-cm", timeout=30)
+    _wait_for_title(dash_duo, "summary-graph", "stratified-cm")
+    assert _title(dash_duo, "summary-graph") != first_summary
+    assert "sampler=stratified-cm" in dash_duo.driver.current_url
+    _wait(lambda: "stratified-cm" in _title(dash_duo, "latent-graph"), 20, "the latent view patched")
+
+    # Hover an item: a tooltip with its thumbnail, labels and likelihood ratio.
+    xy = digits_ws.projection("pca")
+    drag = _drag_area(dash_duo, "latent-graph")
+    dx, dy = _plot_point(dash_duo, "latent-graph", float(xy[0, 0]), float(xy[0, 1]))
+    ActionChains(dash_duo.driver).move_to_element(drag).move_by_offset(int(dx), int(dy)).perform()
+    tip = _wait(lambda: dash_duo.find_element("#latent-tooltip img.tip-img"), 20, "the hover tooltip")
+    assert tip.get_attribute("src").startswith("data:image/png;base64,")
+    assert "log likelihood ratio" in dash_duo.find_element("#latent-tooltip").text
+
+    # Lasso a region of the latent view: the selection becomes the group of the panels.
+    before = _layout(dash_duo, "topk-graph")
+    drag = _drag_area(dash_duo, "latent-graph")
+    w, h = drag.size["width"], drag.size["height"]
+    (ActionChains(dash_duo.driver).move_to_element(drag).move_by_offset(int(-0.4 * w), int(-0.4 * h))
+     .click_and_hold().move_by_offset(int(0.5 * w), 0).move_by_offset(0, int(0.8 * h))
+     .move_by_offset(int(-0.5 * w), 0).move_by_offset(0, int(-0.79 * h)).release().perform())
+    dash_duo.wait_for_contains_text("#group-label", "selected items", timeout=30)
+    _wait(lambda: _layout(dash_duo, "topk-graph") != before, 20, "the panels to change")
+    label = dash_duo.find_element("#group-label").text
+    n_selected = int(label.split(" selected items")[0].replace(",", ""))
+    assert 0 < n_selected < digits_ws.n_items
+    assert f"{n_selected:,} items in the data" in label
+
+    # Click a neuron bar: the latent view is coloured by that unit on the sampled items.
+    bar = dash_duo.find_element("#topk-graph g.trace.bars g.point path")
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", bar)
+    ActionChains(dash_duo.driver).move_to_element(bar).click().perform()
+    _wait_for_title(dash_duo, "latent-graph", "colour: unit")
+    assert "color=neuron" in dash_duo.driver.current_url
+
+    # Click a confusion cell: "class a predicted as b" becomes the group.
+    dash_duo.find_element("#clear-group").click()
+    dash_duo.wait_for_contains_text("#group-label", "all items", timeout=20)
+    drag = _drag_area(dash_duo, "confusion-graph")
+    dx, dy = _plot_point(dash_duo, "confusion-graph", 3, 3)
+    ActionChains(dash_duo.driver).move_to_element(drag).move_by_offset(int(dx), int(dy)).click().perform()
+    dash_duo.wait_for_contains_text("#group-label", "class 3, predicted as 3, correct", timeout=20)
+    assert "cls=3" in dash_duo.driver.current_url and "predicted=3" in dash_duo.driver.current_url
+
+    # Every figure's toolbar saves SVG (beside plotly's PNG camera); the panel bar's buttons too.
+    for gid in GRAPH_IDS:
+        dash_duo.find_element(f'#{gid} .modebar-btn[data-title="Download plot as SVG"]')
+    dash_duo.driver.execute_script(
+        "document.querySelector('#topk-graph .modebar-btn[data-title=\"Download plot as SVG\"]').click();")
+    svg = _downloaded(dash_duo, ".svg")
+    assert os.path.basename(svg) == "dldiag-topk.svg" and "<svg" in open(svg, encoding="utf-8").read(300)
+    camera = '#confusion-graph .modebar-btn[data-title="Download plot as a PNG"]'
+    dash_duo.driver.execute_script(f"document.querySelector('{camera}').click();")
+    png = _downloaded(dash_duo, ".png")
+    head = open(png, "rb").read(24)
+    assert os.path.basename(png) == "dldiag-confusion.png" and head[:8] == b"\x89PNG\r\n\x1a\n"
+    width = int.from_bytes(head[16:20], "big")
+    assert width >= 2 * dash_duo.find_element("#confusion-graph").size["width"] - 2  # saved at scale 2
+
+    # Export the whole view as a self-contained HTML report.
+    dash_duo.find_element("#export-btn").click()
+    report = _downloaded(dash_duo, ".html")
+    text = open(report, encoding="utf-8").read()
+    assert text.count("Plotly.newPlot") == 6 and "stratified-cm" in text and "class 3, predicted as 3" in text
+
+    assert dash_duo.get_logs() == [], "browser console errors"
+
+
+def test_a_shared_link_restores_the_view_and_presentation_mode(dash_duo, digits_ws):
+    app = create_app(digits_ws, default_projection="pca")
+    _start(dash_duo, app,
+           "/?sampler=random&fraction=0.1&seed=3&layer=conv1&cls=3&outcome=correct&k=5&units=channel"
+           "&projection=pca&j=7")
+    dash_duo.wait_for_contains_text("#group-label", "class 3, correct", timeout=40)
+    _wait_for_title(dash_duo, "topk-graph", "Top-5 neurons of conv1")
+    dash_duo.wait_for_contains_text("#table-iv", "random", timeout=20)
+    assert dash_duo.find_element("#fraction-value").text == "10 %"
+    assert dash_duo.find_element("#seed").get_attribute("value") == "3"
+    assert "j='7' is outside [0, 1]" in dash_duo.find_element("#notes").text  # named; the rest restored
+    sample_n = dash_duo.find_element("#table-iv").text
+    assert str(round(0.1 * digits_ws.n_items)) in sample_n
+    url = dash_duo.driver.current_url
+    assert "layer=conv1" in url and "units=channel" in url and "j=0.7" in url
+
+    dash_duo.find_element("#present-btn").click()
+    _wait(lambda: "present" in dash_duo.find_element("#root").get_attribute("class"), 10, "presentation mode")
+    _wait(lambda: not dash_duo.find_element("#controls").is_displayed(), 10, "the controls hidden")
+    _wait(lambda: _layout(dash_duo, "topk-graph").get("font", {}).get("size", 0) >= 17, 20, "large type")
+    assert "present=1" in dash_duo.driver.current_url
+    dash_duo.find_element("#present-btn").click()
+    _wait(lambda: dash_duo.find_element("#controls").is_displayed(), 10, "the controls back")
+
+
+def test_a_failing_callback_shows_an_inline_message(dash_duo, digits_ws, monkeypatch):
+    real = cb.views.panel_figures
+
+    def failing(svc, state, selection=None):
+        if state.layer == "conv2":
+            raise RuntimeError("simulated failure in conv2")
+        return real(svc, state, selection)
+
+    monkeypatch.setattr(cb.views, "panel_figures", failing)
+    app = create_app(digits_ws, default_projection="pca")
+    _start(dash_duo, app)
+    _wait_for_title(dash_duo, "topk-graph", "(a) Top-10")
+    dash_duo.select_dcc_dropdown("#layer", value="conv2")
+    dash_duo.wait_for_contains_text("#panels-error", "simulated failure in conv2", timeout=30)
+    assert "Updating the panels failed" in dash_duo.find_element("#panels-error").text
+    # The server keeps serving: the next change works and clears the message.
+    dash_duo.select_dcc_dropdown("#layer", value="conv1")
+    _wait_for_title(dash_duo, "topk-graph", "of conv1")
+    _wait(lambda: dash_duo.find_element("#panels-error").text == "", 20, "the message cleared")
+    dash_duo.wait_for_contains_text("#table-iv", "max-margin", timeout=10)

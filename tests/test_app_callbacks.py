@@ -1,0 +1,463 @@
+"""The app's state, service and callbacks as plain functions, and the app over HTTP (no browser).
+
+Runs on the digits workspace (450 items, shipped weights) with PCA, so it needs no UMAP/t-SNE.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from dldiag.app import Warmup, create_app
+from dldiag.app import callbacks as cb
+from dldiag.app.layout import GRAPH_IDS
+from dldiag.app.service import (
+    K_MAX,
+    Diagnosis,
+    SampleParams,
+    build_meta,
+    fast_answer,
+    pack_aggregates,
+    precision_curve,
+    unpack_aggregates,
+)
+from dldiag.app.state import ViewState, apply_event, parse_query, to_query
+from dldiag.metrics import precision_at_k
+from dldiag.queries import answer, compare_group, evaluate
+
+
+@pytest.fixture(scope="module")
+def meta(digits_ws):
+    return build_meta(digits_ws, default_projection="pca")
+
+
+@pytest.fixture(scope="module")
+def svc(digits_ws):
+    return Diagnosis(digits_ws)
+
+
+@pytest.fixture(scope="module")
+def stores(meta, svc):
+    """The stores of the default view and its sample, as the callbacks pass them on."""
+    state, _ = cb.sync_state(meta, None, "", {})
+    derived = cb.derived_stores(state)
+    sample_store, _ = cb.sample_outputs(meta, svc, derived["sample-params"])
+    return state, derived, sample_store
+
+
+def decode(spec):
+    """A plotly typed-array spec back to numpy."""
+    import base64
+
+    dtypes = {"u1": np.uint8, "i4": np.int32, "f4": np.float32}
+    return np.frombuffer(base64.b64decode(spec["bdata"]), dtype=dtypes[spec["dtype"]])
+
+
+# ------------------------------------------------------------------ state and URL
+
+def test_meta_describes_the_workspace(meta, digits_ws):
+    assert meta.layers == digits_ws.layers and meta.n_items == digits_ws.n_items
+    assert meta.uses_j["max-margin"] and not meta.uses_j["random"]
+    assert meta.randomised["random"] and not meta.randomised["max-margin"]
+    assert meta.default_state().layer == digits_ws.latent_layer
+    assert meta.default_state().projection == "pca"
+
+
+@pytest.mark.parametrize("changes", [
+    {},
+    {"sampler": "random", "fraction": 0.125, "j": 0.35, "seed": 42, "layer": "conv1", "cls": 3,
+     "outcome": "incorrect", "predicted": 5, "k": 7, "units": "channel", "projection": "umap"},
+    {"color": "neuron", "neuron": 12, "present": True, "layer": "fc1"},
+])
+def test_query_round_trip(meta, changes):
+    state = ViewState(**{**meta.default_state().to_dict(), **changes})
+    parsed, notes = parse_query(to_query(state), meta)
+    assert parsed == state and notes == []
+
+
+def test_bad_link_values_fall_back_to_defaults_with_notes(meta):
+    state, notes = parse_query("?sampler=nope&fraction=2&j=abc&seed=-1&layer=x&cls=99&k=0&units=z"
+                               "&projection=q&color=neuron&outcome=maybe", meta)
+    default = meta.default_state()
+    assert state == default
+    assert len(notes) == 11 and any("sampler='nope'" in n for n in notes)
+    assert any("color=neuron needs" in n for n in notes)
+
+
+def test_link_class_by_name_and_unknown_keys(meta):
+    state, notes = parse_query("?cls=7&predicted=1&utm=x&present=1", meta)
+    assert (state.cls, state.predicted, state.present, notes) == (7, 1, True, [])
+    assert parse_query("?cls=all", meta)[0].cls is None
+
+
+def test_events(meta):
+    s = meta.default_state()
+    assert apply_event(s, "confusion", [3, 5], meta) == ViewState(**{**s.to_dict(), "cls": 3, "predicted": 5,
+                                                                      "outcome": "incorrect"})
+    assert apply_event(s, "confusion", [4, 4], meta).outcome == "correct"
+    n = apply_event(s, "neuron", 9, meta)
+    assert (n.color, n.neuron) == ("neuron", 9)
+    assert apply_event(n, "controls", {"layer": "conv1"}, meta).color == "true"  # the unit was fc1's
+    q = apply_event(s, "confusion", [3, 5], meta)
+    assert apply_event(q, "controls", {"cls": "2"}, meta).predicted is None
+    assert apply_event(q, "clear-group", None, meta) == ViewState(**{**q.to_dict(), "cls": None,
+                                                                     "predicted": None, "outcome": "all"})
+    c = apply_event(s, "controls", {"fraction": 5, "k": 500, "seed": None, "sampler": "bogus"}, meta)
+    assert (c.fraction, c.k, c.seed, c.sampler) == (0.8, 50, s.seed, s.sampler)
+    assert apply_event(apply_event(s, "present", None, meta), "present", None, meta).present is False
+    with pytest.raises(ValueError, match="unknown event"):
+        apply_event(s, "nope", None, meta)
+
+
+def test_sync_state_reads_the_url_first_then_events(meta):
+    state, notes = cb.sync_state(meta, None, "?sampler=random&k=5", {"sampler": "vas"})
+    assert (state.sampler, state.k, notes) == ("random", 5, [])
+    controls = {"sampler": "vas", "fraction": 10, "j": 0.5, "seed": 1, "layer": "conv1", "cls": "2",
+                "outcome": "correct", "k": 3, "units": "flat", "projection": "pca", "color": "pred"}
+    moved, _ = cb.sync_state(meta, "layer", "", controls, previous=state.to_dict())
+    assert (moved.sampler, moved.fraction, moved.layer, moved.cls, moved.k) == ("vas", 0.1, "conv1", 2, 3)
+    clicked, _ = cb.sync_state(meta, "confusion-graph", "", controls,
+                               confusion_click={"points": [{"customdata": [1, 7]}]}, previous=moved.to_dict())
+    assert (clicked.cls, clicked.predicted) == (1, 7)
+    by_name, _ = cb.sync_state(meta, "confusion-graph", "", controls,  # what dcc.Graph sends for a heatmap
+                               confusion_click={"points": [{"x": meta.class_names[2], "y": meta.class_names[6],
+                                                            "z": 0.3}]}, previous=moved.to_dict())
+    assert (by_name.cls, by_name.predicted, by_name.outcome) == (6, 2, "incorrect")
+    bar, _ = cb.sync_state(meta, "topk-graph", "", controls, topk_click={"points": [{"customdata": 4}]},
+                           previous=moved.to_dict())
+    assert (bar.color, bar.neuron) == ("neuron", 4)
+    from dash.exceptions import PreventUpdate
+
+    with pytest.raises(PreventUpdate):  # the "other" bar of (c) has no unit
+        cb.sync_state(meta, "topk-graph", "", controls, topk_click={"points": [{"customdata": -1}]},
+                      previous=moved.to_dict())
+
+
+def test_derived_stores_split_the_state(meta):
+    s = ViewState(**{**meta.default_state().to_dict(), "color": "neuron", "neuron": 3})
+    d = cb.derived_stores(s)
+    assert d["sample-params"] == {"sampler": s.sampler, "fraction": s.fraction, "j": s.j, "seed": s.seed}
+    assert d["latent-params"]["neuron"] == [s.layer, s.units, 3]
+    assert set(d["panel-params"]) == {"layer", "cls", "outcome", "predicted", "k", "units", "present"}
+    assert cb.derived_stores(meta.default_state())["latent-params"]["neuron"] is None
+
+
+# ------------------------------------------------------------------ service
+
+def test_precision_curve_equals_precision_at_k():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        m = int(rng.integers(1, 12))
+        universe = int(rng.integers(m, 3 * m + 1))
+        s, f = rng.permutation(universe)[:m], rng.permutation(universe)[:m]
+        curve = precision_curve(s, f, 15)
+        for k in range(1, 16):
+            kk = min(k, m)
+            assert curve[k - 1] == precision_at_k(s[:kk], f[:kk])
+
+
+def test_fast_answer_and_packed_aggregates_are_exact(digits_ws, svc):
+    idx = svc.sample_indices(SampleParams("random", 0.1, 0.7, 2))
+    agg = digits_ws.sample_pass(idx).aggregates
+    for key, layer_agg in agg.by_layer.items():
+        buf = io.BytesIO()
+        np.savez(buf, **pack_aggregates(layer_agg))
+        buf.seek(0)
+        back = unpack_aggregates(dict(np.load(buf)))
+        assert np.array_equal(back.sums, layer_agg.sums) and back.sums.dtype == layer_agg.sums.dtype
+        assert np.array_equal(back.argmax_counts, layer_agg.argmax_counts)
+        assert back.argmax_counts.dtype == layer_agg.argmax_counts.dtype and back.unit_shape == layer_agg.unit_shape
+        for k in (1, 4, 1000):
+            for cls, outcome in ((None, None), (2, "correct"), (7, "incorrect")):
+                a, b = answer(layer_agg, k, cls, outcome), fast_answer(layer_agg, k, cls, outcome)
+                assert a.count == b.count and np.array_equal(a.top, b.top)
+                assert np.array_equal(a.mean, b.mean) and np.array_equal(a.argmax_dist, b.argmax_dist)
+
+
+@pytest.mark.parametrize("params", [SampleParams("max-margin", 0.05, 0.7, 0), SampleParams("random", 0.2, 0.7, 3)])
+def test_summary_equals_the_library_evaluation(digits_ws, svc, params):
+    idx = svc.sample_indices(params)
+    ridx = svc.random_indices(params.fraction, params.seed)
+    sample_agg, random_agg = (digits_ws.sample_pass(i).aggregates for i in (idx, ridx))
+    for mode in ("flat", "channel"):
+        for k in (1, 10, K_MAX):
+            summary = svc.summary(params, k, mode)
+            for name, agg in (("sample", sample_agg), ("random", random_agg)):
+                ref = evaluate(agg, digits_ws.full, k=k, unit_mode=mode)
+                assert summary[name]["overall"] == ref.overall  # to the bit
+                assert summary[name]["per_layer"] == ref.per_layer
+            assert summary["n_groups"] == len(ref.groups)
+    counts = summary["counts"]["sample"]
+    assert counts["n"] == len(idx) and counts["correct"] + counts["incorrect"] == len(idx)
+    with pytest.raises(ValueError, match="k must be"):
+        svc.summary(params, K_MAX + 1, "flat")
+
+
+def test_group_of_a_selection_and_of_a_confusion_cell(digits_ws, svc, meta):
+    params = SampleParams("random", 0.3, 0.7, 1)
+    idx = svc.sample_indices(params)
+    sel = np.arange(0, 300, 2)
+    state = ViewState(**{**meta.default_state().to_dict(), "sampler": "random", "fraction": 0.3, "seed": 1,
+                         "layer": "conv2", "k": 5})
+    res = svc.group(idx, state, selection=sel.tolist())
+    full_ref = answer(digits_ws.sample_pass(sel).aggregates["conv2", "flat"], 5)
+    sample_ref = answer(digits_ws.sample_pass(np.intersect1d(sel, idx)).aggregates["conv2", "flat"], 5)
+    assert res.full.count == len(sel) == full_ref.count and res.sample.count == sample_ref.count
+    assert np.array_equal(res.full.top, full_ref.top) and res.scores == compare_group(sample_ref, full_ref)
+    assert res.label.startswith("150 selected items")
+    cell = ViewState(**{**state.to_dict(), "cls": 8, "predicted": 1, "outcome": "incorrect"})
+    res_cell = svc.group(idx, cell)
+    ref = answer(digits_ws.full["conv2", "flat"], 5, 8, "incorrect", 1)
+    assert res_cell.full.count == ref.count and res_cell.label == "class 8, predicted as 1, incorrect"
+
+
+def test_cache_reads_survive_threads(svc):
+    """The server runs callbacks in threads; numpy's header parsing (ast) is not thread-safe on
+    CPython 3.11 when the GIL switches inside it (a GC finaliser suffices). Reads take turns."""
+    import gc
+    import sys
+
+    class Junk:  # garbage with finalisers: makes the GIL switch inside the AST constructor likely
+        def __init__(self):
+            self.me = self
+
+        def __del__(self):
+            sum(range(50))
+
+    idx = svc.sample_indices(SampleParams("random", 0.05, 0.7, 11))
+    svc.ensure_pass(idx)
+    errors = []
+
+    def work():
+        for _ in range(60):
+            [Junk() for _ in range(30)]
+            try:
+                svc.fitted("random")
+                svc.scores(idx, "flat")
+                svc.layer_aggregates(idx, "fc1", "flat")
+            except SystemError as exc:  # pragma: no cover - the bug this guards against
+                errors.append(exc)
+
+    old_interval, old_threshold = sys.getswitchinterval(), gc.get_threshold()
+    sys.setswitchinterval(1e-6)
+    gc.set_threshold(50, 5, 5)
+    try:
+        threads = [threading.Thread(target=work) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old_interval)
+        gc.set_threshold(*old_threshold)
+    assert errors == []
+
+
+def test_log_ratio_comes_from_a_ratio_sampler(svc, digits_ws):
+    ratio, source = svc.log_ratio("random")
+    assert source == "max-margin" and ratio.shape == (digits_ws.n_items,)
+    assert svc.log_ratio("gmm-spherical")[1] == "gmm-spherical"
+
+
+# ------------------------------------------------------------------ callback bodies
+
+def test_sample_outputs(meta, svc, stores):
+    state, derived, sample_store = stores
+    idx = svc.sample_indices(SampleParams.from_state(state))
+    assert sample_store["n"] == len(idx) and sample_store["sampler"] == state.sampler
+    assert sample_store["correct"] + sample_store["incorrect"] == len(idx)
+    assert len(sample_store["digest"]) == 64
+
+
+def test_panel_outputs_show_the_group_and_its_accuracy(meta, svc, stores, digits_ws):
+    state, derived, sample_store = stores
+    topk, heat, argmax, confusion, label = cb.panel_outputs(meta, svc, sample_store, derived["panel-params"])
+    idx = svc.sample_indices(SampleParams.from_state(state))
+    scores = compare_group(answer(digits_ws.sample_pass(idx).aggregates[state.layer, "flat"], state.k),
+                           answer(digits_ws.full[state.layer, "flat"], state.k))
+    assert f"S1 precision {scores['s1']:.2f}" in topk["layout"]["title"]["text"]
+    assert f"S2 cosine distance {scores['s2']:.3f}" in heat["layout"]["title"]["text"]
+    assert f"S3 JS distance {scores['s3']:.3f}" in argmax["layout"]["title"]["text"]
+    assert np.asarray(confusion["data"][0]["customdata"]).shape == (10, 10, 2)
+    assert label.startswith("all items — 450 items in the data")
+
+
+def test_summary_outputs_have_the_table_iv_row(meta, svc, stores):
+    _, derived, sample_store = stores
+    fig, table = cb.summary_outputs(meta, svc, sample_store, derived["eval-params"])
+    text = json.dumps(table.to_plotly_json(), default=str)
+    assert str(sample_store["correct"]) in text and "random" in text and "Table IV" in text
+    assert len(fig["data"]) == 6
+
+
+def test_latent_outputs_whole_figure_once_then_patches(meta, svc, stores, digits_ws):
+    state, derived, sample_store = stores
+    kind, fig, key = cb.latent_outputs(meta, svc, derived["latent-params"], sample_store, None, set())
+    assert kind == "figure" and key == "pca|0"
+    assert len(decode(fig["data"][0]["x"])) == digits_ws.n_items
+    kind, spec, key2 = cb.latent_outputs(meta, svc, derived["latent-params"], sample_store, key, {"sample-store"})
+    assert kind == "patch" and key2 == key and ("data", 1, "marker", "size") in spec
+    sizes = decode(spec[("data", 1, "marker", "size")])
+    assert (sizes > 0).sum() == sample_store["n"]
+    neuron = {**derived["latent-params"], "color": "neuron", "neuron": [state.layer, "flat", 3]}
+    kind, spec, _ = cb.latent_outputs(meta, svc, neuron, sample_store, key, {"latent-params"})
+    idx = svc.sample_indices(SampleParams.from_state(state))
+    acts = digits_ws.activations(idx, state.layer, "flat")[:, 3]
+    colors = decode(spec[("data", 1, "marker", "color")])
+    np.testing.assert_allclose(colors[idx], acts, rtol=1e-6)
+    assert spec[("data", 1, "marker", "showscale")] is True
+    patch = cb.spec_to_patch(spec).to_plotly_json()
+    assert patch["__dash_patch_update"] and len(patch["operations"]) == len(spec)
+    kind, _, key3 = cb.latent_outputs(meta, svc, {**derived["latent-params"], "present": True}, sample_store,
+                                      key, {"latent-params"})
+    assert kind == "figure" and key3 == "pca|1"
+
+
+def test_tooltip_outputs(meta, svc, digits_ws):
+    show, bbox, children = cb.tooltip_outputs(meta, svc, {"points": [{"customdata": 5, "bbox": {"x0": 1}}]},
+                                              "random")
+    text = json.dumps(children.to_plotly_json(), default=str)
+    assert show is True and bbox == {"x0": 1}
+    assert "data:image/png;base64," in text and "item 5" in text and "(max-margin)" in text
+    assert "true: " in text and meta.class_names[int(digits_ws.y_true[5])] in text
+    assert cb.tooltip_outputs(meta, svc, None, "random")[0] is False
+
+
+def test_selection_from_event():
+    assert cb.selection_from_event(None) is None
+    assert cb.selection_from_event({"points": []}) is None
+    event = {"points": [{"customdata": 4}, {"customdata": 2}, {"customdata": 4}, {"customdata": [7]}, {}]}
+    assert cb.selection_from_event(event) == [2, 4, 7]
+
+
+def test_export_outputs_downloads_the_view(meta, svc, stores):
+    state, _, _ = stores
+    out = cb.export_outputs(meta, svc, state.to_dict(), [1, 2, 3], "http://127.0.0.1:8050/?x=1")
+    assert out["filename"].endswith(".html") and out["type"] == "text/html"
+    html = out["content"]
+    assert html.count("Plotly.newPlot") == 6 and "<script src=" not in html
+    assert "3 items drawn in the latent view" in html and state.sampler in html
+    assert "http://127.0.0.1:8050/" + to_query(state).replace("&", "&amp;") in html
+
+
+def test_guarded_turns_an_exception_into_an_inline_alert():
+    @cb.guarded("Updating", 3, 2)
+    def broken(x):
+        raise RuntimeError(f"bad {x}")
+
+    from dash import no_update
+
+    a, b, alert = broken(1)
+    assert a is no_update and b is no_update
+    assert alert.className == "alert alert-error" and "Updating failed: RuntimeError: bad 1" in alert.children
+
+
+# ------------------------------------------------------------------ the app over HTTP
+
+@pytest.fixture(scope="module")
+def app(digits_ws):
+    return create_app(digits_ws, default_projection="pca")
+
+
+def _post(client, output, outputs, inputs, state=(), changed=()):
+    body = {"output": output, "outputs": outputs, "inputs": list(inputs), "state": list(state),
+            "changedPropIds": list(changed)}
+    return client.post("/_dash-update-component", data=json.dumps(body), content_type="application/json")
+
+
+def test_create_app_serves_the_layout_and_registers_every_callback(app):
+    client = app.server.test_client()
+    layout = client.get("/_dash-layout").get_data(as_text=True)
+    for gid in GRAPH_IDS:
+        assert gid in layout
+    deps = client.get("/_dash-dependencies").get_json()
+    outputs = " ".join(d["output"] for d in deps)
+    for needle in ("sample-store.data", "topk-graph.figure", "summary-graph.figure", "latent-graph.figure",
+                   "latent-tooltip.show", "selection-store.data", "download.data", "url.search"):
+        assert needle in outputs
+    with pytest.raises(ValueError, match="exactly one"):
+        create_app()
+
+
+def test_a_failing_callback_shows_a_message_and_the_server_keeps_serving(app, stores):
+    _, derived, sample_store = stores
+    client = app.server.test_client()
+    output = "..topk-graph.figure...heatmap-graph.figure...argmax-graph.figure...confusion-graph.figure" \
+             "...group-label.children...panels-error.children.."
+    outputs = [{"id": o.split(".")[0], "property": o.split(".")[1]} for o in output.strip(".").split("...")]
+
+    def inputs(panel):
+        return [{"id": "sample-store", "property": "data", "value": sample_store},
+                {"id": "panel-params", "property": "data", "value": panel},
+                {"id": "selection-store", "property": "data", "value": None}]
+
+    bad = _post(client, output, outputs, inputs({**derived["panel-params"], "layer": "no-such-layer"}),
+                changed=["panel-params.data"])
+    assert bad.status_code == 200
+    response = bad.get_json()["response"]
+    assert set(response) == {"panels-error"}  # the figures stay as they were
+    assert "Updating the panels failed" in json.dumps(response)
+    good = _post(client, output, outputs, inputs(derived["panel-params"]), changed=["panel-params.data"])
+    assert good.status_code == 200 and "topk-graph" in good.get_json()["response"]
+    assert good.get_json()["response"]["panels-error"]["children"] is None  # the message is cleared
+
+
+def test_warmup_serves_a_loading_page_until_ready(tmp_path):
+    warmup = Warmup("digits", cache_dir=tmp_path, projections=["pca"], samplers=["random", "max-margin"],
+                    show_progress=False)
+    app = create_app(warmup=warmup, default_projection="pca", samplers=["random", "max-margin"])
+    assert "boot-status" in json.dumps(app.layout().to_plotly_json(), default=str)
+    assert warmup.status()["ready"] is False
+    client = app.server.test_client()
+    client.get("/_dash-layout")  # the first request starts the preparation
+    assert warmup.join(timeout=120) and warmup.ready, warmup.status()
+    assert warmup.status()["message"] == "ready"
+    layout = client.get("/_dash-layout").get_data(as_text=True)
+    assert "latent-graph" in layout and "boot-status" not in layout
+    boot = _post(client, "..boot-status.children...boot-bar.style...boot-ready.data..",
+                 [{"id": "boot-status", "property": "children"}, {"id": "boot-bar", "property": "style"},
+                  {"id": "boot-ready", "property": "data"}],
+                 [{"id": "boot-interval", "property": "n_intervals", "value": 3}])
+    assert boot.get_json()["response"]["boot-ready"]["data"] is True
+
+
+def test_warmup_failure_is_reported(tmp_path):
+    warmup = Warmup("no-such-dataset", cache_dir=tmp_path, show_progress=False)
+    warmup.start()
+    assert warmup.join(timeout=60) and not warmup.ready
+    assert warmup.status()["error"]
+
+
+def test_the_benchmark_client_drives_the_running_app(app, digits_ws):
+    """The renderer of ``python -m dldiag.bench app`` against a real server: patches, not figures."""
+    from werkzeug.serving import make_server
+
+    from dldiag.bench.app import Renderer
+
+    server = make_server("127.0.0.1", 0, app.server, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        rd = Renderer(f"http://127.0.0.1:{server.server_port}")
+        first = rd.change({}, initial=True)
+        names = [c["cb"]["outputs"][0][0] for c in first["calls"]]
+        assert {"view-state", "sample-store", "topk-graph", "summary-graph", "latent-graph"} <= set(names)
+        assert rd.props[("sample-store", "data")]["n"] > 0
+        changed = rd.change({("sampler", "value"): "stratified-cm"})
+        def latent_call(change):
+            return [c for c in change["calls"] if ("latent-graph", "figure") in c["cb"]["outputs"]][0]
+
+        patch = latent_call(changed)
+        assert "__dash_patch_update" in patch["response"]["latent-graph"]["figure"]
+        assert patch["bytes"] < latent_call(first)["bytes"] / 2
+        assert rd.props[("sample-store", "data")]["sampler"] == "stratified-cm"
+        layer = rd.change({("layer", "value"): "conv1"})
+        assert {c["cb"]["outputs"][0][0] for c in layer["calls"]} == {"view-state", "topk-graph"}
+        assert "conv1" in rd.props[("topk-graph", "figure")]["layout"]["title"]["text"]
+    finally:
+        server.shutdown()
+        rd.pool.shutdown()

@@ -401,6 +401,9 @@ def run_pass(
                     accs[(layer, mode)].add(units, cell, cell_t)
                 if len(modes) == 1:
                     accs[(layer, "channel")] = accs[(layer, "flat")]
+            # Free this batch's activations before the next forward pass, so that the
+            # allocator reuses their memory instead of mapping (and faulting in) fresh pages.
+            logits = acts = act = units = None
             bar.update(size)
     finally:
         bar.close()

@@ -52,12 +52,20 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
       var cc = window.dash_clientside.callback_context;
       var id = cc && cc.triggered_id;
       if (!id || !id.graph) { return window.dash_clientside.no_update; }
+      /* Buttons added later (the experiments tab's) fire this once with n_clicks 0: not a click. */
+      var clicked = (cc.triggered || []).some(function (t) { return t && t.value; });
+      if (!clicked) { return window.dash_clientside.no_update; }
       var holder = document.getElementById(id.graph);
       var gd = holder && (holder.classList.contains('js-plotly-plot') ? holder : holder.querySelector('.js-plotly-plot'));
       if (!gd || !window.Plotly) { return window.dash_clientside.no_update; }
       var name = 'dldiag-' + id.graph.replace(/-graph$/, '');
       window.Plotly.downloadImage(gd, {format: id.fmt, scale: id.fmt === 'png' ? 2 : 1, filename: name});
       return {graph: id.graph, fmt: id.fmt, at: Date.now()};
+    },
+    /* The tabs: show one view, keep the other mounted (its figures stay drawn). */
+    showTab: function (tab) {
+      var shown = {display: 'block'}, hidden = {display: 'none'};
+      return tab === 'experiments' ? [hidden, shown] : [shown, hidden];
     },
     /* The loading page: reload into the app once the workspace is ready. */
     reloadWhenReady: function (ready) {

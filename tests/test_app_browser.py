@@ -217,3 +217,39 @@ def test_a_failing_callback_shows_an_inline_message(dash_duo, digits_ws, monkeyp
     _wait_for_title(dash_duo, "topk-graph", "of conv1")
     _wait(lambda: dash_duo.find_element("#panels-error").text == "", 20, "the message cleared")
     dash_duo.wait_for_contains_text("#table-iv", "max-margin", timeout=10)
+
+
+def _drawn_width(dash_duo, graph_id: str) -> float:
+    """The width plotly.js drew a figure at (its container's, for an autosized one)."""
+    return dash_duo.driver.execute_script(
+        "const gd = document.querySelector(`#${arguments[0]} .js-plotly-plot`);"
+        "return gd && gd._fullLayout ? gd._fullLayout.width : 0;", graph_id)
+
+
+def test_the_experiments_tab_shows_the_reports_figures(dash_duo, digits_ws):
+    app = create_app(digits_ws, default_projection="pca")
+    _start(dash_duo, app)
+    _wait(lambda: _title(dash_duo, "latent-graph").startswith("Latent"), 40, "the explorer drawn")
+    assert not dash_duo.find_elements("#fig4_fraction-graph")  # loaded only when the tab opens
+
+    dash_duo.find_element("#tab-experiments").click()
+    _wait_for_title(dash_duo, "fig4_fraction-graph", "Fig. 4", timeout=30)
+    _wait(lambda: "tab=experiments" in dash_duo.driver.current_url, 10, "tab=experiments in the URL")
+    assert not dash_duo.find_element("#controls").is_displayed()  # the explorer is hidden, not removed
+    for stem in ("fig5_topk", "fig6_j", "fig7_time", "table4"):
+        _wait(lambda stem=stem: _layout(dash_duo, f"{stem}-graph"), 20, f"{stem} drawn")
+    dash_duo.find_element('#fig4_fraction-graph .modebar-btn[data-title="Download plot as SVG"]')
+    box = dash_duo.find_element("#fig4_fraction-graph").size["width"]
+    assert 0.9 * box <= _drawn_width(dash_duo, "fig4_fraction-graph") <= box + 1  # the page's width
+    assert not os.listdir(dash_duo.download_path)  # the new PNG/SVG buttons saved nothing by themselves
+
+    # The link opens the tab; back on the explorer, its figures are as they were.
+    dash_duo.driver.get(dash_duo.driver.current_url)
+    _wait_for_title(dash_duo, "fig4_fraction-graph", "Fig. 4", timeout=40)
+    dash_duo.find_element("#tab-explorer").click()
+    _wait(lambda: dash_duo.find_element("#controls").is_displayed(), 10, "the explorer shown")
+    _wait(lambda: "tab=" not in dash_duo.driver.current_url, 10, "the tab gone from the URL")
+    _wait(lambda: _title(dash_duo, "latent-graph").startswith("Latent"), 30, "the latent view drawn")
+    _wait(lambda: _drawn_width(dash_duo, "latent-graph") >= 0.9 * dash_duo.find_element("#latent-graph").size["width"],
+          10, "the latent view at its panel's width")  # drawn while hidden, resized when shown
+    assert dash_duo.get_logs() == [], "browser console errors"

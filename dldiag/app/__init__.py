@@ -1,4 +1,5 @@
-"""The Dash app: a latent-space view with sampler controls and linked diagnosis panels.
+"""The Dash app: a latent-space view with sampler controls and linked diagnosis panels, and a
+second tab with the report's Figs. 4–7 and Table IV for the loaded data set (``?tab=experiments``).
 
 This package is the only part of dldiag that imports dash. Build an app with
 :func:`create_app`::

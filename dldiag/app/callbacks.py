@@ -8,6 +8,8 @@ The callback graph::
                                 ├──► eval-params ───────────────────────────────┼──► summary (d)
                                 └──► latent-params ─────────────────────────────┴──► latent view (Patch)
     lasso/box ──► selection-store ──► panels
+    tabs ──► sync (the URL's ``tab=``) · tabs ──► views shown (client side)
+    tabs = experiments, once ──► experiments tab's figures (read from results/, no explorer store)
 
 ``sync`` is the reducer: every user event becomes a new :class:`~dldiag.app.state.ViewState`,
 split into small stores so that each panel recomputes only when its own inputs change. The
@@ -25,14 +27,16 @@ import functools
 import logging
 import threading
 from dataclasses import replace
+from pathlib import Path
 
 from dash import ALL, ClientsideFunction, Input, Output, Patch, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
+from ..experiments.figures import RESULTS_ROOT, figures_for_dataset, load_run, results_dir_for
 from . import figures as F
 from . import views
 from .export import report_filename, report_html
-from .layout import alert, color_options
+from .layout import alert, color_options, experiments_panels
 from .service import Diagnosis, SampleParams, build_meta
 from .state import AppMeta, apply_event, parse_query, state_from_dict, to_query
 from .thumbnails import thumbnail_uri
@@ -49,6 +53,7 @@ __all__ = [
     "tooltip_outputs",
     "selection_from_event",
     "export_outputs",
+    "experiments_outputs",
     "CONTROL_IDS",
 ]
 
@@ -136,11 +141,11 @@ def _confusion_cell(click_data, meta: AppMeta):
 
 
 def sync_state(meta: AppMeta, triggered: str | None, search: str | None, controls: dict,
-               topk_click=None, confusion_click=None, previous: dict | None = None):
+               topk_click=None, confusion_click=None, previous: dict | None = None, tab: str | None = None):
     """The reducer: the new :class:`ViewState` and the notes to show.
 
     ``triggered`` is the id of the input that fired (``None`` on the first call, which
-    reads the URL).
+    reads the URL); ``tab`` is the tabs' value.
     """
     notes: list[str] = []
     prev = state_from_dict(previous, meta) if previous else None
@@ -149,6 +154,8 @@ def sync_state(meta: AppMeta, triggered: str | None, search: str | None, control
         return state, notes
     if triggered == "present-btn":
         return apply_event(prev, "present", None, meta), notes
+    if triggered == "tabs":
+        return apply_event(prev, "tab", tab, meta), notes
     if triggered == "clear-group":
         return apply_event(prev, "clear-group", None, meta), notes
     if triggered == "topk-graph":
@@ -343,12 +350,39 @@ def export_outputs(meta: AppMeta, svc: Diagnosis, view_state: dict, selection=No
                "(c) Max-neuron distribution": view["argmax"], "(e) Confusion matrix": view["confusion"]}
     settings = views.settings_rows(meta, state, view, selection)
     link = None
-    if href:
-        link = href.split("?")[0] + to_query(state)
+    if href:  # the report is the explorer's view: its link opens the explorer
+        link = href.split("?")[0] + to_query(replace(state, tab="explorer"))
     text = report_html(figures, settings, title=f"{title} — {meta.dataset}: {state.sampler} at {F.pct(state.fraction)}",
                        link=link)
     return {"content": text, "filename": report_filename(meta.dataset, state.sampler, state.fraction),
             "type": "text/html"}
+
+
+def _short_path(path) -> Path:
+    """``path`` relative to the working folder when it lies under it, else as given."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
+def experiments_outputs(dataset: str, weights_hash: str | None, root=RESULTS_ROOT) -> list:
+    """The experiments tab's children: the report's Figs. 4–7 and Table IV of ``dataset``.
+
+    Read from ``root/<dataset>`` (see :func:`~dldiag.experiments.figures.figures_for_dataset`);
+    a note says when there are none, or when they were computed for other weights.
+    """
+    root = _short_path(root)  # the note's command reads `--out results/NAME` when run from the repository
+    figures, note = figures_for_dataset(dataset, weights_hash, root)
+    figures = {stem: F.below_toolbar(fig) for stem, fig in figures.items()}
+    run = None
+    if figures:
+        try:
+            run = load_run(results_dir_for(dataset, root))
+        except (OSError, ValueError):
+            run = None
+    return experiments_panels(figures, note, run)
 
 
 # ---------------------------------------------------------------- wiring
@@ -362,7 +396,7 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
 
     control_inputs = [Input(c, "value") for c in CONTROL_IDS]
     control_outputs = [Output(c, "value") for c in CONTROL_IDS]
-    n_sync = 6 + len(CONTROL_IDS) + 8
+    n_sync = 6 + len(CONTROL_IDS) + 9
 
     @app.callback(
         Output("view-state", "data"), Output("sample-params", "data"), Output("panel-params", "data"),
@@ -370,20 +404,20 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
         *control_outputs,
         Output("j", "disabled"), Output("seed", "disabled"), Output("color", "options"),
         Output("root", "className"), Output("present-btn", "children"), Output("notes", "children"),
-        Output("fraction-value", "children"), Output("j-value", "children"),
+        Output("fraction-value", "children"), Output("j-value", "children"), Output("tabs", "value"),
         Input("url", "search"), *control_inputs,
         Input("present-btn", "n_clicks"), Input("clear-group", "n_clicks"),
-        Input("topk-graph", "clickData"), Input("confusion-graph", "clickData"),
+        Input("topk-graph", "clickData"), Input("confusion-graph", "clickData"), Input("tabs", "value"),
         State("view-state", "data"), State("sample-params", "data"), State("panel-params", "data"),
         State("eval-params", "data"), State("latent-params", "data"),
     )
-    @guarded("Reading the controls", n_sync, n_sync - 3)
+    @guarded("Reading the controls", n_sync, n_sync - 4)
     def sync(search, *args):
         values = dict(zip(CONTROL_IDS, args[:len(CONTROL_IDS)]))
-        _present, _clear, topk_click, confusion_click, prev, *prev_stores = args[len(CONTROL_IDS):]
+        _present, _clear, topk_click, confusion_click, tab, prev, *prev_stores = args[len(CONTROL_IDS):]
         meta, _ = context.get()
         triggered = ctx.triggered_id if isinstance(ctx.triggered_id, str) else None
-        state, notes = sync_state(meta, triggered, search, values, topk_click, confusion_click, prev)
+        state, notes = sync_state(meta, triggered, search, values, topk_click, confusion_click, prev, tab)
         stores = derived_stores(state)
         store_out = [_changed(stores[name], old) for name, old in
                      zip(("sample-params", "panel-params", "eval-params", "latent-params"), prev_stores)]
@@ -398,8 +432,30 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
             color_options(neuron_available=state.neuron is not None),
             "app present" if state.present else "app",
             "Exit presentation" if state.present else "Presentation mode",
-            note_el, f"{state.fraction * 100:g} %", f"{state.j:g}",
+            note_el, f"{state.fraction * 100:g} %", f"{state.j:g}", _changed(state.tab, tab),
         )
+
+    # The experiments tab: its own callback, fired by the tab (never by the explorer's stores),
+    # which loads the figures once, the first time the tab is shown.
+    @app.callback(
+        Output("experiments-content", "children"), Output("experiments-loaded", "data"),
+        Output("experiments-error", "children"),
+        Input("tabs", "value"), State("experiments-loaded", "data"),
+        prevent_initial_call=True,
+    )
+    @guarded("Loading the experiment results", 3, 2)
+    def experiments(tab, loaded):
+        if tab != "experiments" or loaded:
+            raise PreventUpdate
+        _, svc = context.get()
+        ws = svc.ws
+        return experiments_outputs(ws.dataset.name, ws.model_info.get("weights_hash")), True, None
+
+    app.clientside_callback(
+        ClientsideFunction(namespace="dldiag", function_name="showTab"),
+        Output("explorer-view", "style"), Output("experiments-view", "style"),
+        Input("tabs", "value"),
+    )
 
     @app.callback(
         Output("sample-store", "data"), Output("sample-info", "children"), Output("sample-error", "children"),

@@ -29,6 +29,7 @@ __all__ = [
     "summary_figure",
     "confusion_figure",
     "message_figure",
+    "below_toolbar",
     "GRAPH_CONFIG",
     "graph_config",
     "FULL_COLOR",
@@ -130,6 +131,25 @@ def message_figure(text: str, *, present: bool = False, title: str = "") -> dict
     layout["annotations"] = [dict(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
                                   font=dict(size=15 if present else 13, color="#616e7c"))]
     return {"data": [], "layout": layout}
+
+
+def below_toolbar(fig):
+    """A copy of a report figure (:mod:`dldiag.experiments.figures`) whose title sits below the
+    toolbar row, as in every figure of the app; the plot area keeps its height."""
+    import plotly.graph_objects as go
+
+    out = go.Figure(fig)
+    layout = out.layout
+    height = layout.height or 450
+    title = layout.title
+    # plotly.js lifts a title anchored at its top by ~0.7 em per line after the first.
+    extra_lines = (title.text or "").count("<br>")
+    pad = TOOLBAR_PX + round(0.7 * (title.font.size or 17)) * extra_lines
+    old_top = (1.0 - (title.y if title.y is not None else 1.0)) * height + (title.pad.t or 0)
+    shift = max(0, round(pad - old_top))
+    out.update_layout(title=dict(yref="container", y=1.0, yanchor="top", pad=dict(t=pad)),
+                      height=height + shift, margin=dict(t=(layout.margin.t or 0) + shift))
+    return out
 
 
 def _axis(**kwargs) -> dict:

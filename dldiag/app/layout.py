@@ -5,9 +5,10 @@ from __future__ import annotations
 from dash import dcc, html
 
 from . import figures as F
-from .state import AppMeta, ViewState
+from .state import TABS, AppMeta, ViewState
 
-__all__ = ["build_layout", "loading_layout", "PANELS", "GRAPH_IDS", "control_options", "alert"]
+__all__ = ["build_layout", "loading_layout", "PANELS", "GRAPH_IDS", "control_options", "alert",
+           "TAB_LABELS", "tab_styles", "experiments_view", "experiments_panels", "EXPERIMENT_FIGURES"]
 
 #: (panel name, caption) in display order; each panel holds the graph ``{name}-graph``.
 PANELS = (
@@ -36,6 +37,22 @@ SAMPLER_LABELS = {
 COLOR_OPTIONS = (("true", "true label"), ("pred", "predicted label"), ("outcome", "outcome"),
                  ("sample", "sample membership"), ("neuron", "neuron (click a bar in (a))"))
 FRACTION_MARKS = {1: "1%", 20: "20%", 40: "40%", 60: "60%", 80: "80%"}
+#: Label of each tab (see :data:`~dldiag.app.state.TABS`).
+TAB_LABELS = {"explorer": "Explorer", "experiments": "Experiments (report's Figs. 4–7)"}
+#: (file stem of :func:`dldiag.experiments.figures.build_figures`, caption, what to read in it),
+#: in display order; each figure is shown in the graph ``{stem}-graph``.
+EXPERIMENT_FIGURES = (
+    ("fig4_fraction", "Fig. 4 — S1, S2, S3 vs sample size",
+     "How close each sampler's sample comes to the full data on the three queries, from small to large samples."),
+    ("fig5_topk", "Fig. 5 — S1 precision vs k at 5 %",
+     "Whether a 5 % sample finds the k most activated units of the full data, for growing k."),
+    ("fig6_j", "Fig. 6 — S1, S2, S3 vs j at 5 %",
+     "The likelihood-ratio samplers' share j of items from the decision boundary (0 = exemplars only)."),
+    ("fig7_time", "Fig. 7 — time to create a 5 % sample",
+     "Seconds to build a sample: from scratch (fit + draw, as in the report) and a draw on a cached fit."),
+    ("table4", "Table IV — correct (incorrect) items per 5 % sample",
+     "How many misclassified items each sampler keeps, beside the report's counts for MNIST and Galaxy Zoo2."),
+)
 
 
 def alert(message: str, *, kind: str = "error") -> html.Div:
@@ -114,18 +131,23 @@ def _controls(meta: AppMeta, state: ViewState) -> html.Aside:
     ])
 
 
+def _panel_tools(graph_id: str) -> html.Div:
+    """The PNG/SVG buttons of a panel's bar (the client-side ``saveImage`` answers them)."""
+    return html.Div(className="panel-tools", children=[
+        html.Button("PNG", id={"type": "save", "graph": graph_id, "fmt": "png"},
+                    className="tool", title="Save as PNG (2× scale)", n_clicks=0),
+        html.Button("SVG", id={"type": "save", "graph": graph_id, "fmt": "svg"},
+                    className="tool", title="Save as SVG", n_clicks=0),
+    ])
+
+
 def _panel(name: str, caption: str, *, graph_height: int | None = None) -> html.Section:
     graph = dcc.Graph(id=f"{name}-graph", config=F.graph_config(f"dldiag-{name}"), figure=F.message_figure("Loading…"),
                       className="graph", style={"height": f"{graph_height}px"} if graph_height else None)
     return html.Section(className=f"panel panel-{name}", id=f"{name}-panel", children=[
         html.Div(className="panel-bar", children=[
             html.Span(caption, className="panel-caption"),
-            html.Div(className="panel-tools", children=[
-                html.Button("PNG", id={"type": "save", "graph": f"{name}-graph", "fmt": "png"},
-                            className="tool", title="Save as PNG (2× scale)", n_clicks=0),
-                html.Button("SVG", id={"type": "save", "graph": f"{name}-graph", "fmt": "svg"},
-                            className="tool", title="Save as SVG", n_clicks=0),
-            ]),
+            _panel_tools(f"{name}-graph"),
         ]),
         html.Div(id=f"{name}-error"),
         dcc.Loading(graph, type="dot", delay_show=400, color="#2f6fde",
@@ -180,14 +202,110 @@ def build_layout(meta: AppMeta, state: ViewState | None = None, *, title: str | 
         _panel("argmax", "(c) Max-neuron distribution"),
         _panel("heatmap", "(b) Mean activation maps"),
     ])
+    explorer_style, experiments_style = tab_styles(state.tab)
     return html.Div(id="root", className="app present" if state.present else "app", children=[
         *stores,
         header,
+        _tabs(state.tab),
         html.Div(id="notes"),
         html.Div(id="export-error"),
-        html.Div(className="body", children=[_controls(meta, state), main]),
+        html.Div(id="explorer-view", style=explorer_style, children=[
+            html.Div(className="body", children=[_controls(meta, state), main]),
+        ]),
+        html.Div(id="experiments-view", style=experiments_style, children=experiments_view(meta)),
         dcc.Tooltip(id="latent-tooltip", direction="right", className="tooltip", loading_text="…"),
     ])
+
+
+def tab_styles(tab: str) -> tuple[dict, dict]:
+    """Styles of the explorer's and the experiments' views: only ``tab``'s is shown.
+
+    The explorer stays mounted while hidden, so that its figures are as they were on return.
+    """
+    shown, hidden = {"display": "block"}, {"display": "none"}
+    return (shown, hidden) if tab != "experiments" else (hidden, shown)
+
+
+def _tabs(tab: str) -> html.Nav:
+    return html.Nav(className="tabs-bar", children=[
+        dcc.Tabs(id="tabs", value=tab if tab in TABS else TABS[0], className="view-tabs",
+                 parent_className="view-tabs-parent", content_className="view-tabs-content",
+                 children=[dcc.Tab(label=TAB_LABELS[t], value=t, id=f"tab-{t}", className="view-tab",
+                                   selected_className="view-tab--selected") for t in TABS]),
+    ])
+
+
+def experiments_view(meta: AppMeta) -> list:
+    """The experiments tab before its figures are loaded (they are, when the tab is first opened)."""
+    return [
+        html.Div(className="exp-intro", children=[
+            html.H2(f"The report's experiments on {meta.dataset}", className="exp-title"),
+            html.P(["Figs. 4–7 and Table IV of the report, as computed by ",
+                    html.Code("python -m dldiag.experiments"),
+                    " for this data set (read from its results folder, not recomputed here). The explorer "
+                    "shows one sample at a time; these figures compare every sampler over sample sizes, k, "
+                    "j and time."], className="exp-lead"),
+        ]),
+        html.Div(id="experiments-error"),
+        dcc.Loading(type="dot", delay_show=300, color="#2f6fde", parent_className="loading-wrap", children=[
+            html.Div(id="experiments-content", className="exp-content",
+                     children=html.P("Loading the experiment results…", className="exp-loading")),
+        ]),
+        dcc.Store(id="experiments-loaded"),
+    ]
+
+
+def experiments_panels(figures: dict, note: str | None = None, run: dict | None = None) -> list:
+    """The experiments tab's content: a note (results missing or for other weights), then a
+    panel per figure of :func:`dldiag.experiments.figures.figures_for_dataset`.
+
+    Parameters
+    ----------
+    figures : dict
+        ``{file stem: plotly figure}``; a figure's height is kept, its width is the container's.
+    note : str, optional
+        Shown above the figures (or alone, when there are none).
+    run : dict, optional
+        The results' ``run.json``: when and where they were computed, shown as a line.
+    """
+    children = []
+    if note:
+        children.append(alert(_with_code(note), kind="note"))
+    if run:
+        when = run.get("finished") or run.get("started") or "?"
+        parts = [f"computed {when}", run.get("machine", "")]
+        if run.get("wall_seconds") is not None:
+            parts.append(f"{run['wall_seconds']:.0f} s")
+        children.append(html.P(" · ".join(p for p in parts if p), className="exp-run"))
+    known = [stem for stem, _, _ in EXPERIMENT_FIGURES]
+    captions = {stem: (caption, hint) for stem, caption, hint in EXPERIMENT_FIGURES}
+    for stem in known + [s for s in figures if s not in known]:
+        if stem not in figures:
+            continue
+        fig = figures[stem]
+        caption, hint = captions.get(stem, (stem, ""))
+        height = _figure_height(fig)
+        graph = dcc.Graph(id=f"{stem}-graph", figure=fig, config=F.graph_config(f"dldiag-{stem}"),
+                          className="graph", style={"height": f"{height}px"} if height else None)
+        bar = html.Div(className="panel-bar", children=[
+            html.Span(caption, className="panel-caption"),
+            _panel_tools(f"{stem}-graph"),
+        ])
+        body = [bar, html.P(hint, className="exp-hint"), graph] if hint else [bar, graph]
+        children.append(html.Section(className=f"panel exp-panel exp-{stem}", id=f"{stem}-panel", children=body))
+    return children
+
+
+def _with_code(text: str) -> list:
+    """``text`` with its `backquoted` parts as code."""
+    parts = text.split("`")
+    return [html.Code(p) if i % 2 else p for i, p in enumerate(parts) if p]
+
+
+def _figure_height(fig) -> int | None:
+    layout = fig.get("layout", {}) if isinstance(fig, dict) else fig.layout
+    height = layout.get("height") if isinstance(layout, dict) else layout.height
+    return int(height) if height else None
 
 
 def loading_layout(status: dict) -> html.Div:

@@ -20,6 +20,7 @@ __all__ = [
     "OUTCOME_CHOICES",
     "FRACTION_RANGE",
     "K_RANGE",
+    "TABS",
     "parse_query",
     "to_query",
     "state_from_dict",
@@ -32,6 +33,8 @@ UNIT_MODES = ("flat", "channel")
 FRACTION_RANGE = (0.01, 0.80)
 K_RANGE = (1, 50)
 SEED_RANGE = (0, 2**31 - 1)
+#: The page's tabs: the explorer (default) and the report's experiments (Figs. 4–7, Table IV).
+TABS = ("explorer", "experiments")
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,8 @@ class ViewState:
     """Everything a shared link restores.
 
     ``cls``/``predicted`` are class indices or ``None`` (all); ``neuron`` is the unit of
-    ``layer``/``units`` that colours the latent view when ``color == "neuron"``.
+    ``layer``/``units`` that colours the latent view when ``color == "neuron"``; ``tab`` is
+    the tab shown (one of :data:`TABS`).
     """
 
     sampler: str = "random"
@@ -106,6 +110,7 @@ class ViewState:
     color: str = "true"
     neuron: int | None = None
     present: bool = False
+    tab: str = "explorer"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -208,6 +213,8 @@ def parse_query(search: str | None, meta: AppMeta) -> tuple[ViewState, list[str]
         put("neuron", _parse_int(raw["neuron"], 0, 10**9, "neuron", notes))
     if "present" in raw:
         changes["present"] = raw["present"] in ("1", "true", "yes", "on")
+    if "tab" in raw:
+        put("tab", _parse_choice(raw["tab"], TABS, "tab", notes))
     state = replace(state, **changes)
     if state.color == "neuron" and state.neuron is None:
         notes.append("color=neuron needs a neuron=INDEX; colouring by true label")
@@ -222,7 +229,8 @@ def _format_float(value: float) -> str:
 def to_query(state: ViewState, meta: AppMeta | None = None) -> str:
     """The query string (with its ``?``) that :func:`parse_query` turns back into ``state``.
 
-    Classes are written by index so that names with spaces or slashes stay readable links.
+    Classes are written by index so that names with spaces or slashes stay readable links;
+    ``tab`` only when it is not the explorer (so explorer links read as before).
     """
     params = {
         "sampler": state.sampler,
@@ -243,6 +251,8 @@ def to_query(state: ViewState, meta: AppMeta | None = None) -> str:
         params["neuron"] = str(state.neuron)
     if state.present:
         params["present"] = "1"
+    if state.tab != TABS[0]:
+        params["tab"] = state.tab
     return "?" + urlencode(params)
 
 
@@ -304,7 +314,8 @@ def apply_event(state: ViewState, event: str, payload, meta: AppMeta) -> ViewSta
     event : str
         ``"controls"`` (payload: dict of control values), ``"confusion"`` (payload: (true,
         predicted) of the clicked cell), ``"neuron"`` (payload: unit index of a clicked bar),
-        ``"clear-group"``, ``"present"`` (payload: bool or None to toggle).
+        ``"clear-group"``, ``"present"`` (payload: bool or None to toggle), ``"tab"`` (payload:
+        the tab's value; an unknown one keeps the tab).
     payload
         See ``event``.
     meta : AppMeta
@@ -333,4 +344,6 @@ def apply_event(state: ViewState, event: str, payload, meta: AppMeta) -> ViewSta
         return replace(state, cls=None, predicted=None, outcome="all")
     if event == "present":
         return replace(state, present=(not state.present) if payload is None else bool(payload))
-    raise ValueError(f"unknown event {event!r}; expected controls, confusion, neuron, clear-group or present")
+    if event == "tab":
+        return replace(state, tab=payload) if payload in TABS else state
+    raise ValueError(f"unknown event {event!r}; expected controls, confusion, neuron, clear-group, present or tab")

@@ -35,9 +35,15 @@ def top_k(mean: np.ndarray, k: int) -> np.ndarray:
     >>> top_k(np.array([0.5, 2.0, 0.5, 1.0]), 3)
     array([1, 3, 0])
     """
-    k = check_int("k", k, 1)
-    order = np.lexsort((np.arange(mean.size), -mean))
-    return order[: min(k, mean.size)]
+    k = min(check_int("k", k, 1), mean.size)
+    neg = -np.asarray(mean)
+    # Only units at or above the k-th largest mean can be in the top k; sorting just those by
+    # (mean desc, unit asc) gives the same prefix as sorting every unit of a 4704-unit layer.
+    if k < mean.size:
+        cand = np.flatnonzero(neg <= np.partition(neg, k - 1)[k - 1])
+    else:
+        cand = np.arange(mean.size)
+    return cand[np.lexsort((cand, neg[cand]))][:k]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ from dldiag.app.service import (
     Diagnosis,
     SampleParams,
     build_meta,
-    fast_answer,
     pack_aggregates,
     precision_curve,
     unpack_aggregates,
@@ -160,7 +159,7 @@ def test_precision_curve_equals_precision_at_k():
             assert curve[k - 1] == precision_at_k(s[:kk], f[:kk])
 
 
-def test_fast_answer_and_packed_aggregates_are_exact(digits_ws, svc):
+def test_packed_aggregates_are_exact(digits_ws, svc):
     idx = svc.sample_indices(SampleParams("random", 0.1, 0.7, 2))
     agg = digits_ws.sample_pass(idx).aggregates
     for key, layer_agg in agg.by_layer.items():
@@ -173,7 +172,7 @@ def test_fast_answer_and_packed_aggregates_are_exact(digits_ws, svc):
         assert back.argmax_counts.dtype == layer_agg.argmax_counts.dtype and back.unit_shape == layer_agg.unit_shape
         for k in (1, 4, 1000):
             for cls, outcome in ((None, None), (2, "correct"), (7, "incorrect")):
-                a, b = answer(layer_agg, k, cls, outcome), fast_answer(layer_agg, k, cls, outcome)
+                a, b = answer(layer_agg, k, cls, outcome), answer(back, k, cls, outcome)
                 assert a.count == b.count and np.array_equal(a.top, b.top)
                 assert np.array_equal(a.mean, b.mean) and np.array_equal(a.argmax_dist, b.argmax_dist)
 

@@ -13,6 +13,15 @@ def test_top_k_ties_by_unit_index():
         top_k(np.array([1.0]), 0)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_top_k_partial_sort_equals_full_sort(seed):
+    rng = np.random.default_rng(seed)
+    mean = np.round(rng.random(5000), 2)  # many ties
+    for k in (1, 10, 100, 4999, 5000, 6000):
+        reference = np.lexsort((np.arange(mean.size), -mean))[: min(k, mean.size)]
+        np.testing.assert_array_equal(top_k(mean, k), reference)
+
+
 def test_answers_of_tiny_model_by_hand():
     agg = run_pass(TinyNet(), TINY_X, TINY_Y, ("act",), n_classes=2).aggregates["act", "flat"]
     a = answer(agg, 2, cls=0, outcome="correct")  # items 0 and 4: [2,1,3], [4,0,4]

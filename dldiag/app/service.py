@@ -22,7 +22,7 @@ from ..queries import GroupAnswer, answer, compare_group
 from .state import K_RANGE, AppMeta, ViewState
 
 __all__ = ["Diagnosis", "GroupResult", "RATIO_SAMPLERS", "build_meta", "SampleParams", "precision_curve",
-           "score_table", "summarise_scores", "pack_aggregates", "unpack_aggregates", "fast_answer", "K_MAX"]
+           "score_table", "summarise_scores", "pack_aggregates", "unpack_aggregates", "K_MAX"]
 
 APP_CACHE_VERSION = 2  # 2: packed sample aggregates, score tables
 RATIO_SAMPLERS = ("gmm-full", "gmm-spherical", "max-margin", "gmm-full-weighted",
@@ -119,33 +119,6 @@ def unpack_aggregates(arrays: dict) -> LayerAggregates:
                            tuple(int(v) for v in arrays["unit_shape"]))
 
 
-def _top_k(mean: np.ndarray, k: int) -> np.ndarray:
-    """:func:`dldiag.queries.top_k`, without sorting every unit of a big layer.
-
-    Only the units at or above the k-th largest mean can be in the top k; sorting them by
-    (mean desc, unit asc) gives the same prefix as sorting all of them.
-    """
-    n = mean.size
-    k = min(int(k), n)
-    neg = -mean
-    if k < n:
-        kth = np.partition(neg, k - 1)[k - 1]
-        cand = np.flatnonzero(neg <= kth)
-    else:
-        cand = np.arange(n)
-    return cand[np.lexsort((cand, neg[cand]))][:k]
-
-
-def fast_answer(agg: LayerAggregates, k: int, cls=None, outcome=None, predicted=None) -> GroupAnswer:
-    """:func:`dldiag.queries.answer`, bit for bit, with the partial sort of :func:`_top_k`."""
-    count, sums, argmax_counts = agg.group(cls, outcome, predicted)
-    if count == 0:
-        zeros = np.zeros(agg.n_units)
-        return GroupAnswer(0, np.empty(0, dtype=np.int64), zeros, zeros)
-    mean = sums / count
-    return GroupAnswer(count, _top_k(mean, k), mean, argmax_counts / count)
-
-
 def _answer_groups(full: Aggregates, layers, n_classes: int, unit_mode: str) -> list:
     """``[(layer index, class, outcome, GroupAnswer with top K_MAX)]`` of every group non-empty on ``full``.
 
@@ -201,7 +174,7 @@ def score_table(sample: Aggregates, full_answers: list, layers, unit_mode: str) 
     n_sample = np.zeros(g, dtype=np.int64)
     for row, (li, cls, outcome, f) in enumerate(full_answers):
         layer_idx[row] = li
-        s = fast_answer(sample[layers[li], unit_mode], K_MAX, cls, outcome)
+        s = answer(sample[layers[li], unit_mode], K_MAX, cls, outcome)
         n_sample[row] = s.count
         if s.count:
             # compare_group's S2 and S3 (its S1 is the k = K_MAX point of the curve)
@@ -338,8 +311,8 @@ class Diagnosis:
         else:
             full_agg = self.ws.full[layer, mode]
             sample_agg = self.layer_aggregates(indices, layer, mode)
-        f = fast_answer(full_agg, state.k, state.cls, outcome, state.predicted)
-        s = fast_answer(sample_agg, state.k, state.cls, outcome, state.predicted)
+        f = answer(full_agg, state.k, state.cls, outcome, state.predicted)
+        s = answer(sample_agg, state.k, state.cls, outcome, state.predicted)
         scores = compare_group(s, f) if f.count else None  # MISSING_SCORES if the sample lacks it
         return GroupResult(s, f, scores, full_agg.unit_shape, self.group_label(state, selection))
 

@@ -2,7 +2,9 @@
 
 A pass runs the model over items batch by batch, captures the outputs of the diagnosed layers
 with forward hooks, and folds each batch into :class:`LayerAggregates` right away, so that the
-N × units activation matrix never exists: memory grows with the batch size, not with N.
+N × units activation matrix never exists: memory grows with the batch size, not with N (per
+item, a pass keeps only its prediction, logits, latent vector and one int per layer: the index of
+its maximally activated unit, until the predictions of all items are known).
 Aggregates are kept per confusion cell (true class, predicted class), the finest grouping the
 query sets need; (class, outcome) groups and the report's Q5 cell "a predicted as b" are sums
 of cells.
@@ -268,41 +270,52 @@ class _Accumulator:
     torch's thread pool), flushed into float64 totals every ``FLUSH_EVERY`` batches: float32
     is exact to ~1e-6 over a few thousand items but would drift over a whole data set, and a
     float64 ``index_add_`` would first copy every activation to float64 (measured 3× slower).
-    The arg-max is numpy's, many times faster on CPU than ``torch.argmax`` on these shapes.
+    Each item's arg-max unit is numpy's (many times faster on CPU than ``torch.argmax`` on
+    these shapes) and is kept, one int per item, until the pass ends and its cell is known for
+    all items; one ``bincount`` then makes the histograms.
+
+    With ``sums_from`` (a conv layer's flat accumulator) the sums are not accumulated but
+    derived at the end: a channel's summed spatial mean is its units' summed values over H·W.
     """
 
     FLUSH_EVERY = 16
 
-    def __init__(self, n_classes: int, n_units: int, unit_shape: tuple[int, ...]):
+    def __init__(self, n_classes: int, n_units: int, unit_shape: tuple[int, ...], n_items: int,
+                 sums_from: "_Accumulator | None" = None):
         self.n_classes = n_classes
         self.n_units = n_units
         self.unit_shape = unit_shape
-        self.sums = np.zeros((n_classes * n_classes, n_units), dtype=np.float64)
-        self._partial = torch.zeros((n_classes * n_classes, n_units), dtype=torch.float32)
-        self._pending = 0
-        self.argmax = np.zeros(n_classes * n_classes * n_units, dtype=np.int64)
+        self.sums_from = sums_from
+        self.winner = np.empty(n_items, dtype=np.int32)
+        if sums_from is None:
+            self.sums = np.zeros((n_classes * n_classes, n_units), dtype=np.float64)
+            self._partial = torch.zeros((n_classes * n_classes, n_units), dtype=torch.float32)
+            self._pending = 0
 
-    def add(self, units: torch.Tensor, cell: np.ndarray, cell_t: torch.Tensor) -> None:
-        self._partial.index_add_(0, cell_t, units)
-        self._pending += 1
-        if self._pending == self.FLUSH_EVERY:
-            self._flush()
-        np.add.at(self.argmax, cell * self.n_units + units.numpy().argmax(axis=1), 1)
+    def add(self, units: torch.Tensor, cell_t: torch.Tensor, start: int) -> None:
+        if self.sums_from is None:
+            self._partial.index_add_(0, cell_t, units)
+            self._pending += 1
+            if self._pending == self.FLUSH_EVERY:
+                self._flush()
+        self.winner[start : start + len(units)] = units.numpy().argmax(axis=1)
 
     def _flush(self) -> None:
         self.sums += self._partial.numpy()
         self._partial.zero_()
         self._pending = 0
 
-    def result(self, counts: np.ndarray) -> LayerAggregates:
-        self._flush()
+    def result(self, cells: np.ndarray, counts: np.ndarray) -> LayerAggregates:
         c = self.n_classes
-        return LayerAggregates(
-            self.sums.reshape(c, c, self.n_units),
-            counts,
-            self.argmax.reshape(c, c, self.n_units),
-            self.unit_shape,
-        )
+        if self.sums_from is None:
+            self._flush()
+            sums = self.sums
+        else:
+            flat = self.sums_from.sums
+            sums = flat.reshape(len(flat), self.n_units, -1).sum(axis=2) / (flat.shape[1] // self.n_units)
+        argmax = np.bincount(cells * self.n_units + self.winner, minlength=c * c * self.n_units)
+        return LayerAggregates(sums.reshape(c, c, self.n_units), counts,
+                               argmax.reshape(c, c, self.n_units), self.unit_shape)
 
 
 def run_pass(
@@ -362,28 +375,23 @@ def run_pass(
     model.eval()
     n = len(order)
     y_pred = np.empty(n, dtype=np.int64)
-    probs = np.empty((n, n_classes), dtype=np.float32)
+    logits_all = np.empty((n, n_classes), dtype=np.float32)
     latent = None
-    counts = np.zeros(n_classes * n_classes, dtype=np.int64)
     accs: dict[tuple[str, str], _Accumulator] = {}
     bar = progress(total=n, desc=desc, unit="item", disable=not show_progress)
     try:
         for start in range(0, n, batch_size):
-            # Always a fresh copy of the batch: with a view into x, oneDNN may pick other kernels
-            # for other alignments, and a sample equal to the data would differ by 1e-14.
-            idx = order[start : start + batch_size]
+            idx = _as_slice(order[start : start + batch_size])
             xb = torch.from_numpy(np.ascontiguousarray(x[idx], dtype=np.float32))
             yb = torch.from_numpy(np.asarray(y[idx], dtype=np.int64))
             size = len(yb)
             logits, acts = forward_with_activations(model, hooked, xb)
             if logits.shape[1] != n_classes:
                 raise ValueError(f"model has {logits.shape[1]} logits but n_classes={n_classes}")
-            pred = logits.argmax(dim=1).numpy()
-            cell = yb.numpy() * n_classes + pred
-            cell_t = torch.from_numpy(cell)
-            counts += np.bincount(cell, minlength=counts.size)
-            y_pred[start : start + size] = pred
-            probs[start : start + size] = torch.softmax(logits, dim=1).numpy()
+            pred = logits.argmax(dim=1)
+            cell_t = yb * n_classes + pred
+            y_pred[start : start + size] = pred.numpy()
+            logits_all[start : start + size] = logits.numpy()
             if latent_layer is not None:
                 lat = acts[latent_layer].flatten(1).numpy()
                 if latent is None:
@@ -397,8 +405,9 @@ def run_pass(
                     units = unit_view(act, mode).contiguous()
                     if (layer, mode) not in accs:
                         shape = tuple(act.shape[1:]) if mode == "flat" else (units.shape[1],)
-                        accs[(layer, mode)] = _Accumulator(n_classes, units.shape[1], shape)
-                    accs[(layer, mode)].add(units, cell, cell_t)
+                        sums_from = accs[(layer, "flat")] if mode == "channel" else None
+                        accs[(layer, mode)] = _Accumulator(n_classes, units.shape[1], shape, n, sums_from)
+                    accs[(layer, mode)].add(units, cell_t, start)
                 if len(modes) == 1:
                     accs[(layer, "channel")] = accs[(layer, "flat")]
             # Free this batch's activations before the next forward pass, so that the
@@ -410,10 +419,24 @@ def run_pass(
     if n == 0 and layers:
         # An empty sample: every group is absent, with the unit counts of the model's layers.
         return _empty_result(model, x, layers, n_classes, latent_layer)
-    cell_counts = counts.reshape(n_classes, n_classes)
-    by_layer = {key: acc.result(cell_counts) for key, acc in accs.items()}
+    cells = y[order] * n_classes + y_pred
+    cell_counts = np.bincount(cells, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    by_layer = {key: acc.result(cells, cell_counts) for key, acc in accs.items()}
     aggregates = Aggregates(layers, n_classes, by_layer)
+    probs = torch.softmax(torch.from_numpy(logits_all), dim=1).numpy()
     return PassResult(y_pred, probs, latent, aggregates)
+
+
+def _as_slice(idx: np.ndarray):
+    """``idx`` as a slice when it is a run of consecutive items, else unchanged.
+
+    A run is then read as a view of the data, without a copy, and the batches of a sample that
+    holds every item are the very same views as those of the full pass: oneDNN picks kernels by
+    memory alignment, so a copied batch could differ from its view in the last bits.
+    """
+    if len(idx) and idx[-1] - idx[0] == len(idx) - 1 and np.all(np.diff(idx) == 1):
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return idx
 
 
 def _empty_result(model, x, layers, n_classes, latent_layer) -> PassResult:

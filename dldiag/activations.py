@@ -386,6 +386,13 @@ def run_pass(
             yb = torch.from_numpy(np.asarray(y[idx], dtype=np.int64))
             size = len(yb)
             logits, acts = forward_with_activations(model, hooked, xb)
+            if xb._version:
+                # xb may be a view of x (see _as_slice): an in-place op on it changed the data.
+                raise RuntimeError(
+                    "the model changed its input batch in place (e.g. an in-place op on its input); "
+                    "the items in memory are no longer the data set's: reload the data and make the "
+                    "model's first operation out of place"
+                )
             if logits.shape[1] != n_classes:
                 raise ValueError(f"model has {logits.shape[1]} logits but n_classes={n_classes}")
             pred = logits.argmax(dim=1)

@@ -135,3 +135,13 @@ def test_pass_without_layers_gives_predictions_and_latent_only(tiny):
     res = run_pass(model, x, y, (), n_classes=2, latent_layer="act")
     np.testing.assert_array_equal(res.y_pred, [0, 1, 1, 0, 0])
     assert res.latent.shape == (5, 3) and res.aggregates.by_layer == {}
+
+
+def test_a_model_that_changes_its_input_in_place_is_refused():
+    class Mutating(TinyNet):
+        def forward(self, x):
+            x.mul_(2.0)
+            return super().forward(x)
+
+    with pytest.raises(RuntimeError, match="changed its input batch in place"):
+        run_pass(Mutating(), TINY_X.copy(), TINY_Y, ("act",), n_classes=2)

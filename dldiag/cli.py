@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 
+from .progress import progress
+
 __all__ = ["main", "build_parser"]
 
 
@@ -87,19 +89,26 @@ def _build(args) -> int:
     print(f"{ws.dataset.name}: {ws.n_items} items, accuracy {ws.accuracy:.4f}, layers {', '.join(ws.layers)}; "
           f"full pass {'from cache' if ws.cache_hit else 'built'} in {ws.build_seconds:.2f} s "
           f"({ws.cache.directory})")
-    for method in _split(args.projections):
-        start = time.perf_counter()
-        ws.projection(method)
-        print(f"projection {method}: {time.perf_counter() - start:.1f} s")
     names = _split(args.samplers)
     if names == ["all"]:
         from .sampling import SAMPLER_NAMES
 
         names = list(SAMPLER_NAMES)
-    for name in names:
-        start = time.perf_counter()
-        ws.fitted_sampler(name)
-        print(f"sampler {name}: {time.perf_counter() - start:.1f} s")
+    steps = [("projection", m) for m in _split(args.projections)] + [("sampler", n) for n in names]
+    # One bar over the steps, naming the one in progress: UMAP and t-SNE take about a minute each.
+    bar = progress(total=len(steps), desc="build", unit="step")
+    try:
+        for kind, name in steps:
+            bar.set_postfix_str(f"{kind} {name}")
+            start = time.perf_counter()
+            if kind == "projection":
+                ws.projection(name)
+            else:
+                ws.fitted_sampler(name)
+            bar.write(f"{kind} {name}: {time.perf_counter() - start:.1f} s", file=sys.stdout)
+            bar.update(1)
+    finally:
+        bar.close()
     return 0
 
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from ._validation import check_int, check_option
 from .progress import progress
+from .replicas import exclusive, model_lock
 
 __all__ = [
     "UNIT_MODES",
@@ -59,7 +60,9 @@ def capture(model: nn.Module, layers: Sequence[str], *, clone: bool = True):
     by default, cloned (a later in-place op, such as ``ReLU(inplace=True)``, would otherwise
     change it). With ``clone=False`` the outputs are shared with the model, and the dict's
     ``modified()`` tells which of them an in-place op changed afterwards.
-    The hooks are removed on exit, also when the block raised.
+    The hooks are removed on exit, also when the block raised. The model's lock
+    (:func:`~dldiag.replicas.model_lock`) is held throughout, so that no other thread's
+    forward pass runs through these hooks.
 
     Raises
     ------
@@ -84,17 +87,21 @@ def capture(model: nn.Module, layers: Sequence[str], *, clone: bool = True):
         return hook
 
     handles = []
-    try:
-        for name in layers:
-            handles.append(modules[name].register_forward_hook(hook_for(name)))
-        yield store
-    finally:
-        for handle in handles:
-            handle.remove()
+    with model_lock(model):
+        try:
+            for name in layers:
+                handles.append(modules[name].register_forward_hook(hook_for(name)))
+            yield store
+        finally:
+            for handle in handles:
+                handle.remove()
 
 
 def forward_with_activations(model: nn.Module, layers: Sequence[str], x: torch.Tensor):
-    """Run ``model`` on ``x`` under ``torch.no_grad()`` and return ``(logits, activations)``.
+    """Run ``model`` on ``x`` in eval mode under ``torch.no_grad()``; return ``(logits, activations)``.
+
+    The model is held alone for the call (:func:`~dldiag.replicas.exclusive`) and its modes
+    are given back afterwards.
 
     Outputs are captured without copying; only if an in-place op changed one of them after
     its hook (their version counters tell) is the batch run again with cloning hooks. Copying
@@ -106,11 +113,12 @@ def forward_with_activations(model: nn.Module, layers: Sequence[str], x: torch.T
         If a layer produced no output during the forward pass (it is not on the path
         from input to logits).
     """
-    with capture(model, layers, clone=False) as store, torch.no_grad():
-        logits = model(x)
-    if store.modified():
-        with capture(model, layers, clone=True) as store, torch.no_grad():
+    with exclusive(model):
+        with capture(model, layers, clone=False) as store, torch.no_grad():
             logits = model(x)
+        if store.modified():
+            with capture(model, layers, clone=True) as store, torch.no_grad():
+                logits = model(x)
     silent = [name for name in layers if name not in store]
     if silent:
         raise RuntimeError(f"layers {silent!r} produced no output in the forward pass")
@@ -336,7 +344,9 @@ def run_pass(
     Parameters
     ----------
     model : nn.Module
-        The classifier; switched to eval mode.
+        The classifier. It is held alone for the whole pass (a second pass on the same module
+        waits; see :mod:`dldiag.replicas` for passes side by side), run in eval mode, and its
+        modes are given back afterwards.
     x : ndarray of shape (N, ...)
         Items (float32).
     y : ndarray of shape (N,)
@@ -372,7 +382,14 @@ def run_pass(
     if order.size and (order.min() < 0 or order.max() >= len(x)):
         raise ValueError(f"indices must lie in [0, {len(x)}); got values from {order.min()} to {order.max()}")
     hooked = layers if latent_layer is None or latent_layer in layers else layers + (latent_layer,)
-    model.eval()
+    with exclusive(model):
+        return _stream(model, x, y, layers, hooked, order, n_classes, latent_layer, batch_size,
+                       show_progress, desc)
+
+
+def _stream(model, x, y, layers, hooked, order, n_classes, latent_layer, batch_size, show_progress,
+            desc) -> PassResult:
+    """The body of :func:`run_pass`, with its arguments checked and the model held."""
     n = len(order)
     y_pred = np.empty(n, dtype=np.int64)
     logits_all = np.empty((n, n_classes), dtype=np.float32)

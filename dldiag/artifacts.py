@@ -25,6 +25,7 @@ from .cache import ArrayCache, content_key
 from .datasets import Dataset, load_dataset
 from .projections import PROJECTIONS, project
 from .queries import QueryAccuracy, evaluate
+from .replicas import ModelPool
 
 __all__ = ["Workspace", "load_workspace", "resolve_weights"]
 
@@ -64,7 +65,8 @@ class Workspace:
     ----------
     dataset : Dataset
     model : nn.Module
-        In eval mode.
+        The snapshot of the model that the passes' replicas are made from; in eval mode.
+        Do not run it directly from several threads: passes lease replicas from ``pool``.
     layers : tuple of str
         Diagnosed layers.
     latent_layer : str
@@ -82,6 +84,10 @@ class Workspace:
         Time spent loading or building the full pass.
     cache_hit : bool
         Whether the full pass came from the cache.
+    pool : ModelPool
+        Replicas of the model, each lent to one pass at a time: any number of threads may
+        call :meth:`sample_pass`, :meth:`activations` and :meth:`evaluate` at once, and each
+        gets the answer it would get alone.
     """
 
     dataset: Dataset
@@ -98,6 +104,12 @@ class Workspace:
     build_seconds: float = 0.0
     cache_hit: bool = False
     model_info: dict = field(default_factory=dict)
+    pool: ModelPool | None = None
+
+    def __post_init__(self):
+        if self.pool is None:
+            self.pool = ModelPool(self.model)
+        self.model = self.pool.model
 
     @property
     def y_true(self) -> np.ndarray:
@@ -113,9 +125,10 @@ class Workspace:
 
     def sample_pass(self, indices: np.ndarray, *, show_progress: bool = False) -> PassResult:
         """Forward pass over the sampled items only; their aggregates per group."""
-        return run_pass(self.model, self.dataset.x_test, self.dataset.y_test, self.layers,
-                        n_classes=self.dataset.n_classes, indices=np.asarray(indices),
-                        batch_size=self.batch_size, show_progress=show_progress, desc="sample")
+        with self.pool.lease() as model:
+            return run_pass(model, self.dataset.x_test, self.dataset.y_test, self.layers,
+                            n_classes=self.dataset.n_classes, indices=np.asarray(indices),
+                            batch_size=self.batch_size, show_progress=show_progress, desc="sample")
 
     def activations(self, indices: np.ndarray, layer: str, unit_mode: str = "flat") -> np.ndarray:
         """Activations (n, units) of ``layer`` for the items ``indices`` (a sample, not all of D)."""
@@ -123,10 +136,11 @@ class Workspace:
         check_option("unit_mode", unit_mode, UNIT_MODES)
         indices = np.asarray(indices, dtype=np.int64)
         out = []
-        for start in range(0, len(indices), self.batch_size):
-            xb = torch.from_numpy(np.ascontiguousarray(self.dataset.x_test[indices[start:start + self.batch_size]]))
-            _, acts = forward_with_activations(self.model, (layer,), xb)
-            out.append(unit_view(acts[layer], unit_mode).numpy())
+        with self.pool.lease() as model:
+            for start in range(0, len(indices), self.batch_size):
+                xb = torch.from_numpy(np.ascontiguousarray(self.dataset.x_test[indices[start:start + self.batch_size]]))
+                _, acts = forward_with_activations(model, (layer,), xb)
+                out.append(unit_view(acts[layer], unit_mode).numpy())
         if not out:
             return np.zeros((0, self.full[layer, unit_mode].n_units), dtype=np.float32)
         return np.concatenate(out)

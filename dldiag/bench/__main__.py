@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-SUITES = ("core", "samplers", "app")
+SUITES = ("core", "samplers", "app", "concurrency")
 
 
 def main(argv=None) -> int:

@@ -21,7 +21,7 @@ from torch import nn
 from . import models
 from ._validation import check_option
 from .activations import UNIT_MODES, Aggregates, PassResult, forward_with_activations, run_pass, unit_view
-from .cache import ArrayCache, content_key
+from .cache import ArrayCache, content_key, open_tiers
 from .datasets import Dataset, load_dataset
 from .projections import PROJECTIONS, project
 from .queries import QueryAccuracy, evaluate
@@ -80,6 +80,9 @@ class Workspace:
     full : Aggregates
         Ground-truth aggregates per group from the full pass.
     cache : ArrayCache
+        The core tier: the full pass, projections, sampler fits (never evicted).
+    sample_cache : ArrayCache
+        The samples tier: what is computed per sample (capped, least recently used first).
     build_seconds : float
         Time spent loading or building the full pass.
     cache_hit : bool
@@ -100,6 +103,7 @@ class Workspace:
     latent: np.ndarray
     full: Aggregates
     cache: ArrayCache
+    sample_cache: ArrayCache | None = None
     batch_size: int = 256
     build_seconds: float = 0.0
     cache_hit: bool = False
@@ -109,6 +113,8 @@ class Workspace:
     def __post_init__(self):
         if self.pool is None:
             self.pool = ModelPool(self.model)
+        if self.sample_cache is None:
+            self.sample_cache = self.cache
         self.model = self.pool.model
 
     @property
@@ -154,20 +160,35 @@ class Workspace:
         from .sampling import make_sampler
 
         sampler = make_sampler(name, **params)
-        key = content_key("sampler", CACHE_VERSION, self.key, sampler.fit_key(), int(seed), _sampling_code_hash())
-        state = self.cache.get(key)
-        if state is not None:
-            return sampler.set_state(state)
-        if show_progress:
-            print(f"fitting sampler {name} …", flush=True)
-        sampler.fit(self.latent, self.y_true, self.y_pred, seed=seed)
-        self.cache.put(key, sampler.get_state())
-        return sampler
+
+        def build():
+            if show_progress:
+                print(f"fitting sampler {name} …", flush=True)
+            return sampler.fit(self.latent, self.y_true, self.y_pred, seed=seed).get_state()
+
+        state, hit = self.cache.get_or_build(self._fit_key(sampler, seed), build)
+        return sampler.set_state(state) if hit else sampler
+
+    def _fit_key(self, sampler, seed: int) -> str:
+        return content_key("sampler", CACHE_VERSION, self.key, sampler.fit_key(), int(seed), _sampling_code_hash())
+
+    def has_fit(self, name: str, *, seed: int = 0, **params) -> bool:
+        """Whether the fit of sampler ``name`` is in the cache (present; verified when read)."""
+        from .sampling import make_sampler
+
+        return self.cache.has(self._fit_key(make_sampler(name, **params), seed))
+
+    def has_projection(self, method: str, *, seed: int = 0) -> bool:
+        """Whether the projection ``method`` is in the cache (present; verified when read)."""
+        return self.cache.has(self._projection_key(method, seed))
+
+    def _projection_key(self, method: str, seed: int) -> str:
+        check_option("method", method, PROJECTIONS)
+        return content_key("projection", CACHE_VERSION, self.key, method, int(seed))
 
     def projection(self, method: str = "umap", *, seed: int = 0) -> np.ndarray:
         """2-D projection of the latent space (N, 2), computed once and cached."""
-        check_option("method", method, PROJECTIONS)
-        key = content_key("projection", CACHE_VERSION, self.key, method, int(seed))
+        key = self._projection_key(method, seed)
         arrays, _ = self.cache.get_or_build(key, lambda: {"xy": project(self.latent, method, seed=seed)})
         return arrays["xy"]
 
@@ -178,8 +199,10 @@ def load_workspace(
     weights: str | Path | None = None,
     layers=None,
     cache_dir: str | Path | None = None,
+    sample_cache_mb: float | None = None,
     batch_size: int = 256,
     show_progress: bool = True,
+    pool_size: int | None = None,
 ) -> Workspace:
     """Load the workspace of a data set and its model, building the full pass if not cached.
 
@@ -193,11 +216,17 @@ def load_workspace(
     layers : sequence of str, optional
         Diagnosed layers; the model's defaults if omitted.
     cache_dir : path, optional
-        Cache folder (default :func:`~dldiag.cache.default_cache_dir`).
+        Cache folder (default :func:`~dldiag.cache.default_cache_dir`); its ``core/`` and
+        ``samples/`` tiers are opened with :func:`~dldiag.cache.open_tiers`.
+    sample_cache_mb : float, optional
+        Size cap of the samples tier (default ``$DLDIAG_SAMPLE_CACHE_MB`` or
+        :data:`~dldiag.cache.DEFAULT_SAMPLE_CACHE_MB`).
     batch_size : int
         Items per forward pass.
     show_progress : bool
         Progress bars for the full pass.
+    pool_size : int, optional
+        Most passes at once (model replicas; see :class:`~dldiag.replicas.ModelPool`).
 
     Returns
     -------
@@ -213,7 +242,8 @@ def load_workspace(
         )
     layers = tuple(layers) if layers else models.default_layers(model)
     latent_name = models.latent_layer(model, layers)
-    cache = ArrayCache(cache_dir)
+    tiers = open_tiers(cache_dir, sample_cache_mb=sample_cache_mb)
+    cache = tiers.core
     key = content_key("workspace", CACHE_VERSION, ds.fingerprint(), info["weights_hash"], layers, latent_name)
 
     def build():
@@ -235,6 +265,8 @@ def load_workspace(
         latent=arrays["latent"],
         full=Aggregates.from_arrays(arrays),
         cache=cache,
+        sample_cache=tiers.samples,
+        pool=ModelPool(model, size=pool_size),
         batch_size=batch_size,
         build_seconds=time.perf_counter() - start,
         cache_hit=hit,

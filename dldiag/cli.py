@@ -146,8 +146,10 @@ def main(argv=None) -> int:
     """Entry point of ``python -m dldiag``; returns the exit status."""
     args = build_parser().parse_args(argv)
     handler = {"train": _train, "build": _build, "query": _query}[args.command]
+    from .cache import CacheError
+
     try:
         return handler(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, CacheError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -37,6 +37,14 @@ def test_query_errors_name_the_value(tmp_path, capsys):
     assert "cifar" in capsys.readouterr().err
 
 
+def test_a_cache_folder_that_is_a_file_is_one_line(tmp_path, capsys):
+    path = tmp_path / "not-a-folder"
+    path.write_text("x")
+    assert main(["query", "--dataset", "digits", "--cache-dir", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: cache folder") and "is a file" in err
+
+
 def test_train_digits(tmp_path, capsys):
     out = tmp_path / "digits.pt"
     assert main(["train", "--dataset", "digits", "--epochs", "2", "--out", str(out)]) == 0

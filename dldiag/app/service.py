@@ -10,7 +10,6 @@ workers share that cache and nothing else.
 from __future__ import annotations
 
 import hashlib
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +23,9 @@ from .state import K_RANGE, AppMeta, ViewState
 __all__ = ["Diagnosis", "GroupResult", "RATIO_SAMPLERS", "build_meta", "SampleParams", "precision_curve",
            "score_table", "summarise_scores", "pack_aggregates", "unpack_aggregates", "K_MAX"]
 
-APP_CACHE_VERSION = 2  # 2: packed sample aggregates, score tables
+# 2: packed sample aggregates, score tables; 3: written only by passes that hold their model
+# alone (entries of version 2 may hold other requests' batches) and kept in the samples tier
+APP_CACHE_VERSION = 3
 RATIO_SAMPLERS = ("gmm-full", "gmm-spherical", "max-margin", "gmm-full-weighted",
                   "gmm-spherical-weighted", "max-margin-weighted")
 #: The fit whose likelihood ratio the hover shows when the current sampler has none.
@@ -211,33 +212,27 @@ class Diagnosis:
         Seed of the sampler fits (the cached fits are made with it).
     sample_cache : ArrayCache, optional
         Where the sample passes' aggregates and score tables go (default: the workspace's
-        cache). Fits and projections always come from the workspace's cache; a benchmark
-        gives a fresh, temporary one here so that every sample it asks for is new.
+        samples tier, capped and least-recently-used, so that no stream of requests evicts the
+        fits and projections of the core tier). A benchmark gives a fresh, temporary one here
+        so that every sample it asks for is new.
     """
 
     def __init__(self, ws, *, sampler_seed: int = 0, sample_cache=None):
         self.ws = ws
         self.sampler_seed = int(sampler_seed)
-        self.cache = sample_cache if sample_cache is not None else ws.cache
-        # numpy parses .npy headers with ast.literal_eval, and CPython 3.11's AST constructor is
-        # not thread-safe: concurrent reads in the server's threads fail now and then with
-        # "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905).
-        # Cache reads (a few ms) therefore take turns; passes and figures still run side by side.
-        self._read_lock = threading.RLock()
+        self.cache = sample_cache if sample_cache is not None else ws.sample_cache
         # The full data's answers (top K_MAX) of every non-empty group, per unit mode: read-only
         # reference of every score table, computed once here like the workspace's own arrays.
         self.full_answers = {mode: _answer_groups(ws.full, ws.layers, ws.dataset.n_classes, mode)
                              for mode in UNIT_MODES}
 
     def _get(self, key: str):
-        with self._read_lock:
-            return self.cache.get(key)
+        return self.cache.get(key)
 
     # ---------------------------------------------------------------- samples
     def fitted(self, name: str):
         """A fitted sampler from the cache (fitted and cached on a miss)."""
-        with self._read_lock:
-            return self.ws.fitted_sampler(name, seed=self.sampler_seed)
+        return self.ws.fitted_sampler(name, seed=self.sampler_seed)
 
     def sample_indices(self, params: SampleParams) -> np.ndarray:
         sampler = self.fitted(params.sampler)
@@ -267,15 +262,19 @@ class Diagnosis:
         """
         indices = np.asarray(indices, dtype=np.int64)
         digest = _digest(indices)
-        if self._get(self._done_key(digest)) is not None:
+        done = self._done_key(digest)
+        if self._get(done) is not None:
             return digest
-        result = self.ws.sample_pass(indices)
-        for mode in UNIT_MODES:
-            table = score_table(result.aggregates, self.full_answers[mode], self.ws.layers, mode)
-            self.cache.put(self._scores_key(digest, mode), table)
-        for (layer, mode), agg in result.aggregates.by_layer.items():
-            self.cache.put(self._agg_key(digest, layer, mode), pack_aggregates(agg))
-        self.cache.put(self._done_key(digest), {"n": np.array(len(indices))})
+        with self.cache.single_flight(done):  # callbacks asking for one new sample: one pass
+            if self._get(done) is not None:
+                return digest
+            result = self.ws.sample_pass(indices)
+            for mode in UNIT_MODES:
+                table = score_table(result.aggregates, self.full_answers[mode], self.ws.layers, mode)
+                self.cache.put(self._scores_key(digest, mode), table)
+            for (layer, mode), agg in result.aggregates.by_layer.items():
+                self.cache.put(self._agg_key(digest, layer, mode), pack_aggregates(agg))
+            self.cache.put(done, {"n": np.array(len(indices))})
         return digest
 
     def layer_aggregates(self, indices: np.ndarray, layer: str, unit_mode: str) -> LayerAggregates:
@@ -350,12 +349,15 @@ class Diagnosis:
         """
         indices = np.asarray(indices, dtype=np.int64)
         digest = _digest(indices)
-        if all(self._get(self._scores_key(digest, mode)) is not None for mode in UNIT_MODES):
+        keys = [self._scores_key(digest, mode) for mode in UNIT_MODES]
+        if all(self._get(key) is not None for key in keys):
             return digest
-        result = self.ws.sample_pass(indices)
-        for mode in UNIT_MODES:
-            table = score_table(result.aggregates, self.full_answers[mode], self.ws.layers, mode)
-            self.cache.put(self._scores_key(digest, mode), table)
+        with self.cache.single_flight(keys[0]):
+            if all(self._get(key) is not None for key in keys):
+                return digest
+            result = self.ws.sample_pass(indices)
+            for mode, key in zip(UNIT_MODES, keys):
+                self.cache.put(key, score_table(result.aggregates, self.full_answers[mode], self.ws.layers, mode))
         return digest
 
     def scores(self, indices: np.ndarray, unit_mode: str) -> dict:
@@ -394,8 +396,7 @@ class Diagnosis:
 
     # ---------------------------------------------------------------- latent view
     def projection(self, method: str) -> np.ndarray:
-        with self._read_lock:
-            return self.ws.projection(method)
+        return self.ws.projection(method)
 
     def neuron_values(self, indices: np.ndarray, layer: str, unit_mode: str, unit: int) -> np.ndarray:
         """Activation of one unit on the items ``indices`` (cached per sample and unit)."""

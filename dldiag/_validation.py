@@ -13,12 +13,26 @@ from numbers import Integral, Real
 import numpy as np
 
 __all__ = [
+    "shown",
     "check_option",
     "check_interval",
     "check_int",
     "check_fraction",
     "check_finite_matrix",
 ]
+
+
+#: Longest repr of a value that a message quotes in full.
+SHOWN_MAX = 60
+
+
+def shown(value) -> str:
+    """``repr(value)``, cut to :data:`SHOWN_MAX` characters with its length said (a link or a
+    client may send a value of any size; a message must not echo 200 kB back)."""
+    text = repr(value)
+    if len(text) <= SHOWN_MAX:
+        return text
+    return f"{text[:SHOWN_MAX]}… ({len(text):,} characters)"
 
 
 def check_option(name: str, value, options: Iterable):
@@ -46,7 +60,7 @@ def check_option(name: str, value, options: Iterable):
     options = tuple(options)
     if value not in options:
         allowed = ", ".join(repr(o) for o in options)
-        raise ValueError(f"{name} must be one of {allowed}; got {value!r}")
+        raise ValueError(f"{name} must be one of {allowed}; got {shown(value)}")
     return value
 
 
@@ -80,7 +94,7 @@ def check_interval(
     right = "]" if closed in ("both", "right") else ")"
     text = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
     if isinstance(value, bool) or not isinstance(value, Real) or math.isnan(float(value)):
-        raise ValueError(f"{name} must be a real number in {text}; got {value!r}")
+        raise ValueError(f"{name} must be a real number in {text}; got {shown(value)}")
     v = float(value)
     ok = True
     if low is not None:
@@ -88,7 +102,7 @@ def check_interval(
     if high is not None:
         ok &= v <= high if right == "]" else v < high
     if not ok:
-        raise ValueError(f"{name} must be in {text}; got {value!r}")
+        raise ValueError(f"{name} must be in {text}; got {shown(value)}")
     return v
 
 
@@ -96,10 +110,10 @@ def check_int(name: str, value, low: int | None = None, high: int | None = None)
     """Return ``value`` as an int if it is an integer in ``[low, high]``, else raise ``ValueError``."""
     text = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
     if isinstance(value, bool) or not isinstance(value, (Integral, np.integer)):
-        raise ValueError(f"{name} must be an integer in {text}; got {value!r}")
+        raise ValueError(f"{name} must be an integer in {text}; got {shown(value)}")
     v = int(value)
     if (low is not None and v < low) or (high is not None and v > high):
-        raise ValueError(f"{name} must be an integer in {text}; got {value!r}")
+        raise ValueError(f"{name} must be an integer in {text}; got {shown(value)}")
     return v
 
 

@@ -182,7 +182,7 @@ def test_a_shared_link_restores_the_view_and_presentation_mode(dash_duo, digits_
     dash_duo.wait_for_contains_text("#table-iv", "random", timeout=20)
     assert dash_duo.find_element("#fraction-value").text == "10 %"
     assert dash_duo.find_element("#seed").get_attribute("value") == "3"
-    assert "j='7' is outside [0, 1]" in dash_duo.find_element("#notes").text  # named; the rest restored
+    assert "j must be in [0.0, 1.0]; got 7.0" in dash_duo.find_element("#notes").text  # named; the rest restored
     sample_n = dash_duo.find_element("#table-iv").text
     assert str(round(0.1 * digits_ws.n_items)) in sample_n
     url = dash_duo.driver.current_url

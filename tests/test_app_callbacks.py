@@ -83,7 +83,8 @@ def test_bad_link_values_fall_back_to_defaults_with_notes(meta):
                                "&projection=q&color=neuron&outcome=maybe", meta)
     default = meta.default_state()
     assert state == default
-    assert len(notes) == 11 and any("sampler='nope'" in n for n in notes)
+    assert len(notes) == 11 and any("sampler must be one of 'random'" in n and n.endswith("got 'nope'; using the default")
+                                    for n in notes)
     assert any("color=neuron needs" in n for n in notes)
 
 
@@ -327,10 +328,93 @@ def test_tooltip_outputs(meta, svc, digits_ws):
 
 
 def test_selection_from_event():
-    assert cb.selection_from_event(None) is None
-    assert cb.selection_from_event({"points": []}) is None
+    assert cb.selection_from_event(None, 10) is None
+    assert cb.selection_from_event({"points": []}, 10) is None
     event = {"points": [{"customdata": 4}, {"customdata": 2}, {"customdata": 4}, {"customdata": [7]}, {}]}
-    assert cb.selection_from_event(event) == [2, 4, 7]
+    assert cb.selection_from_event(event, 10) == [2, 4, 7]
+
+
+@pytest.mark.parametrize("event, message", [
+    ({"points": "all"}, "a selection must be an object with a list of points; got"),
+    ([1, 2], "a selection must be an object with a list of points; got"),
+    ({"points": [{"customdata": "x"}]}, "selected item must be an integer in [0, 9]; got 'x'"),
+    ({"points": [{"customdata": 10}]}, "selected item must be an integer in [0, 9]; got 10"),
+    ({"points": [{"customdata": -1}]}, "selected item must be an integer in [0, 9]; got -1"),
+    ({"points": [{"customdata": 2.5}]}, "selected item must be an integer in [0, 9]; got 2.5"),
+])
+def test_a_malformed_selection_is_refused_by_name(event, message):
+    with pytest.raises(ValueError) as info:
+        cb.selection_from_event(event, 10)
+    assert message in str(info.value)
+
+
+def test_a_selection_store_is_checked(meta, svc, stores):
+    state, sample_store, _ = stores
+    with pytest.raises(ValueError, match=r"selected item must be an integer in \[0, 449\]; got 450"):
+        cb.check_selection([1, 450], meta.n_items)
+    with pytest.raises(ValueError, match="selection must be a list of at most 450 item indices; got 'x'"):
+        cb.check_selection("x", meta.n_items)
+    assert cb.check_selection([5, 1, 5], meta.n_items) == [1, 5]
+    with pytest.raises(ValueError, match="selected item"):
+        cb.panel_outputs(meta, svc, sample_store, cb.derived_stores(state)["panel-params"], [0, -3])
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("fraction", 0.95, "fraction must be in [0.01, 0.8]; got 0.95"),
+    ("fraction", 1.0, "fraction must be in [0.01, 0.8]; got 1.0"),
+    ("fraction", "0.05", "fraction must be a real number in [0.01, 0.8]; got '0.05'"),
+    ("fraction", float("nan"), "fraction must be a real number in [0.01, 0.8]; got nan"),
+    ("seed", 1e30, "seed must be an integer in [0, 2147483647]; got 1e+30"),
+    ("seed", 1.5, "seed must be an integer in [0, 2147483647]; got 1.5"),
+    ("seed", True, "seed must be an integer in [0, 2147483647]; got True"),
+    ("seed", -1, "seed must be an integer in [0, 2147483647]; got -1"),
+    ("j", 2, "j must be in [0.0, 1.0]; got 2"),
+    ("sampler", "rm -rf", "sampler must be one of 'random'"),
+    ("k", 51, "k must be an integer in [1, 50]; got 51"),
+    ("cls", -1, "cls must be an integer in [0, 9]; got -1"),
+    ("predicted", 10, "predicted must be an integer in [0, 9]; got 10"),
+    ("present", "yes", "present must be true or false; got 'yes'"),
+    ("layer", "x" * 200_000, "layer must be one of 'conv1', 'conv2', 'fc1', 'logits'; got 'xxx"),
+])
+def test_every_value_a_client_sends_is_checked(meta, svc, field, value, message):
+    """The stores come back from the browser: a value the controls cannot produce is refused."""
+    params = {"sampler": "random", "fraction": 0.05, "j": 0.7, "seed": 0, field: value}
+    with pytest.raises(ValueError) as info:
+        cb.sample_outputs(meta, svc, params)
+    text = str(info.value)
+    assert message in text and len(text) < 400  # a 200 kB value is not echoed back
+
+
+def test_a_unit_index_is_checked_against_its_layer(meta, svc, stores):
+    state, sample_store, latent_params = stores
+    bad = {**latent_params, "neuron": ["fc1", "flat", 32]}
+    with pytest.raises(ValueError, match=r"neuron \(a unit of fc1, flat mode\) must be an integer in \[0, 31\]; got 32"):
+        cb.latent_outputs(meta, svc, bad, sample_store, None, set())
+    with pytest.raises(ValueError, match="neuron must be"):
+        cb.latent_outputs(meta, svc, {**latent_params, "neuron": ["fc1", "flat", "3"]}, sample_store, None, set())
+    state2, notes = parse_query("?layer=fc1&color=neuron&neuron=1000000000", meta)
+    assert state2.neuron is None and state2.color == "true"
+    assert notes[0] == "neuron (a unit of fc1, flat mode) must be an integer in [0, 31]; got 1000000000; using none"
+
+
+def test_link_notes_do_not_echo_long_values(meta):
+    _, notes = parse_query("?sampler=" + "x" * 200_000 + "&cls=-1", meta)
+    assert len(notes) == 2 and all(len(n) < 400 for n in notes)
+    assert "(200,002 characters)" in notes[0]
+    assert notes[1] == "cls must be an integer in [0, 9]; got -1; using the default"
+
+
+def test_controls_keep_their_value_and_say_why(meta):
+    s = meta.default_state()
+    notes = []
+    new = apply_event(s, "controls", {"seed": 1.5, "cls": "-1", "k": 3}, meta, notes)
+    assert (new.seed, new.cls, new.k) == (s.seed, s.cls, 3)
+    assert notes == ["seed must be an integer; got 1.5; kept 0",
+                     "cls must be an integer in [0, 9]; got -1; kept None"]
+    with pytest.raises(ValueError, match=r"cls must be an integer in \[0, 9\]; got 12"):
+        apply_event(s, "confusion", [12, 1], meta)
+    with pytest.raises(ValueError, match="neuron"):
+        apply_event(s, "neuron", 10**9, meta)
 
 
 def test_export_outputs_downloads_the_view(meta, svc, stores):

@@ -157,7 +157,7 @@ def test_the_tab_round_trips_through_the_url(meta, changes):
 def test_a_bad_tab_in_a_link_opens_the_explorer_with_a_note(meta):
     state, notes = parse_query("?tab=charts&k=5", meta)
     assert (state.tab, state.k) == ("explorer", 5)
-    assert notes == ["tab='charts' is not one of explorer, experiments; using the default"]
+    assert notes == ["tab must be one of 'explorer', 'experiments'; got 'charts'; using the default"]
     assert apply_event(state, "tab", "nope", meta) == state
 
 

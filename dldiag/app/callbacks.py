@@ -38,6 +38,7 @@ from . import views
 from .export import report_filename, report_html
 from .layout import alert, color_options, experiments_panels
 from .service import Diagnosis, SampleParams, build_meta
+from .._validation import check_int, shown
 from .state import AppMeta, apply_event, parse_query, state_from_dict, to_query
 from .thumbnails import thumbnail_uri
 
@@ -109,9 +110,11 @@ def guarded(label: str, n_outputs: int, error_index: int):
 # ---------------------------------------------------------------- pure bodies
 
 def _controls_from_values(values: dict) -> dict:
+    """The controls' values in state units (the fraction slider is in per cent)."""
     out = dict(values)
-    if out.get("fraction") is not None:
-        out["fraction"] = float(out["fraction"]) / 100.0
+    fraction = out.get("fraction")
+    if isinstance(fraction, (int, float)) and not isinstance(fraction, bool):
+        out["fraction"] = float(fraction) / 100.0
     return out
 
 
@@ -160,15 +163,15 @@ def sync_state(meta: AppMeta, triggered: str | None, search: str | None, control
         return apply_event(prev, "clear-group", None, meta), notes
     if triggered == "topk-graph":
         unit = _click_value(topk_click)
-        if unit is None or int(unit) < 0:
+        if unit is None or (isinstance(unit, int) and unit < 0):  # negative: the "other" bar
             raise PreventUpdate
-        return apply_event(prev, "neuron", int(unit), meta), notes
+        return apply_event(prev, "neuron", unit, meta), notes
     if triggered == "confusion-graph":
         cell = _confusion_cell(confusion_click, meta)
         if cell is None:
             raise PreventUpdate
         return apply_event(prev, "confusion", cell, meta), notes
-    return apply_event(prev, "controls", _controls_from_values(controls), meta), notes
+    return apply_event(prev, "controls", _controls_from_values(controls), meta, notes), notes
 
 
 def derived_stores(state) -> dict:
@@ -228,7 +231,7 @@ def _short(value) -> str:
 def panel_outputs(meta: AppMeta, svc: Diagnosis, sample_store: dict, panel_params: dict, selection=None):
     """(top-k, heatmap, argmax, confusion figures, group label) for the current group."""
     state = _state_of(meta, sample_store, panel=panel_params)
-    view = views.panel_figures(svc, state, selection)
+    view = views.panel_figures(svc, state, check_selection(selection, meta.n_items))
     counts = view["counts"]
     label = f"{view['group']} — {counts['full']:,} items in the data, {counts['sample']:,} in the sample"
     return view["topk"], view["heatmap"], view["argmax"], view["confusion"], label
@@ -259,8 +262,9 @@ def _latent_state(meta, sample_store, latent_params):
     state = _state_of(meta, sample_store, latent=latent_params)
     neuron = (latent_params or {}).get("neuron")
     if neuron:
-        layer, units, unit = neuron
-        state = replace(state, layer=layer, units=units, neuron=unit)
+        if not isinstance(neuron, list) or len(neuron) != 3:
+            raise ValueError(f"latent-params neuron must be [layer, units, unit]; got {shown(neuron)}")
+        state = state_from_dict({**state.to_dict(), **dict(zip(("layer", "units", "neuron"), neuron))}, meta)
     return state
 
 
@@ -308,7 +312,7 @@ def tooltip_outputs(meta: AppMeta, svc: Diagnosis, hover_data: dict | None, samp
     item = point.get("customdata")
     if item is None:
         return False, no_update, no_update
-    item = int(item[0] if isinstance(item, list) else item)
+    item = check_int("hovered item", item[0] if isinstance(item, list) and item else item, 0, meta.n_items - 1)
     names = meta.class_names
     y, p = int(svc.ws.y_true[item]), int(svc.ws.y_pred[item])
     ratio, source = svc.log_ratio(sampler)
@@ -327,23 +331,47 @@ def tooltip_outputs(meta: AppMeta, svc: Diagnosis, hover_data: dict | None, samp
     return True, point.get("bbox", no_update), children
 
 
-def selection_from_event(selected_data: dict | None):
-    """Item indices of a lasso/box selection (sorted, unique), or None for no selection."""
-    if not selected_data or not selected_data.get("points"):
+def selection_from_event(selected_data, n_items: int):
+    """Item indices of a lasso/box selection (sorted, unique), or None for no selection.
+
+    Points without an item (the sample overlay's, say) are skipped.
+
+    Raises
+    ------
+    ValueError
+        If the event is not a plotly selection or names an item outside ``[0, n_items)``.
+    """
+    if not selected_data:
         return None
+    points = selected_data.get("points") if isinstance(selected_data, dict) else None
+    if not isinstance(points, list):
+        raise ValueError(f"a selection must be an object with a list of points; got {shown(selected_data)}")
     items = set()
-    for point in selected_data["points"]:
-        value = point.get("customdata")
+    for point in points:
+        value = point.get("customdata") if isinstance(point, dict) else None
+        if isinstance(value, list):
+            value = value[0] if value else None
         if value is None:
             continue
-        items.add(int(value[0] if isinstance(value, list) else value))
+        items.add(check_int("selected item", value, 0, n_items - 1))
     return sorted(items) or None
+
+
+def check_selection(selection, n_items: int):
+    """A selection store's value checked: None, or sorted unique item indices in range."""
+    if selection is None:
+        return None
+    if not isinstance(selection, list) or len(selection) > n_items:
+        raise ValueError(f"selection must be a list of at most {n_items} item indices; got {shown(selection)}")
+    items = sorted({check_int("selected item", v, 0, n_items - 1) for v in selection})
+    return items or None
 
 
 def export_outputs(meta: AppMeta, svc: Diagnosis, view_state: dict, selection=None, href: str | None = None,
                    title: str = "dldiag"):
     """(download dict): a self-contained HTML report of the view."""
     state = state_from_dict(view_state, meta)
+    selection = check_selection(selection, meta.n_items)
     view = views.full_view(svc, state, selection)
     figures = {"Latent space": view["latent"], "(d) Query-set accuracy": view["summary"],
                "(a) Top-k neurons": view["topk"], "(b) Mean activation": view["heatmap"],
@@ -520,17 +548,20 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
 
     @app.callback(
         Output("selection-store", "data"), Output("latent-graph", "figure", allow_duplicate=True),
+        Output("latent-error", "children", allow_duplicate=True),
         Input("latent-graph", "selectedData"), Input("clear-group", "n_clicks"),
         prevent_initial_call=True,
     )
+    @guarded("Reading the selection", 3, 2)
     def selection(selected_data, _clear):
         if ctx.triggered_id == "clear-group":
             patch = Patch()
             patch["layout"]["selections"] = []
             patch["data"][0]["selectedpoints"] = None
             patch["data"][1]["selectedpoints"] = None
-            return None, patch
-        return selection_from_event(selected_data), no_update
+            return None, patch, None
+        meta, _ = context.get()
+        return selection_from_event(selected_data, meta.n_items), no_update, None
 
     @app.callback(
         Output("download", "data"), Output("export-error", "children"),

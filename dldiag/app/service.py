@@ -83,6 +83,7 @@ def build_meta(ws, *, samplers=None, projections=None, default_layer=None,
         default_sampler=DEFAULT_SAMPLER if DEFAULT_SAMPLER in names else names[0],
         default_layer=default_layer if default_layer in ws.layers else ws.latent_layer,
         default_projection=default_projection,
+        unit_counts={key: agg.n_units for key, agg in ws.full.by_layer.items()},
     )
 
 

@@ -13,6 +13,8 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from urllib.parse import parse_qs, urlencode
 
+from .._validation import check_int, check_interval, check_option, shown
+
 __all__ = [
     "AppMeta",
     "ViewState",
@@ -24,6 +26,8 @@ __all__ = [
     "parse_query",
     "to_query",
     "state_from_dict",
+    "check_field",
+    "check_neuron",
     "apply_event",
 ]
 
@@ -58,6 +62,8 @@ class AppMeta:
     default_sampler : str
     default_layer : str
     default_projection : str
+    unit_counts : dict
+        Units per ``(layer, unit mode)``, to check unit indices that clients send.
     """
 
     dataset: str
@@ -73,6 +79,7 @@ class AppMeta:
     default_sampler: str = "random"
     default_layer: str = ""
     default_projection: str = "umap"
+    unit_counts: dict = field(default_factory=dict)
 
     @property
     def n_classes(self) -> int:
@@ -121,101 +128,112 @@ class ViewState:
         return {"sampler": self.sampler, "fraction": self.fraction, "j": self.j, "seed": self.seed}
 
 
+# ------------------------------------------------------------------ checking
+
+def _class_field(name: str, value, meta: AppMeta):
+    return None if value is None else check_int(name, value, 0, meta.n_classes - 1)
+
+
+def _bool_field(name: str, value):
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false; got {shown(value)}")
+    return value
+
+
+def check_field(name: str, value, meta: AppMeta):
+    """``value`` if it is allowed for the :class:`ViewState` field ``name``, else ``ValueError``.
+
+    The rules are those of the controls (:data:`FRACTION_RANGE`, :data:`K_RANGE`, …), so that a
+    value the page could not have produced is refused, whoever sent it. A unit index is checked
+    against its layer by :func:`check_neuron`.
+    """
+    rules = {
+        "sampler": lambda v: check_option(name, v, meta.samplers),
+        "fraction": lambda v: check_interval(name, v, *FRACTION_RANGE),
+        "j": lambda v: check_interval(name, v, 0.0, 1.0),
+        "seed": lambda v: check_int(name, v, *SEED_RANGE),
+        "layer": lambda v: check_option(name, v, meta.layers),
+        "cls": lambda v: _class_field(name, v, meta),
+        "predicted": lambda v: _class_field(name, v, meta),
+        "outcome": lambda v: check_option(name, v, OUTCOME_CHOICES),
+        "k": lambda v: check_int(name, v, *K_RANGE),
+        "units": lambda v: check_option(name, v, UNIT_MODES),
+        "projection": lambda v: check_option(name, v, meta.projections),
+        "color": lambda v: check_option(name, v, COLOR_MODES),
+        "neuron": lambda v: None if v is None else check_int(name, v, 0),
+        "present": lambda v: _bool_field(name, v),
+        "tab": lambda v: check_option(name, v, TABS),
+    }
+    return rules[name](value)
+
+
+def check_neuron(state: "ViewState", meta: AppMeta) -> None:
+    """Raise ``ValueError`` if ``state.neuron`` is not a unit of its layer in its unit mode."""
+    if state.neuron is None:
+        return
+    count = meta.unit_counts.get((state.layer, state.units))
+    if count is not None:
+        check_int(f"neuron (a unit of {state.layer}, {state.units} mode)", state.neuron, 0, count - 1)
+
+
 # ------------------------------------------------------------------ parsing
 
-def _parse_choice(value, options, name, notes):
-    if value in options:
-        return value
-    notes.append(f"{name}={value!r} is not one of {', '.join(map(str, options))}; using the default")
-    return None
-
-
-def _parse_float(value, low, high, name, notes):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        notes.append(f"{name}={value!r} is not a number; using the default")
-        return None
-    if not math.isfinite(number) or not low <= number <= high:
-        notes.append(f"{name}={value!r} is outside [{low:g}, {high:g}]; using the default")
-        return None
-    return number
-
-
-def _parse_int(value, low, high, name, notes):
-    try:
-        number = int(str(value).strip())
-    except (TypeError, ValueError):
-        notes.append(f"{name}={value!r} is not an integer; using the default")
-        return None
-    if not low <= number <= high:
-        notes.append(f"{name}={value!r} is outside [{low}, {high}]; using the default")
-        return None
-    return number
-
-
-def _parse_class(value, meta: AppMeta, name, notes):
-    """A class given by index or by name; ``all``/empty means every class."""
-    if value in ("", "all", "any", None):
-        return None
-    if value in meta.class_names:
-        return meta.class_names.index(value)
-    number = _parse_int(value, 0, meta.n_classes - 1, name, notes)
-    return number
+def _from_text(name: str, text: str, meta: AppMeta):
+    """A URL parameter's text as the type of its field (``ValueError`` if it cannot be)."""
+    if name in ("fraction", "j"):
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{name} must be a number; got {shown(text)}") from None
+    if name in ("seed", "k", "neuron"):
+        if name == "neuron" and text in ("", "none"):
+            return None
+        try:
+            return int(text.strip())
+        except ValueError:
+            raise ValueError(f"{name} must be an integer; got {shown(text)}") from None
+    if name in ("cls", "predicted"):
+        if text in ("", "all", "any"):
+            return None
+        if text in meta.class_names:
+            return meta.class_names.index(text)
+        try:
+            return int(text.strip())
+        except ValueError:
+            raise ValueError(f"{name} must be a class index or name; got {shown(text)}") from None
+    if name == "present":
+        return text in ("1", "true", "yes", "on")
+    return text
 
 
 def parse_query(search: str | None, meta: AppMeta) -> tuple[ViewState, list[str]]:
     """Read a :class:`ViewState` from a URL query string (``"?sampler=vas&fraction=0.1"``).
 
     Unknown keys are ignored; a bad value keeps its default and adds a note (the page shows
-    the notes), so a damaged link still opens a working view.
+    the notes), so a damaged link still opens a working view. Values are checked by
+    :func:`check_field`, the same rules as every other value a client sends.
 
     Returns
     -------
     (ViewState, list of str)
     """
-    state = meta.default_state()
     notes: list[str] = []
     query = parse_qs((search or "").lstrip("?"), keep_blank_values=True)
     raw = {key: values[-1] for key, values in query.items()}
     changes: dict = {}
-
-    def put(key, value):
-        if value is not None:
-            changes[key] = value
-
-    if "sampler" in raw:
-        put("sampler", _parse_choice(raw["sampler"], meta.samplers, "sampler", notes))
-    if "fraction" in raw:
-        put("fraction", _parse_float(raw["fraction"], *FRACTION_RANGE, "fraction", notes))
-    if "j" in raw:
-        put("j", _parse_float(raw["j"], 0.0, 1.0, "j", notes))
-    if "seed" in raw:
-        put("seed", _parse_int(raw["seed"], *SEED_RANGE, "seed", notes))
-    if "layer" in raw:
-        put("layer", _parse_choice(raw["layer"], meta.layers, "layer", notes))
-    if "cls" in raw:
-        cls = _parse_class(raw["cls"], meta, "cls", notes)
-        changes["cls"] = cls
-    if "outcome" in raw:
-        put("outcome", _parse_choice(raw["outcome"], OUTCOME_CHOICES, "outcome", notes))
-    if "predicted" in raw:
-        changes["predicted"] = _parse_class(raw["predicted"], meta, "predicted", notes)
-    if "k" in raw:
-        put("k", _parse_int(raw["k"], *K_RANGE, "k", notes))
-    if "units" in raw:
-        put("units", _parse_choice(raw["units"], UNIT_MODES, "units", notes))
-    if "projection" in raw:
-        put("projection", _parse_choice(raw["projection"], meta.projections, "projection", notes))
-    if "color" in raw:
-        put("color", _parse_choice(raw["color"], COLOR_MODES, "color", notes))
-    if "neuron" in raw and raw["neuron"] not in ("", "none"):
-        put("neuron", _parse_int(raw["neuron"], 0, 10**9, "neuron", notes))
-    if "present" in raw:
-        changes["present"] = raw["present"] in ("1", "true", "yes", "on")
-    if "tab" in raw:
-        put("tab", _parse_choice(raw["tab"], TABS, "tab", notes))
-    state = replace(state, **changes)
+    for name in ViewState.__dataclass_fields__:
+        if name not in raw:
+            continue
+        try:
+            changes[name] = check_field(name, _from_text(name, raw[name], meta), meta)
+        except ValueError as exc:
+            notes.append(f"{exc}; using the default")
+    state = replace(meta.default_state(), **changes)
+    try:
+        check_neuron(state, meta)
+    except ValueError as exc:
+        notes.append(f"{exc}; using none")
+        state = replace(state, neuron=None)
     if state.color == "neuron" and state.neuron is None:
         notes.append("color=neuron needs a neuron=INDEX; colouring by true label")
         state = replace(state, color="true")
@@ -257,16 +275,32 @@ def to_query(state: ViewState, meta: AppMeta | None = None) -> str:
 
 
 def state_from_dict(data: dict | None, meta: AppMeta) -> ViewState:
-    """A :class:`ViewState` from its ``to_dict`` form (a ``dcc.Store``); defaults if empty."""
+    """A :class:`ViewState` from its ``to_dict`` form (a ``dcc.Store``); defaults if empty.
+
+    The stores come back from the browser, so every field is checked (:func:`check_field`,
+    :func:`check_neuron`) and a value the controls could not have produced is a
+    ``ValueError`` naming it; keys that are not fields are ignored.
+
+    Raises
+    ------
+    ValueError
+        If ``data`` is not a dict or a field's value is not allowed.
+    """
     if not data:
         return meta.default_state()
-    known = {k: v for k, v in data.items() if k in ViewState.__dataclass_fields__}
-    return replace(meta.default_state(), **known)
+    if not isinstance(data, dict):
+        raise ValueError(f"a view state must be an object of fields; got {shown(data)}")
+    known = {k: check_field(k, v, meta) for k, v in data.items() if k in ViewState.__dataclass_fields__}
+    state = replace(meta.default_state(), **known)
+    check_neuron(state, meta)
+    return state
 
 
 # ------------------------------------------------------------------ events
 
 def _clamp(value, low, high, default):
+    if isinstance(value, bool):
+        return default
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -276,36 +310,49 @@ def _clamp(value, low, high, default):
     return min(max(number, low), high)
 
 
-def controls_to_changes(controls: dict, meta: AppMeta, state: ViewState) -> dict:
-    """Clean control values into ViewState fields (clamped, defaulted when empty)."""
+def controls_to_changes(controls: dict, meta: AppMeta, state: ViewState, notes: list | None = None) -> dict:
+    """Clean control values into ViewState fields.
+
+    Numbers typed past a control's range are clamped to it (a k of 500 becomes 50); an empty
+    number keeps the current value; anything else a control could not have sent (a seed of
+    1.5, a class of -1, an unknown sampler) keeps the current value and, with ``notes``, says
+    so there.
+    """
     out = {}
-    if controls.get("sampler") in meta.samplers:
-        out["sampler"] = controls["sampler"]
-    if "fraction" in controls:
-        out["fraction"] = round(_clamp(controls["fraction"], *FRACTION_RANGE, state.fraction), 4)
-    if "j" in controls:
-        out["j"] = round(_clamp(controls["j"], 0.0, 1.0, state.j), 4)
-    if "seed" in controls:
-        out["seed"] = int(_clamp(controls["seed"], *SEED_RANGE, state.seed))
-    if controls.get("layer") in meta.layers:
-        out["layer"] = controls["layer"]
-    if "cls" in controls:
-        value = controls["cls"]
-        out["cls"] = None if value in (None, "", "all") else int(value)
-    if controls.get("outcome") in OUTCOME_CHOICES:
-        out["outcome"] = controls["outcome"]
-    if "k" in controls:
-        out["k"] = int(_clamp(controls["k"], *K_RANGE, state.k))
-    if controls.get("units") in UNIT_MODES:
-        out["units"] = controls["units"]
-    if controls.get("projection") in meta.projections:
-        out["projection"] = controls["projection"]
-    if controls.get("color") in COLOR_MODES:
-        out["color"] = controls["color"]
+    numeric = {"fraction": (FRACTION_RANGE, 4), "j": ((0.0, 1.0), 4), "k": (K_RANGE, None),
+               "seed": (SEED_RANGE, None)}
+    for name, value in controls.items():
+        if name not in ViewState.__dataclass_fields__ or value is None or value == "":
+            continue
+        try:
+            if name in numeric:
+                (low, high), digits = numeric[name]
+                number = _clamp(value, low, high, None)
+                if number is None:
+                    raise ValueError(f"{name} must be a number; got {shown(value)}")
+                value = round(number, digits) if digits else number
+                if digits is None:
+                    if not float(value).is_integer():
+                        raise ValueError(f"{name} must be an integer; got {shown(controls[name])}")
+                    value = int(value)
+            elif name == "cls":
+                value = None if value == "all" else _class_from_control(value, meta)
+            out[name] = check_field(name, value, meta)
+        except ValueError as exc:
+            if notes is not None:
+                notes.append(f"{exc}; kept {getattr(state, name)!r}")
     return out
 
 
-def apply_event(state: ViewState, event: str, payload, meta: AppMeta) -> ViewState:
+def _class_from_control(value, meta: AppMeta) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"cls must be 'all' or a class index in [0, {meta.n_classes - 1}]; "
+                         f"got {shown(value)}") from None
+
+
+def apply_event(state: ViewState, event: str, payload, meta: AppMeta, notes: list | None = None) -> ViewState:
     """Fold one user event into the state.
 
     Parameters
@@ -319,13 +366,20 @@ def apply_event(state: ViewState, event: str, payload, meta: AppMeta) -> ViewSta
     payload
         See ``event``.
     meta : AppMeta
+    notes : list, optional
+        Notes for the page about control values that were not taken.
 
     Returns
     -------
     ViewState
+
+    Raises
+    ------
+    ValueError
+        If a clicked cell or unit is not one of the data's (the payload comes from the browser).
     """
     if event == "controls":
-        changes = controls_to_changes(payload, meta, state)
+        changes = controls_to_changes(payload, meta, state, notes)
         new = replace(state, **changes)
         if new.cls != state.cls and new.predicted is not None:
             new = replace(new, predicted=None)  # picking a class by hand leaves the Q5 cell
@@ -335,11 +389,17 @@ def apply_event(state: ViewState, event: str, payload, meta: AppMeta) -> ViewSta
             new = replace(new, color="true")
         return new
     if event == "confusion":
-        true, pred = (int(v) for v in payload)
+        if not isinstance(payload, (list, tuple)) or len(payload) != 2:
+            raise ValueError(f"a confusion cell must be [true, predicted]; got {shown(payload)}")
+        true, pred = (check_field(name, v, meta) for name, v in zip(("cls", "predicted"), payload))
+        if true is None or pred is None:
+            raise ValueError(f"a confusion cell must name two classes; got {shown(payload)}")
         outcome = "correct" if true == pred else "incorrect"
         return replace(state, cls=true, predicted=pred, outcome=outcome)
     if event == "neuron":
-        return replace(state, color="neuron", neuron=int(payload))
+        new = replace(state, color="neuron", neuron=check_field("neuron", payload, meta))
+        check_neuron(new, meta)
+        return new
     if event == "clear-group":
         return replace(state, cls=None, predicted=None, outcome="all")
     if event == "present":

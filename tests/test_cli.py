@@ -31,6 +31,11 @@ def test_query_errors_name_the_value(tmp_path, capsys):
     cache = str(tmp_path / "cache")
     assert main(["query", "--dataset", "digits", "--cache-dir", cache, "--fraction", "1.5"]) == 2
     assert "fraction must be in (0.0, 1.0]; got 1.5" in capsys.readouterr().err
+    assert main(["query", "--dataset", "digits", "--cache-dir", cache, "--fraction", "1e-9"]) == 2
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if "fraction" in line] == [
+        "error: fraction must be at least 0.5/450 ≈ 0.00111112, the smallest that selects one of the "
+        "450 items; got 1e-09, which selects 0 of 450 items"]
     assert main(["query", "--dataset", "digits", "--cache-dir", cache, "--sampler", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
     assert main(["build", "--dataset", "cifar", "--cache-dir", cache]) == 2

@@ -19,6 +19,7 @@ import hashlib
 import pickle
 import io
 import math
+import re
 from collections import OrderedDict
 from pathlib import Path
 
@@ -294,6 +295,43 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, arch: str, item_shape
     return path
 
 
+_CHECKPOINT_KEYS = ("arch", "item_shape", "n_classes", "state_dict")
+_CHECKPOINT_FORM = "a dict with arch, item_shape, n_classes, state_dict"
+
+
+def _unpickling_problem(exc: pickle.UnpicklingError) -> str:
+    """One line out of torch's multi-paragraph ``weights_only`` refusal."""
+    inner = str(exc.__context__ or exc)
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", inner)
+    if found:
+        return (f"holds a pickled {found.group(1)} object (torch.save(model) writes one), which dldiag "
+                "does not unpickle; dldiag checkpoints hold tensors and plain values only and come "
+                "from `python -m dldiag train`")
+    return ("is not a valid dldiag checkpoint: torch.load cannot read it "
+            f"({(inner.strip().splitlines() or [type(exc).__name__])[0]})")
+
+
+def _check_payload(path: Path, payload) -> None:
+    """Refuse, in one line, a readable torch file that holds something else than a checkpoint."""
+    where = f"checkpoint {str(path)!r}"
+    if not isinstance(payload, dict):
+        raise ValueError(f"{where} holds a {type(payload).__name__}, not a dldiag checkpoint "
+                         f"({_CHECKPOINT_FORM})")
+    missing = [k for k in _CHECKPOINT_KEYS if k not in payload]
+    if not missing:
+        return
+    if payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
+        raise ValueError(
+            f"{where} holds a bare state_dict ({len(payload)} tensors) without the architecture, "
+            "item shape and number of classes; dldiag checkpoints come from `python -m dldiag train` "
+            "(or dldiag.models.save_checkpoint)"
+        )
+    keys = sorted(map(str, payload))
+    shown = ", ".join(keys[:8]) + (f", … ({len(keys)} keys)" if len(keys) > 8 else "")
+    raise ValueError(f"{where} holds a dict without {', '.join(missing)} (its keys: {shown or 'none'}), "
+                     f"not a dldiag checkpoint ({_CHECKPOINT_FORM})")
+
+
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
     """Load a checkpoint written by :func:`save_checkpoint`.
 
@@ -303,6 +341,15 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
         The rebuilt model in eval mode.
     info : dict
         ``arch``, ``item_shape``, ``n_classes``, ``meta`` and ``weights_hash``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not a dldiag checkpoint: unreadable, a torch file holding something
+        else (a list, a bare ``state_dict``, a whole pickled model, a dict missing keys), or
+        weights that do not fit the architecture. The message names the path and what it holds.
     """
     path = Path(path)
     if not path.is_file():
@@ -312,12 +359,19 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
         )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(f"checkpoint {str(path)!r} {_unpickling_problem(exc)}") from exc
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise ValueError(f"checkpoint {str(path)!r} is not a valid dldiag checkpoint: {exc}") from exc
+    _check_payload(path, payload)
+    try:
         model = build_model(payload["arch"], tuple(payload["item_shape"]), payload["n_classes"])
         model.load_state_dict(payload["state_dict"])
-    except (RuntimeError, KeyError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
         raise ValueError(f"checkpoint {str(path)!r} is not a valid dldiag checkpoint: {exc}") from exc
     model.eval()
-    info = {k: payload[k] for k in ("arch", "item_shape", "n_classes", "meta")}
+    info = {k: payload[k] for k in ("arch", "item_shape", "n_classes")}
+    info["meta"] = payload.get("meta", {})
     info["item_shape"] = tuple(info["item_shape"])
     info["weights_hash"] = weights_hash(model)
     return model, info

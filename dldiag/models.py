@@ -28,6 +28,8 @@ import torch
 from torch import nn
 
 from ._validation import check_int, check_interval, check_option
+from .cache import default_cache_dir
+from .datasets import DATASET_NAMES
 from .progress import progress
 
 __all__ = [
@@ -388,7 +390,37 @@ def weights_hash(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def default_checkpoint_path(dataset_name: str) -> Path:
-    """Where the shipped (or last trained) weights of a named data set live: ``data/weights/``."""
-    safe = dataset_name.replace(":", "_").replace("/", "_").strip("_")
-    return Path(__file__).resolve().parents[1] / "data" / "weights" / f"{safe}.pt"
+def default_checkpoint_path(dataset_name: str, cache_dir: str | Path | None = None) -> Path:
+    """Where ``python -m dldiag train`` saves a data set's weights when ``--out`` is not given.
+
+    The shipped data sets (``digits``, ``fashion-mnist``) keep theirs in the repository's
+    ``data/weights/``. Any other data set's go beside the cache, in ``<cache_dir>/weights/``, so
+    that training on a user's data never writes into the repository.
+
+    Parameters
+    ----------
+    dataset_name : str
+        A name for :func:`~dldiag.datasets.load_dataset`.
+    cache_dir : str or Path, optional
+        The cache folder; :func:`~dldiag.cache.default_cache_dir` (``$DLDIAG_CACHE`` or
+        ``cache/``) if omitted. Not used for the shipped data sets.
+
+    Returns
+    -------
+    Path
+        ``data/weights/<name>.pt``, or ``<cache_dir>/weights/<kind>_<file name>-<hash>.pt`` for
+        ``idx:`` and ``npz:`` names, where the hash is of the absolute path: two ``data.npz`` in
+        different folders get their own weights, a relative and an absolute name of one file
+        the same.
+    """
+    if dataset_name in DATASET_NAMES:
+        return Path(__file__).resolve().parents[1] / "data" / "weights" / f"{dataset_name}.pt"
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    kind, sep, target = dataset_name.partition(":")
+    if sep and target:
+        resolved = Path(target).expanduser().resolve()
+        stem = f"{kind}_{resolved.name}-{hashlib.sha256(str(resolved).encode()).hexdigest()[:8]}"
+    else:
+        stem = dataset_name
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("_.") or "dataset"
+    return folder / "weights" / f"{safe}.pt"

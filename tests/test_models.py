@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,6 +94,20 @@ def test_torch_files_holding_something_else_are_named(tmp_path):
         with pytest.raises(ValueError, match=rf"^checkpoint {re.escape(repr(str(path)))} {message}") as err:
             load_checkpoint(path)
         assert "\n" not in str(err.value)
+
+
+def test_default_checkpoint_path_keeps_user_data_out_of_the_repository(tmp_path, monkeypatch):
+    shipped = Path(__file__).resolve().parents[1] / "data" / "weights"
+    assert default_checkpoint_path("digits", tmp_path) == shipped / "digits.pt"
+    assert default_checkpoint_path("fashion-mnist") == shipped / "fashion-mnist.pt"
+    (tmp_path / "a").mkdir()
+    monkeypatch.chdir(tmp_path)
+    mine = default_checkpoint_path("npz:a/data.npz", tmp_path / "c")
+    assert mine.parent == tmp_path / "c" / "weights" and re.fullmatch(r"npz_data\.npz-[0-9a-f]{8}\.pt", mine.name)
+    assert default_checkpoint_path(f"npz:{tmp_path}/a/data.npz", tmp_path / "c") == mine  # one file, one path
+    assert default_checkpoint_path("npz:data.npz", tmp_path / "c") != mine  # another folder's data.npz
+    monkeypatch.setenv("DLDIAG_CACHE", str(tmp_path / "env"))
+    assert default_checkpoint_path("idx:a").parent == tmp_path / "env" / "weights"
 
 
 def test_shipped_fashion_mnist_weights(fashion_small):

@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Reproduce the report's Section V experiments with figures.")
     p.add_argument("--dataset", default=None,
                    help="digits, fashion-mnist, idx:DIR or npz:FILE (default: fashion-mnist; digits with --quick)")
-    p.add_argument("--weights", default=None, help="checkpoint (default: data/weights/<dataset>.pt)")
+    p.add_argument("--weights", default=None,
+                   help="checkpoint (default: where `python -m dldiag train` saves it: "
+                        "data/weights/<dataset>.pt for digits and fashion-mnist, CACHE/weights/ for others)")
     p.add_argument("--cache-dir", default=None, help="cache folder (default: $DLDIAG_CACHE or ./cache)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--out", default=None, help="results folder (default: results/<dataset>)")
@@ -59,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
-    from ..artifacts import load_workspace
+    from ..artifacts import load_workspace, resolve_weights
+    from ..datasets import load_dataset
     from .figures import results_dir_for
     from .report import write_report
     from .runner import ExperimentConfig, run_experiments
@@ -71,7 +74,10 @@ def main(argv=None) -> int:
     config = ExperimentConfig.quick(**overrides) if args.quick else ExperimentConfig(**overrides)
     start = time.perf_counter()
     try:
-        ws = load_workspace(dataset, weights=args.weights, cache_dir=args.cache_dir,
+        # Weights are resolved here: load_workspace looks beside the default cache only.
+        ds = load_dataset(dataset, splits=("test",))
+        weights = resolve_weights(ds.name, args.weights, args.cache_dir)
+        ws = load_workspace(ds, weights=weights, cache_dir=args.cache_dir,
                             batch_size=args.batch_size, show_progress=not args.no_progress)
         meta = run_experiments(ws, out, config, fresh=args.fresh, show_progress=not args.no_progress)
         t_report = time.perf_counter()

@@ -21,7 +21,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 description="dldiag in the browser: serve the app, then open http://HOST:PORT/")
     p.add_argument("--dataset", default=os.environ.get("DLDIAG_DATASET", "fashion-mnist"),
                    help="digits, fashion-mnist, idx:DIR or npz:FILE (default: fashion-mnist)")
-    p.add_argument("--weights", default=None, help="checkpoint (default: data/weights/<dataset>.pt)")
+    p.add_argument("--weights", default=None,
+                   help="checkpoint (default: where `python -m dldiag train` saves it: "
+                        "data/weights/<dataset>.pt for digits and fashion-mnist, CACHE/weights/ for others)")
     p.add_argument("--cache-dir", default=None, help="cache folder (default: $DLDIAG_CACHE or ./cache)")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1, local only)")
     p.add_argument("--port", type=int, default=8050, help="port (default: 8050)")

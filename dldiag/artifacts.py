@@ -44,13 +44,47 @@ def _sampling_code_hash() -> str:
     return h.hexdigest()
 
 
-def resolve_weights(dataset_name: str, weights: str | Path | None) -> Path:
-    """The checkpoint to use: ``weights`` if given, else the data set's default in ``data/weights/``."""
-    path = Path(weights) if weights is not None else models.default_checkpoint_path(dataset_name)
+def resolve_weights(dataset_name: str, weights: str | Path | None,
+                    cache_dir: str | Path | None = None) -> Path:
+    """The checkpoint to use: ``weights`` if given, else where ``python -m dldiag train`` saves it.
+
+    Parameters
+    ----------
+    dataset_name : str
+        The data set's name, as given to ``train --dataset``.
+    weights : path or None
+        An explicit checkpoint.
+    cache_dir : path, optional
+        The cache folder given to ``train --cache-dir``: weights of data sets other than the
+        shipped ones are looked up in its ``weights/`` subfolder
+        (:func:`~dldiag.models.default_checkpoint_path`).
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file there; the message names the path looked at and how to train.
+    """
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no checkpoint at {str(path)!r} (the weights given for dataset {dataset_name!r}); "
+                f"check the path, or train one there with "
+                f"`python -m dldiag train --dataset {dataset_name} --out {path}`"
+            )
+        return path
+    path = models.default_checkpoint_path(dataset_name, cache_dir)
     if not path.is_file():
+        train = f"python -m dldiag train --dataset {dataset_name}"
+        if cache_dir is not None:
+            train += f" --cache-dir {cache_dir}"
         raise FileNotFoundError(
-            f"no weights for dataset {dataset_name!r} at {str(path)!r}; train them with "
-            f"`python -m dldiag train --dataset {dataset_name}` or pass --weights PATH"
+            f"no weights for dataset {dataset_name!r} at {str(path)!r}; train them with `{train}` "
+            "or pass --weights PATH"
         )
     return path
 

@@ -17,7 +17,9 @@ __all__ = ["main", "build_parser"]
 def _add_workspace_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="fashion-mnist",
                    help="digits, fashion-mnist, idx:DIR or npz:FILE (default: fashion-mnist)")
-    p.add_argument("--weights", default=None, help="checkpoint (default: data/weights/<dataset>.pt)")
+    p.add_argument("--weights", default=None,
+                   help="checkpoint (default: where train saves it: data/weights/<dataset>.pt for digits "
+                        "and fashion-mnist, CACHE/weights/ for other data sets)")
     p.add_argument("--cache-dir", default=None, help="cache folder (default: $DLDIAG_CACHE or ./cache)")
     p.add_argument("--batch-size", type=int, default=256)
 
@@ -33,7 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=None, help="default: 2e-3 (lenet5), 1e-2 (small-cnn)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="checkpoint path (default: data/weights/<dataset>.pt)")
+    p.add_argument("--out", default=None,
+                   help="checkpoint path (default: data/weights/<dataset>.pt for digits and fashion-mnist; "
+                        "CACHE/weights/<name>.pt for other data sets)")
+    p.add_argument("--cache-dir", default=None,
+                   help="cache folder CACHE whose weights/ receives other data sets' checkpoints, where "
+                        "build, query and the app look for them (default: $DLDIAG_CACHE or ./cache)")
 
     p = sub.add_parser("build", help="run the full pass once and cache every artifact")
     _add_workspace_args(p)
@@ -69,7 +76,7 @@ def _train(args) -> int:
                        lr=lr, seed=args.seed)
     seconds = time.perf_counter() - start
     acc = models.evaluate_accuracy(model, ds.x_test, ds.y_test)
-    out = args.out or models.default_checkpoint_path(ds.name)
+    out = args.out or models.default_checkpoint_path(ds.name, args.cache_dir)
     meta = {"dataset": ds.name, "test_accuracy": acc, "epochs": epochs, "lr": lr,
             "batch_size": args.batch_size, "seed": args.seed, "train_seconds": round(seconds, 1)}
     models.save_checkpoint(out, model, arch=arch, item_shape=ds.item_shape, n_classes=ds.n_classes, meta=meta)
@@ -81,11 +88,21 @@ def _split(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def _build(args) -> int:
-    from .artifacts import load_workspace
+def _load_workspace(args, **kwargs):
+    """The workspace of ``--dataset``, its weights looked up where ``train`` saves them."""
+    from .artifacts import load_workspace, resolve_weights
+    from .datasets import load_dataset
 
-    ws = load_workspace(args.dataset, weights=args.weights, cache_dir=args.cache_dir,
-                        batch_size=args.batch_size)
+    # Loaded here so that a data set's errors still come before missing weights; load_workspace
+    # itself looks for default weights beside the default cache only, not beside --cache-dir.
+    ds = load_dataset(args.dataset, splits=("test",))
+    weights = resolve_weights(ds.name, args.weights, args.cache_dir)
+    return load_workspace(ds, weights=weights, cache_dir=args.cache_dir, batch_size=args.batch_size,
+                          **kwargs)
+
+
+def _build(args) -> int:
+    ws = _load_workspace(args)
     print(f"{ws.dataset.name}: {ws.n_items} items, accuracy {ws.accuracy:.4f}, layers {', '.join(ws.layers)}; "
           f"full pass {'from cache' if ws.cache_hit else 'built'} in {ws.build_seconds:.2f} s "
           f"({ws.cache.directory})")
@@ -113,10 +130,7 @@ def _build(args) -> int:
 
 
 def _query(args) -> int:
-    from .artifacts import load_workspace
-
-    ws = load_workspace(args.dataset, weights=args.weights, cache_dir=args.cache_dir,
-                        batch_size=args.batch_size, show_progress=not args.json)
+    ws = _load_workspace(args, show_progress=not args.json)
     sampler = ws.fitted_sampler(args.sampler, seed=args.seed)
     indices = sampler.sample(args.fraction, j=args.j, seed=args.seed)
     info = sampler.sample_info(args.fraction, j=args.j, seed=args.seed)

@@ -544,7 +544,8 @@ def load_dataset(name: str, *, splits: tuple[str, ...] = ("train", "test")) -> D
     DatasetNotFoundError
         If files are missing; the message lists every place looked and how to get the data.
     DatasetError
-        If a file is corrupt or inconsistent; the message names the file and the problem.
+        If a file is corrupt or inconsistent, or a requested split holds no items; the
+        message names the file (or data set) and the problem.
 
     Examples
     --------
@@ -778,6 +779,14 @@ def _load_npz(name: str, path: Path, splits: tuple[str, ...]) -> Dataset:
 
 
 def _build(name, parts, class_names, sources, extra=()) -> Dataset:
+    for split in SPLITS:
+        # An empty split is well-formed arrays but no data: refused here, or it surfaces
+        # later as a confusing error in training or in the full pass.
+        if split in parts and len(parts[split][0]) == 0:
+            raise DatasetError(
+                f"dataset {name!r}: the {split} split holds no items (read from "
+                f"{', '.join(sources.get(split, ())) or 'nowhere'}); it needs at least one"
+            )
     train = parts.get("train", (None, None))
     x_test, y_test = parts["test"]
     seen = []

@@ -19,6 +19,7 @@ import hashlib
 import pickle
 import io
 import math
+import re
 from collections import OrderedDict
 from pathlib import Path
 
@@ -27,6 +28,8 @@ import torch
 from torch import nn
 
 from ._validation import check_int, check_interval, check_option
+from .cache import default_cache_dir
+from .datasets import DATASET_NAMES
 from .progress import progress
 
 __all__ = [
@@ -294,6 +297,43 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, arch: str, item_shape
     return path
 
 
+_CHECKPOINT_KEYS = ("arch", "item_shape", "n_classes", "state_dict")
+_CHECKPOINT_FORM = "a dict with arch, item_shape, n_classes, state_dict"
+
+
+def _unpickling_problem(exc: pickle.UnpicklingError) -> str:
+    """One line out of torch's multi-paragraph ``weights_only`` refusal."""
+    inner = str(exc.__context__ or exc)
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", inner)
+    if found:
+        return (f"holds a pickled {found.group(1)} object (torch.save(model) writes one), which dldiag "
+                "does not unpickle; dldiag checkpoints hold tensors and plain values only and come "
+                "from `python -m dldiag train`")
+    return ("is not a valid dldiag checkpoint: torch.load cannot read it "
+            f"({(inner.strip().splitlines() or [type(exc).__name__])[0]})")
+
+
+def _check_payload(path: Path, payload) -> None:
+    """Refuse, in one line, a readable torch file that holds something else than a checkpoint."""
+    where = f"checkpoint {str(path)!r}"
+    if not isinstance(payload, dict):
+        raise ValueError(f"{where} holds a {type(payload).__name__}, not a dldiag checkpoint "
+                         f"({_CHECKPOINT_FORM})")
+    missing = [k for k in _CHECKPOINT_KEYS if k not in payload]
+    if not missing:
+        return
+    if payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
+        raise ValueError(
+            f"{where} holds a bare state_dict ({len(payload)} tensors) without the architecture, "
+            "item shape and number of classes; dldiag checkpoints come from `python -m dldiag train` "
+            "(or dldiag.models.save_checkpoint)"
+        )
+    keys = sorted(map(str, payload))
+    shown = ", ".join(keys[:8]) + (f", … ({len(keys)} keys)" if len(keys) > 8 else "")
+    raise ValueError(f"{where} holds a dict without {', '.join(missing)} (its keys: {shown or 'none'}), "
+                     f"not a dldiag checkpoint ({_CHECKPOINT_FORM})")
+
+
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
     """Load a checkpoint written by :func:`save_checkpoint`.
 
@@ -303,6 +343,15 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
         The rebuilt model in eval mode.
     info : dict
         ``arch``, ``item_shape``, ``n_classes``, ``meta`` and ``weights_hash``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not a dldiag checkpoint: unreadable, a torch file holding something
+        else (a list, a bare ``state_dict``, a whole pickled model, a dict missing keys), or
+        weights that do not fit the architecture. The message names the path and what it holds.
     """
     path = Path(path)
     if not path.is_file():
@@ -312,12 +361,19 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
         )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(f"checkpoint {str(path)!r} {_unpickling_problem(exc)}") from exc
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise ValueError(f"checkpoint {str(path)!r} is not a valid dldiag checkpoint: {exc}") from exc
+    _check_payload(path, payload)
+    try:
         model = build_model(payload["arch"], tuple(payload["item_shape"]), payload["n_classes"])
         model.load_state_dict(payload["state_dict"])
-    except (RuntimeError, KeyError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
         raise ValueError(f"checkpoint {str(path)!r} is not a valid dldiag checkpoint: {exc}") from exc
     model.eval()
-    info = {k: payload[k] for k in ("arch", "item_shape", "n_classes", "meta")}
+    info = {k: payload[k] for k in ("arch", "item_shape", "n_classes")}
+    info["meta"] = payload.get("meta", {})
     info["item_shape"] = tuple(info["item_shape"])
     info["weights_hash"] = weights_hash(model)
     return model, info
@@ -334,7 +390,37 @@ def weights_hash(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def default_checkpoint_path(dataset_name: str) -> Path:
-    """Where the shipped (or last trained) weights of a named data set live: ``data/weights/``."""
-    safe = dataset_name.replace(":", "_").replace("/", "_").strip("_")
-    return Path(__file__).resolve().parents[1] / "data" / "weights" / f"{safe}.pt"
+def default_checkpoint_path(dataset_name: str, cache_dir: str | Path | None = None) -> Path:
+    """Where ``python -m dldiag train`` saves a data set's weights when ``--out`` is not given.
+
+    The shipped data sets (``digits``, ``fashion-mnist``) keep theirs in the repository's
+    ``data/weights/``. Any other data set's go beside the cache, in ``<cache_dir>/weights/``, so
+    that training on a user's data never writes into the repository.
+
+    Parameters
+    ----------
+    dataset_name : str
+        A name for :func:`~dldiag.datasets.load_dataset`.
+    cache_dir : str or Path, optional
+        The cache folder; :func:`~dldiag.cache.default_cache_dir` (``$DLDIAG_CACHE`` or
+        ``cache/``) if omitted. Not used for the shipped data sets.
+
+    Returns
+    -------
+    Path
+        ``data/weights/<name>.pt``, or ``<cache_dir>/weights/<kind>_<file name>-<hash>.pt`` for
+        ``idx:`` and ``npz:`` names, where the hash is of the absolute path: two ``data.npz`` in
+        different folders get their own weights, a relative and an absolute name of one file
+        the same.
+    """
+    if dataset_name in DATASET_NAMES:
+        return Path(__file__).resolve().parents[1] / "data" / "weights" / f"{dataset_name}.pt"
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    kind, sep, target = dataset_name.partition(":")
+    if sep and target:
+        resolved = Path(target).expanduser().resolve()
+        stem = f"{kind}_{resolved.name}-{hashlib.sha256(str(resolved).encode()).hexdigest()[:8]}"
+    else:
+        stem = dataset_name
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("_.") or "dataset"
+    return folder / "weights" / f"{safe}.pt"

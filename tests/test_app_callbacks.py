@@ -508,6 +508,25 @@ def test_warmup_serves_a_loading_page_until_ready(tmp_path):
     assert boot.get_json()["response"]["boot-ready"]["data"] is True
 
 
+def test_prepare_finds_weights_saved_beside_its_cache_dir(tmp_path):
+    """Weights of a user's data set live in CACHE/weights/ (where train puts them), not data/."""
+    from sklearn.datasets import load_digits
+
+    from dldiag.app.prepare import prepare_workspace
+    from dldiag.models import build_model, default_checkpoint_path, save_checkpoint
+
+    digits = load_digits()
+    data, cache = tmp_path / "mine.npz", tmp_path / "cache"
+    np.savez(data, x_test=digits.images[:40] / 16, y_test=digits.target[:40])
+    name = f"npz:{data}"
+    path = default_checkpoint_path(name, cache)
+    assert path.parent == cache / "weights"
+    save_checkpoint(path, build_model("small-cnn", (1, 8, 8), 10), arch="small-cnn", item_shape=(1, 8, 8),
+                    n_classes=10)
+    ws = prepare_workspace(name, cache_dir=cache, projections=[], samplers=[], show_progress=False)
+    assert ws.n_items == 40 and ws.cache.directory == cache
+
+
 def test_warmup_failure_is_reported(tmp_path):
     warmup = Warmup("no-such-dataset", cache_dir=tmp_path, show_progress=False)
     warmup.start()

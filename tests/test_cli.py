@@ -31,6 +31,11 @@ def test_query_errors_name_the_value(tmp_path, capsys):
     cache = str(tmp_path / "cache")
     assert main(["query", "--dataset", "digits", "--cache-dir", cache, "--fraction", "1.5"]) == 2
     assert "fraction must be in (0.0, 1.0]; got 1.5" in capsys.readouterr().err
+    assert main(["query", "--dataset", "digits", "--cache-dir", cache, "--fraction", "1e-9"]) == 2
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if "fraction" in line] == [
+        "error: fraction must be at least 0.5/450 ≈ 0.00111112, the smallest that selects one of the "
+        "450 items; got 1e-09, which selects 0 of 450 items"]
     assert main(["query", "--dataset", "digits", "--cache-dir", cache, "--sampler", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
     assert main(["build", "--dataset", "cifar", "--cache-dir", cache]) == 2
@@ -49,3 +54,41 @@ def test_train_digits(tmp_path, capsys):
     out = tmp_path / "digits.pt"
     assert main(["train", "--dataset", "digits", "--epochs", "2", "--out", str(out)]) == 0
     assert out.is_file() and "test accuracy" in capsys.readouterr().out
+
+
+def test_train_on_own_data_saves_beside_the_cache_and_query_finds_it(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    data = tmp_path / "mine.npz"
+    np.savez(data, x_train=digits.images[:300] / 16, y_train=digits.target[:300],
+             x_test=digits.images[300:400] / 16, y_test=digits.target[300:400])
+    shipped = Path(__file__).resolve().parents[1] / "data" / "weights"
+    before = sorted(p.name for p in shipped.iterdir())
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("DLDIAG_CACHE", str(cache))
+
+    assert main(["train", "--dataset", f"npz:{data}", "--epochs", "1"]) == 0
+    saved = list((cache / "weights").glob("*.pt"))
+    assert [p.name for p in saved] == [f"npz_mine.npz-{saved[0].stem[-8:]}.pt"]
+    assert f"saved {saved[0]}" in capsys.readouterr().out
+    assert sorted(p.name for p in shipped.iterdir()) == before  # nothing written into the repository
+
+    # No --weights: query finds them through $DLDIAG_CACHE, or through the same --cache-dir.
+    assert main(["query", "--dataset", f"npz:{data}", "--fraction", "0.5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_sample"] == 50
+    monkeypatch.delenv("DLDIAG_CACHE")
+    assert main(["query", "--dataset", f"npz:{data}", "--cache-dir", str(cache), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_sample"] == 5
+
+    other = tmp_path / "other"
+    assert main(["query", "--dataset", f"npz:{data}", "--cache-dir", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert f"at '{other / 'weights' / saved[0].name}'" in err
+    assert f"`python -m dldiag train --dataset npz:{data} --cache-dir {other}`" in err
+    assert main(["train", "--dataset", f"npz:{data}", "--epochs", "1", "--cache-dir", str(other)]) == 0
+    assert (other / "weights" / saved[0].name).is_file()
+    assert sorted(p.name for p in shipped.iterdir()) == before

@@ -541,6 +541,23 @@ def test_npz_not_an_archive_and_missing(tmp_path):
         load_dataset(f"npz:{tmp_path / 'absent.npz'}")
 
 
+def test_empty_split_is_refused_naming_the_split(tmp_path):
+    # Zero-length arrays are well-formed, so nothing else catches them before the full pass.
+    x, y = np.zeros((5, 4, 4), np.uint8), np.arange(5) % 2
+    path = tmp_path / "e.npz"
+    np.savez(path, x_train=x, y_train=y, x_test=x[:0], y_test=y[:0])
+    message = re.escape(f"dataset 'npz:{path}': the test split holds no items (read from {path})")
+    with pytest.raises(DatasetError, match=message):
+        load_dataset(f"npz:{path}", splits=("test",))
+    np.savez(path, x_train=x[:0], y_train=y[:0], x_test=x, y_test=y)
+    assert len(load_dataset(f"npz:{path}", splits=("test",)).x_test) == 5  # train not read
+    with pytest.raises(DatasetError, match=r"the train split holds no items"):
+        load_dataset(f"npz:{path}")
+    write_idx_folder(tmp_path / "idx", splits=("test",), n=(0, 0), shape=(4, 4))
+    with pytest.raises(DatasetError, match=r"dataset 'idx:.*': the test split holds no items"):
+        load_dataset(f"idx:{tmp_path / 'idx'}", splits=("test",))
+
+
 # --------------------------------------------------------------------------------------------
 # names and splits
 # --------------------------------------------------------------------------------------------

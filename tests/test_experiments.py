@@ -171,6 +171,29 @@ def test_missing_results_name_the_command(tmp_path):
     assert results_dir_for("fashion-mnist", "r") == Path("r/fashion-mnist")
 
 
+def test_without_a_browser_pngs_are_skipped_in_one_line(quick, tmp_path, monkeypatch, capsys):
+    """No browser for kaleido: CSV and HTML still written, one line says why no PNG, exit 0."""
+    from dldiag.experiments.report import PNG_HINT, png_export_problem
+
+    missing = tmp_path / "no-such-chrome"
+    monkeypatch.setenv("BROWSER_PATH", str(missing))  # choreographer's override of its browser lookup
+    if png_export_problem() is None:
+        pytest.skip("a Chrome downloaded by plotly_get_chrome is found before BROWSER_PATH")
+    out, cache, _ = quick
+    copy = tmp_path / "digits"
+    shutil.copytree(out / STATE_DIR, copy / STATE_DIR)  # the cells only: this run writes every file
+    capsys.readouterr()
+    assert main(["--quick", "--out", str(copy), "--cache-dir", str(cache), "--no-progress"]) == 0
+    assert not list(copy.glob("*.png"))
+    assert sorted(p.name for p in copy.glob("*.html")) == sorted(f"{s}.html" for s in FIGURES)
+    assert {p.name for p in copy.glob("*.csv")} == {p.name for p in out.glob("*.csv")} != set()
+    printed = capsys.readouterr()
+    lines = [line for line in (printed.out + printed.err).splitlines() if "PNG" in line]
+    assert lines == [f"PNG export skipped: kaleido found no Chrome or Chromium (BROWSER_PATH={str(missing)!r} "
+                     f"is not a browser); {PNG_HINT}"]
+    assert "apt-get install chromium" in PNG_HINT and "plotly_get_chrome" in PNG_HINT
+
+
 @pytest.mark.skipif(not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")),
                     reason="PNG export needs a Chromium for kaleido")
 def test_png_of_every_figure_at_its_layout_size(quick, tmp_path):

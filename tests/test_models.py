@@ -1,3 +1,6 @@
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -66,8 +69,45 @@ def test_checkpoint_errors(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="is not a valid dldiag checkpoint"):
+    with pytest.raises(ValueError, match="is not a valid dldiag checkpoint: torch.load cannot read it") as err:
         load_checkpoint(bad)
+    assert "\n" not in str(err.value)  # not torch's paragraphs on weights_only
+
+
+def test_torch_files_holding_something_else_are_named(tmp_path):
+    """Readable torch files that are not checkpoints: one ValueError naming the path and the content."""
+    model = build_model("small-cnn", (1, 8, 8), 10)
+    cases = {
+        "list.pt": ([1, 2], r"holds a list, not a dldiag checkpoint \(a dict with arch, item_shape, "
+                            r"n_classes, state_dict\)$"),
+        "state_dict.pt": (model.state_dict(), r"holds a bare state_dict \(20 tensors\) without the "
+                                              r"architecture.*come from `python -m dldiag train`"),
+        "partial.pt": ({"arch": "small-cnn", "state_dict": model.state_dict()},
+                       r"holds a dict without item_shape, n_classes \(its keys: arch, state_dict\), "
+                       r"not a dldiag checkpoint"),
+        "model.pt": (model, r"holds a pickled dldiag\.models\.SmallCNN object \(torch\.save\(model\) "
+                            r"writes one\), which dldiag does not unpickle"),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / name
+        torch.save(content, path)
+        with pytest.raises(ValueError, match=rf"^checkpoint {re.escape(repr(str(path)))} {message}") as err:
+            load_checkpoint(path)
+        assert "\n" not in str(err.value)
+
+
+def test_default_checkpoint_path_keeps_user_data_out_of_the_repository(tmp_path, monkeypatch):
+    shipped = Path(__file__).resolve().parents[1] / "data" / "weights"
+    assert default_checkpoint_path("digits", tmp_path) == shipped / "digits.pt"
+    assert default_checkpoint_path("fashion-mnist") == shipped / "fashion-mnist.pt"
+    (tmp_path / "a").mkdir()
+    monkeypatch.chdir(tmp_path)
+    mine = default_checkpoint_path("npz:a/data.npz", tmp_path / "c")
+    assert mine.parent == tmp_path / "c" / "weights" and re.fullmatch(r"npz_data\.npz-[0-9a-f]{8}\.pt", mine.name)
+    assert default_checkpoint_path(f"npz:{tmp_path}/a/data.npz", tmp_path / "c") == mine  # one file, one path
+    assert default_checkpoint_path("npz:data.npz", tmp_path / "c") != mine  # another folder's data.npz
+    monkeypatch.setenv("DLDIAG_CACHE", str(tmp_path / "env"))
+    assert default_checkpoint_path("idx:a").parent == tmp_path / "env" / "weights"
 
 
 def test_shipped_fashion_mnist_weights(fashion_small):

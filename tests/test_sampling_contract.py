@@ -136,6 +136,19 @@ def test_fraction_outside_interval_names_the_value(name, fraction):
 
 
 @pytest.mark.parametrize("name", SAMPLER_NAMES)
+@pytest.mark.parametrize("fraction", [1e-9, 0.0016])  # floor(0.0016 * 300 + 0.5) = 0
+def test_fraction_selecting_no_item_gives_the_smallest_that_does(name, fraction):
+    s = fitted(name)
+    with pytest.raises(ValueError, match=rf"^fraction must be at least 0\.5/300 ≈ 0\.00166667, the smallest "
+                                         rf"that selects one of the 300 items; got {fraction!r}, which "
+                                         rf"selects 0 of 300 items$"):
+        s.sample(fraction)
+    with pytest.raises(ValueError, match="selects 0 of 300"):
+        s.sample_info(fraction)
+    check_indices(s.sample(0.00166667, j=0.7, seed=0), 300, 1)  # the fraction the message names works
+
+
+@pytest.mark.parametrize("name", SAMPLER_NAMES)
 @pytest.mark.parametrize("j", [-0.01, 1.5, float("inf")])
 def test_j_outside_interval_names_the_value(name, j):
     with pytest.raises(ValueError, match=r"^j must be") as err:
@@ -237,9 +250,9 @@ def test_state_survives_a_second_process(tmp_path):
 def test_size_rule_rounds_halves_up():
     assert sample_size(0.29, 100) == 29  # int(0.29 * 100) would give 28
     assert sample_size(0.025, 100) == 3  # round() would give 2 (half to even)
-    assert sample_size(0.004, 100) == 0
+    assert sample_size(0.004, 100) == 0  # the rule itself allows 0; samplers refuse it
     s = make_sampler("random").fit(*make_data(n=100))
-    assert s.sample(0.004).shape == (0,)
+    assert s.sample(0.005).shape == (1,)  # 0.5 / 100 is the smallest fraction of one item
 
 
 def test_eb_tree_natural_sample():

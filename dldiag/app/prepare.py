@@ -29,7 +29,9 @@ def prepare_workspace(dataset: str = "fashion-mnist", *, cache_dir=None, weights
     ----------
     dataset : str
     cache_dir, weights : path, optional
-        As :func:`dldiag.artifacts.load_workspace`.
+        As :func:`dldiag.artifacts.load_workspace`, except that without ``weights`` a data set
+        other than the shipped ones finds its weights in ``cache_dir/weights/``, where
+        ``python -m dldiag train --cache-dir`` saves them.
     projections : sequence of str, optional
         Default: every projection (UMAP, t-SNE, PCA).
     samplers : sequence of str, optional
@@ -43,7 +45,8 @@ def prepare_workspace(dataset: str = "fashion-mnist", *, cache_dir=None, weights
     -------
     Workspace
     """
-    from ..artifacts import load_workspace
+    from ..artifacts import load_workspace, resolve_weights
+    from ..datasets import load_dataset
     from ..projections import PROJECTIONS
     from ..sampling import SAMPLER_NAMES
 
@@ -52,7 +55,11 @@ def prepare_workspace(dataset: str = "fashion-mnist", *, cache_dir=None, weights
     total = 1 + len(projections) + len(samplers)
     say = report or (lambda *_: None)
     say(0, total, f"loading {dataset} and its model (full pass on first start)…")
-    ws = load_workspace(dataset, weights=weights, cache_dir=cache_dir, show_progress=show_progress)
+    # Weights are resolved here: load_workspace looks beside the default cache only, and weights
+    # trained with --cache-dir live beside that cache.
+    ds = load_dataset(dataset, splits=("test",))
+    weights = resolve_weights(ds.name, weights, cache_dir)
+    ws = load_workspace(ds, weights=weights, cache_dir=cache_dir, show_progress=show_progress)
     steps = [(f"projection {p}", lambda p=p: ws.projection(p)) for p in projections]
     steps += [(f"sampler fit {s}", lambda s=s: ws.fitted_sampler(s)) for s in samplers]
     bar = progress(total=len(steps), desc="preparing the app", unit="step", disable=not show_progress,

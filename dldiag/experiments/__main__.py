@@ -9,6 +9,9 @@ Full run (resumable; finished cells are kept in OUT/_state/)::
 Quick run for tests (digits, 2 seeds, fractions 5 %, 20 %, 100 %)::
 
     python -m dldiag.experiments --quick --out /tmp/quick
+
+PNG export needs a Chrome or Chromium for kaleido; it is checked at start, and without one the
+command writes the CSVs and HTML, says in one line how to get PNGs, and exits 0.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Reproduce the report's Section V experiments with figures.")
     p.add_argument("--dataset", default=None,
                    help="digits, fashion-mnist, idx:DIR or npz:FILE (default: fashion-mnist; digits with --quick)")
-    p.add_argument("--weights", default=None, help="checkpoint (default: data/weights/<dataset>.pt)")
+    p.add_argument("--weights", default=None,
+                   help="checkpoint (default: where `python -m dldiag train` saves it: "
+                        "data/weights/<dataset>.pt for digits and fashion-mnist, CACHE/weights/ for others)")
     p.add_argument("--cache-dir", default=None, help="cache folder (default: $DLDIAG_CACHE or ./cache)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--out", default=None, help="results folder (default: results/<dataset>)")
@@ -47,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fractions", type=_floats, default=None, help="sample fractions of Fig. 4 (default: 0.05,0.1,0.2,0.4,0.8)")
     p.add_argument("--seeds", type=int, default=None, help="draws per randomised sampler (default: 10; 2 with --quick)")
     p.add_argument("--samplers", type=_names, default=None, help="comma-separated samplers (default: all)")
-    p.add_argument("--no-png", action="store_true", help="skip PNG export (kaleido)")
+    p.add_argument("--no-png", action="store_true",
+                   help="skip PNG export (kaleido) and the check at start that it works here")
     p.add_argument("--no-html", action="store_true", help="skip interactive HTML")
     p.add_argument("--plotlyjs", default="directory", choices=("directory", "shared", "inline"),
                    help="where HTML finds plotly.js: OUT/plotly.min.js (default), one shared copy in OUT/.. , "
@@ -59,9 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
-    from ..artifacts import load_workspace
+    from ..artifacts import load_workspace, resolve_weights
+    from ..datasets import load_dataset
     from .figures import results_dir_for
-    from .report import write_report
+    from .report import PNG_HINT, png_export_problem, write_report
     from .runner import ExperimentConfig, run_experiments
 
     dataset = args.dataset or ("digits" if args.quick else "fashion-mnist")
@@ -70,12 +77,19 @@ def main(argv=None) -> int:
                                    ("samplers", args.samplers)) if v is not None}
     config = ExperimentConfig.quick(**overrides) if args.quick else ExperimentConfig(**overrides)
     start = time.perf_counter()
+    # Checked before the run, not found missing after it: without a browser kaleido fails
+    # only once every cell is computed.
+    png_problem = None if args.no_png else png_export_problem()
     try:
-        ws = load_workspace(dataset, weights=args.weights, cache_dir=args.cache_dir,
+        # Weights are resolved here: load_workspace looks beside the default cache only.
+        ds = load_dataset(dataset, splits=("test",))
+        weights = resolve_weights(ds.name, args.weights, args.cache_dir)
+        ws = load_workspace(ds, weights=weights, cache_dir=args.cache_dir,
                             batch_size=args.batch_size, show_progress=not args.no_progress)
         meta = run_experiments(ws, out, config, fresh=args.fresh, show_progress=not args.no_progress)
         t_report = time.perf_counter()
-        files = write_report(out, png=not args.no_png, html=not args.no_html, plotlyjs=args.plotlyjs)
+        files = write_report(out, png=not args.no_png and png_problem is None, html=not args.no_html,
+                             plotlyjs=args.plotlyjs)
         t_report = time.perf_counter() - t_report
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -92,6 +106,8 @@ def main(argv=None) -> int:
           f"from {out / '_state'}; experiments {meta['wall_seconds']:.1f} s, figures {t_report:.1f} s, "
           f"total {total:.1f} s (workspace load included)")
     print(f"wrote {len(files)} figure/table files and the CSVs to {out}/")
+    if png_problem:
+        print(f"PNG export skipped: {png_problem}; {PNG_HINT}", file=sys.stderr)
     return 0
 
 

@@ -14,9 +14,13 @@ from pathlib import Path
 from .figures import FIGURES, REPORT_TABLE_IV, build_figures, load_run
 from .summary import read_csv
 
-__all__ = ["write_report", "table4_markdown", "summary_markdown"]
+__all__ = ["write_report", "table4_markdown", "summary_markdown", "png_export_problem", "PNG_HINT"]
 
 PLOTLYJS_MODES = ("directory", "shared", "inline")
+
+#: How to get PNG export where :func:`png_export_problem` finds none.
+PNG_HINT = ("for PNGs install Chromium (`apt-get install chromium`) or run `plotly_get_chrome`, then "
+            "run the same command again (finished cells are reused)")
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -36,6 +40,43 @@ def _ensure_shared_plotlyjs(folder: Path) -> None:
             if fh.readline().strip() == stamp:
                 return
     _write_text_atomic(path, stamp + "\n" + get_plotlyjs())
+
+
+def png_export_problem() -> str | None:
+    """Why figures cannot be written as PNG here, or ``None`` when they can.
+
+    A real export of an empty figure through :func:`plotly.io.to_image`, the path that
+    :func:`write_report` takes, so that the answer is the export's own. kaleido (>= 1) renders
+    in a Chrome or Chromium that choreographer looks up: one downloaded by ``plotly_get_chrome``
+    first, else ``$BROWSER_PATH``, else the browser names on ``PATH`` and their usual install
+    paths (``/usr/bin/chromium``). Without a browser this fails in about 0.1 s; with one it
+    starts it once (1–3 s). Nothing is cached: each call probes again.
+
+    Returns
+    -------
+    str or None
+        One line naming the problem, or ``None`` if the export works.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("kaleido") is None:
+        return "kaleido is not installed (`pip install 'kaleido>=1'`)"
+    import plotly.graph_objects as go
+    import plotly.io as pio
+    from kaleido.errors import ChromeNotFoundError
+
+    try:
+        pio.to_image(go.Figure(), format="png", width=16, height=16)
+    except Exception as exc:  # noqa: BLE001 - any failure means no PNGs; the caller says why
+        # plotly re-raises kaleido's ChromeNotFoundError as a RuntimeError of several paragraphs.
+        if isinstance(exc, ChromeNotFoundError) or isinstance(exc.__context__, ChromeNotFoundError):
+            where = os.environ.get("BROWSER_PATH")
+            return "kaleido found no Chrome or Chromium" + (
+                f" (BROWSER_PATH={where!r} is not a browser)" if where else "")
+        text = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+        first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+        return f"kaleido failed to export a test figure: {type(exc).__name__}: {first}"
+    return None
 
 
 def table4_markdown(results_dir) -> str:

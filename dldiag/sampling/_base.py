@@ -36,7 +36,8 @@ def sample_size(fraction: float, n_items: int) -> int:
     """The number of items of a ``fraction`` sample: ``floor(fraction * n_items + 0.5)``.
 
     Neither ``round`` (half to even: 0.5 -> 0, 2.5 -> 2) nor ``int(f * N)`` (0.29 * 100 =
-    28.999... -> 28) gives the size a person expects, so halves round up.
+    28.999... -> 28) gives the size a person expects, so halves round up. A fraction below
+    ``0.5 / n_items`` gives 0, which :meth:`Sampler.sample` refuses.
 
     Examples
     --------
@@ -44,6 +45,19 @@ def sample_size(fraction: float, n_items: int) -> int:
     (29, 3, 500)
     """
     return int(math.floor(fraction * n_items + 0.5))
+
+
+def _empty_sample_message(fraction: float, n_items: int) -> str:
+    """Why ``fraction`` is refused for ``n_items`` items, with the smallest one that works."""
+    smallest = 0.5 / n_items  # the least f with floor(f * N + 0.5) >= 1
+    shown = f"{smallest:.6g}"
+    if sample_size(float(shown), n_items) < 1:
+        # Six digits rounded to nearest can fall just short; round the last one up instead.
+        scale = 10.0 ** (5 - math.floor(math.log10(smallest)))
+        shown = f"{math.ceil(smallest * scale) / scale:.6g}"
+    sign = "=" if float(shown) == smallest else "≈"
+    return (f"fraction must be at least 0.5/{n_items} {sign} {shown}, the smallest that selects one of "
+            f"the {n_items} items; got {fraction!r}, which selects 0 of {n_items} items")
 
 
 def standardize(x: np.ndarray) -> np.ndarray:
@@ -249,6 +263,12 @@ class Sampler:
         -------
         ndarray of int64
             Sorted, unique item indices in ``[0, N)``.
+
+        Raises
+        ------
+        ValueError
+            If ``fraction`` is outside (0, 1] or so small that the sample would be empty
+            (below ``0.5 / N``); the message gives the smallest fraction that selects one item.
         """
         n, j, rng = self._start_sample(fraction, j, seed)
         idx = np.asarray(self._sample(n, j, rng), dtype=np.int64)
@@ -337,7 +357,11 @@ class Sampler:
         j = check_interval("j", j, 0.0, 1.0)
         seed = check_int("seed", seed, 0)
         self._validate_params()
-        n = sample_size(fraction, int(self.n_items_))
+        n_items = int(self.n_items_)
+        n = sample_size(fraction, n_items)
+        if n == 0:
+            # An empty sample scores as a silent worst case (S1 = 0); refuse it instead.
+            raise ValueError(_empty_sample_message(fraction, n_items))
         # Non-randomised samplers draw their remaining random choices (allocation ties) from
         # the fit's seed, so their sample depends on the fit alone.
         rng = np.random.default_rng(seed if self.randomised else int(self.seed_))

@@ -246,7 +246,8 @@ def load_workspace(
         A name for :func:`~dldiag.datasets.load_dataset` or a loaded data set (evaluation
         split needed only).
     weights : path, optional
-        Checkpoint; the data set's default in ``data/weights/`` if omitted.
+        Checkpoint; if omitted, where ``python -m dldiag train`` saves one for this data set
+        and cache folder (:func:`resolve_weights`).
     layers : sequence of str, optional
         Diagnosed layers; the model's defaults if omitted.
     cache_dir : path, optional
@@ -268,7 +269,7 @@ def load_workspace(
     """
     start = time.perf_counter()
     ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, splits=("test",))
-    model, info = models.load_checkpoint(resolve_weights(ds.name, weights))
+    model, info = models.load_checkpoint(resolve_weights(ds.name, weights, cache_dir))
     if tuple(info["item_shape"]) != ds.item_shape or info["n_classes"] != ds.n_classes:
         raise ValueError(
             f"weights were trained for items {tuple(info['item_shape'])} and {info['n_classes']} "

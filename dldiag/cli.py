@@ -90,15 +90,10 @@ def _split(text: str) -> list[str]:
 
 def _load_workspace(args, **kwargs):
     """The workspace of ``--dataset``, its weights looked up where ``train`` saves them."""
-    from .artifacts import load_workspace, resolve_weights
-    from .datasets import load_dataset
+    from .artifacts import load_workspace
 
-    # Loaded here so that a data set's errors still come before missing weights; load_workspace
-    # itself looks for default weights beside the default cache only, not beside --cache-dir.
-    ds = load_dataset(args.dataset, splits=("test",))
-    weights = resolve_weights(ds.name, args.weights, args.cache_dir)
-    return load_workspace(ds, weights=weights, cache_dir=args.cache_dir, batch_size=args.batch_size,
-                          **kwargs)
+    return load_workspace(args.dataset, weights=args.weights, cache_dir=args.cache_dir,
+                          batch_size=args.batch_size, **kwargs)
 
 
 def _build(args) -> int:

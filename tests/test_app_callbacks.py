@@ -524,7 +524,7 @@ def test_prepare_finds_weights_saved_beside_its_cache_dir(tmp_path):
     save_checkpoint(path, build_model("small-cnn", (1, 8, 8), 10), arch="small-cnn", item_shape=(1, 8, 8),
                     n_classes=10)
     ws = prepare_workspace(name, cache_dir=cache, projections=[], samplers=[], show_progress=False)
-    assert ws.n_items == 40 and ws.cache.directory == cache
+    assert ws.n_items == 40 and ws.cache.directory == cache / "core"
 
 
 def test_warmup_failure_is_reported(tmp_path):

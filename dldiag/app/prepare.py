@@ -45,8 +45,7 @@ def prepare_workspace(dataset: str = "fashion-mnist", *, cache_dir=None, weights
     -------
     Workspace
     """
-    from ..artifacts import load_workspace, resolve_weights
-    from ..datasets import load_dataset
+    from ..artifacts import load_workspace
     from ..projections import PROJECTIONS
     from ..sampling import SAMPLER_NAMES
 
@@ -55,11 +54,7 @@ def prepare_workspace(dataset: str = "fashion-mnist", *, cache_dir=None, weights
     total = 1 + len(projections) + len(samplers)
     say = report or (lambda *_: None)
     say(0, total, f"loading {dataset} and its model (full pass on first start)…")
-    # Weights are resolved here: load_workspace looks beside the default cache only, and weights
-    # trained with --cache-dir live beside that cache.
-    ds = load_dataset(dataset, splits=("test",))
-    weights = resolve_weights(ds.name, weights, cache_dir)
-    ws = load_workspace(ds, weights=weights, cache_dir=cache_dir, show_progress=show_progress)
+    ws = load_workspace(dataset, weights=weights, cache_dir=cache_dir, show_progress=show_progress)
     steps = [(f"projection {p}", lambda p=p: ws.projection(p)) for p in projections]
     steps += [(f"sampler fit {s}", lambda s=s: ws.fitted_sampler(s)) for s in samplers]
     bar = progress(total=len(steps), desc="preparing the app", unit="step", disable=not show_progress,

@@ -65,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
-    from ..artifacts import load_workspace, resolve_weights
-    from ..datasets import load_dataset
+    from ..artifacts import load_workspace
+    from ..cache import CacheError
     from .figures import results_dir_for
     from .report import PNG_HINT, png_export_problem, write_report
     from .runner import ExperimentConfig, run_experiments
@@ -81,17 +81,14 @@ def main(argv=None) -> int:
     # only once every cell is computed.
     png_problem = None if args.no_png else png_export_problem()
     try:
-        # Weights are resolved here: load_workspace looks beside the default cache only.
-        ds = load_dataset(dataset, splits=("test",))
-        weights = resolve_weights(ds.name, args.weights, args.cache_dir)
-        ws = load_workspace(ds, weights=weights, cache_dir=args.cache_dir,
+        ws = load_workspace(dataset, weights=args.weights, cache_dir=args.cache_dir,
                             batch_size=args.batch_size, show_progress=not args.no_progress)
         meta = run_experiments(ws, out, config, fresh=args.fresh, show_progress=not args.no_progress)
         t_report = time.perf_counter()
         files = write_report(out, png=not args.no_png and png_problem is None, html=not args.no_html,
                              plotlyjs=args.plotlyjs)
         t_report = time.perf_counter() - t_report
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, CacheError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

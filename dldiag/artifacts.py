@@ -269,7 +269,9 @@ def load_workspace(
     """
     start = time.perf_counter()
     ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, splits=("test",))
-    model, info = models.load_checkpoint(resolve_weights(ds.name, weights, cache_dir))
+    weights_path = resolve_weights(ds.name, weights, cache_dir)
+    model, info = models.load_checkpoint(weights_path)
+    info["weights_path"] = str(weights_path.resolve())
     if tuple(info["item_shape"]) != ds.item_shape or info["n_classes"] != ds.n_classes:
         raise ValueError(
             f"weights were trained for items {tuple(info['item_shape'])} and {info['n_classes']} "

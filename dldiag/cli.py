@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 
-from .progress import progress
+from .build import run_steps
 
 __all__ = ["main", "build_parser"]
 
@@ -48,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated projections to compute (default: umap,tsne,pca; '' for none)")
     p.add_argument("--samplers", default="all",
                    help="comma-separated samplers to fit (default: all; '' for none)")
+    p.add_argument("--nice", type=int, default=0,
+                   help="run at this much lower priority (the app's background build uses 10)")
 
     p = sub.add_parser("query", help="S1/S2/S3 accuracy of a sample against the full data")
     _add_workspace_args(p)
@@ -97,6 +102,8 @@ def _load_workspace(args, **kwargs):
 
 
 def _build(args) -> int:
+    if args.nice:
+        os.nice(args.nice)
     ws = _load_workspace(args)
     print(f"{ws.dataset.name}: {ws.n_items} items, accuracy {ws.accuracy:.4f}, layers {', '.join(ws.layers)}; "
           f"full pass {'from cache' if ws.cache_hit else 'built'} in {ws.build_seconds:.2f} s "
@@ -106,22 +113,26 @@ def _build(args) -> int:
         from .sampling import SAMPLER_NAMES
 
         names = list(SAMPLER_NAMES)
-    steps = [("projection", m) for m in _split(args.projections)] + [("sampler", n) for n in names]
-    # One bar over the steps, naming the one in progress: UMAP and t-SNE take about a minute each.
-    bar = progress(total=len(steps), desc="build", unit="step")
-    try:
-        for kind, name in steps:
-            bar.set_postfix_str(f"{kind} {name}")
-            start = time.perf_counter()
-            if kind == "projection":
-                ws.projection(name)
-            else:
-                ws.fitted_sampler(name)
-            bar.write(f"{kind} {name}: {time.perf_counter() - start:.1f} s", file=sys.stdout)
-            bar.update(1)
-    finally:
-        bar.close()
+    with _build_lock(ws):
+        run_steps(ws, _split(args.projections), names, echo=sys.stdout)
     return 0
+
+
+@contextmanager
+def _build_lock(ws):
+    """One build at a time per cache folder (the app's background build and a user's, say): the
+    second waits, then finds the first's results in the cache."""
+    try:
+        import fcntl
+    except ImportError:  # not on a POSIX system: builds may overlap, and duplicate some work
+        yield
+        return
+    with open(Path(ws.cache.directory).parent / "build.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _query(args) -> int:

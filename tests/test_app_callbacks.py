@@ -8,13 +8,14 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 
 import numpy as np
 import pytest
 
 from dldiag.app import Warmup, create_app
 from dldiag.app import callbacks as cb
-from dldiag.app.layout import GRAPH_IDS
+from dldiag.app.layout import GRAPH_IDS, pending_options
 from dldiag.app.service import (
     K_MAX,
     Diagnosis,
@@ -44,8 +45,7 @@ def stores(meta, svc):
     """The stores of the default view and its sample, as the callbacks pass them on."""
     state, _ = cb.sync_state(meta, None, "", {})
     derived = cb.derived_stores(state)
-    sample_store, _ = cb.sample_outputs(meta, svc, derived["sample-params"])
-    return state, derived, sample_store
+    return state, derived, derived["sample-params"]
 
 
 def decode(spec):
@@ -266,11 +266,11 @@ def test_log_ratio_comes_from_a_ratio_sampler(svc, digits_ws):
 # ------------------------------------------------------------------ callback bodies
 
 def test_sample_outputs(meta, svc, stores):
-    state, derived, sample_store = stores
+    state, derived, sample_params = stores
     idx = svc.sample_indices(SampleParams.from_state(state))
-    assert sample_store["n"] == len(idx) and sample_store["sampler"] == state.sampler
-    assert sample_store["correct"] + sample_store["incorrect"] == len(idx)
-    assert len(sample_store["digest"]) == 64
+    text = json.dumps([line.to_plotly_json() for line in cb.sample_outputs(meta, svc, sample_params)], default=str)
+    counts = svc.counts(idx)
+    assert f"{len(idx):,}" in text and f"{counts['incorrect']:,} incorrect" in text
 
 
 def test_panel_outputs_show_the_group_and_its_accuracy(meta, svc, stores, digits_ws):
@@ -290,7 +290,8 @@ def test_summary_outputs_have_the_table_iv_row(meta, svc, stores):
     _, derived, sample_store = stores
     fig, table = cb.summary_outputs(meta, svc, sample_store, derived["eval-params"])
     text = json.dumps(table.to_plotly_json(), default=str)
-    assert str(sample_store["correct"]) in text and "random" in text and "Table IV" in text
+    assert str(svc.counts(svc.sample_indices(SampleParams(**sample_store)))["correct"]) in text
+    assert "random" in text and "Table IV" in text
     assert len(fig["data"]) == 6
 
 
@@ -299,10 +300,10 @@ def test_latent_outputs_whole_figure_once_then_patches(meta, svc, stores, digits
     kind, fig, key = cb.latent_outputs(meta, svc, derived["latent-params"], sample_store, None, set())
     assert kind == "figure" and key == "pca|0"
     assert len(decode(fig["data"][0]["x"])) == digits_ws.n_items
-    kind, spec, key2 = cb.latent_outputs(meta, svc, derived["latent-params"], sample_store, key, {"sample-store"})
+    kind, spec, key2 = cb.latent_outputs(meta, svc, derived["latent-params"], sample_store, key, {"sample-params"})
     assert kind == "patch" and key2 == key and ("data", 1, "marker", "size") in spec
     sizes = decode(spec[("data", 1, "marker", "size")])
-    assert (sizes > 0).sum() == sample_store["n"]
+    assert (sizes > 0).sum() == len(svc.sample_indices(SampleParams(**sample_store)))
     neuron = {**derived["latent-params"], "color": "neuron", "neuron": [state.layer, "flat", 3]}
     kind, spec, _ = cb.latent_outputs(meta, svc, neuron, sample_store, key, {"latent-params"})
     idx = svc.sample_indices(SampleParams.from_state(state))
@@ -349,7 +350,7 @@ def test_a_malformed_selection_is_refused_by_name(event, message):
 
 
 def test_a_selection_store_is_checked(meta, svc, stores):
-    state, sample_store, _ = stores
+    state, _, sample_store = stores
     with pytest.raises(ValueError, match=r"selected item must be an integer in \[0, 449\]; got 450"):
         cb.check_selection([1, 450], meta.n_items)
     with pytest.raises(ValueError, match="selection must be a list of at most 450 item indices; got 'x'"):
@@ -386,7 +387,8 @@ def test_every_value_a_client_sends_is_checked(meta, svc, field, value, message)
 
 
 def test_a_unit_index_is_checked_against_its_layer(meta, svc, stores):
-    state, sample_store, latent_params = stores
+    state, derived, sample_store = stores
+    latent_params = derived["latent-params"]
     bad = {**latent_params, "neuron": ["fc1", "flat", 32]}
     with pytest.raises(ValueError, match=r"neuron \(a unit of fc1, flat mode\) must be an integer in \[0, 31\]; got 32"):
         cb.latent_outputs(meta, svc, bad, sample_store, None, set())
@@ -459,7 +461,7 @@ def test_create_app_serves_the_layout_and_registers_every_callback(app):
         assert gid in layout
     deps = client.get("/_dash-dependencies").get_json()
     outputs = " ".join(d["output"] for d in deps)
-    for needle in ("sample-store.data", "topk-graph.figure", "summary-graph.figure", "latent-graph.figure",
+    for needle in ("sample-info.children", "pending-store.data", "topk-graph.figure", "summary-graph.figure", "latent-graph.figure",
                    "latent-tooltip.show", "selection-store.data", "download.data", "url.search"):
         assert needle in outputs
     with pytest.raises(ValueError, match="exactly one"):
@@ -474,7 +476,7 @@ def test_a_failing_callback_shows_a_message_and_the_server_keeps_serving(app, st
     outputs = [{"id": o.split(".")[0], "property": o.split(".")[1]} for o in output.strip(".").split("...")]
 
     def inputs(panel):
-        return [{"id": "sample-store", "property": "data", "value": sample_store},
+        return [{"id": "sample-params", "property": "data", "value": sample_store},
                 {"id": "panel-params", "property": "data", "value": panel},
                 {"id": "selection-store", "property": "data", "value": None}]
 
@@ -527,6 +529,44 @@ def test_prepare_finds_weights_saved_beside_its_cache_dir(tmp_path):
     assert ws.n_items == 40 and ws.cache.directory == cache / "core"
 
 
+def test_warmup_opens_early_and_builds_the_rest_in_the_background(tmp_path):
+    """First stage: full pass, PCA, the default and random fits; then the page opens while a
+    separate process builds t-SNE and the other fit, and the latent view switches to t-SNE."""
+    warmup = Warmup("digits", cache_dir=tmp_path, projections=["pca", "tsne"],
+                    samplers=["random", "max-margin", "stratified-cm"], show_progress=False)
+    app = create_app(warmup=warmup, default_projection="tsne", samplers=["random", "max-margin", "stratified-cm"])
+    warmup.start()
+    assert warmup.join(timeout=120) and warmup.ready
+    ws = warmup.workspace
+    assert ws.has_projection("pca") and ws.has_fit("max-margin") and ws.has_fit("random")
+    pending = warmup.pending()
+    assert pending["projections"] == ["tsne"] or not ws.has_projection("tsne")  # still running
+    layout = json.dumps(app.layout().to_plotly_json(), default=str, ensure_ascii=False)
+    assert "t-SNE (computing…)" in layout and "Still computing in the background" in layout
+
+    meta = build_meta(ws, samplers=["random", "max-margin", "stratified-cm"], projections=["tsne", "pca"],
+                      default_projection="tsne")
+    svc = Diagnosis(ws)
+    state = meta.default_state()
+    latent = cb.derived_stores(state)["latent-params"]
+    kind, fig, key = cb.latent_outputs(meta, svc, latent, state.sample_params, None, set(), ["tsne"])
+    assert kind == "figure" and key == "pca|0"  # drawn as PCA, titled as waiting for t-SNE
+    assert "t-SNE is still being computed" in fig["layout"]["title"]["text"]
+    assert not ws.has_projection("tsne")  # the request did not compute it
+
+    deadline = time.monotonic() + 180
+    while warmup.pending() != {"projections": [], "samplers": []} and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ws.has_projection("tsne") and ws.has_fit("stratified-cm")
+    assert warmup._build.process.wait(timeout=60) == 0
+    kind, fig, key = cb.latent_outputs(meta, svc, latent, state.sample_params, key, {"pending-store"}, [])
+    assert kind == "figure" and key == "tsne|0"  # switched in place
+    np.testing.assert_array_equal(svc.projection("tsne"), ws.projection("tsne"))
+    projections, samplers = pending_options(meta, warmup.pending())
+    assert [o["label"] for o in projections] == ["t-SNE", "PCA"]  # nothing marked as computing
+    warmup.stop()
+
+
 def test_warmup_failure_is_reported(tmp_path):
     warmup = Warmup("no-such-dataset", cache_dir=tmp_path, show_progress=False)
     warmup.start()
@@ -547,8 +587,8 @@ def test_the_benchmark_client_drives_the_running_app(app, digits_ws):
         rd = Renderer(f"http://127.0.0.1:{server.server_port}")
         first = rd.change({}, initial=True)
         names = [c["cb"]["outputs"][0][0] for c in first["calls"]]
-        assert {"view-state", "sample-store", "topk-graph", "summary-graph", "latent-graph"} <= set(names)
-        assert rd.props[("sample-store", "data")]["n"] > 0
+        assert {"view-state", "sample-info", "topk-graph", "summary-graph", "latent-graph"} <= set(names)
+        assert "items" in json.dumps(rd.props[("sample-info", "children")])
         changed = rd.change({("sampler", "value"): "stratified-cm"})
         def latent_call(change):
             return [c for c in change["calls"] if ("latent-graph", "figure") in c["cb"]["outputs"]][0]
@@ -556,7 +596,9 @@ def test_the_benchmark_client_drives_the_running_app(app, digits_ws):
         patch = latent_call(changed)
         assert "__dash_patch_update" in patch["response"]["latent-graph"]["figure"]
         assert patch["bytes"] < latent_call(first)["bytes"] / 2
-        assert rd.props[("sample-store", "data")]["sampler"] == "stratified-cm"
+        assert rd.props[("sample-params", "data")]["sampler"] == "stratified-cm"
+        # one round trip after the reducer: every sample-dependent callback in the second wave
+        assert max(c["wave"] for c in changed["calls"]) == 1
         layer = rd.change({("layer", "value"): "conv1"})
         assert {c["cb"]["outputs"][0][0] for c in layer["calls"]} == {"view-state", "topk-graph"}
         assert "conv1" in rd.props[("topk-graph", "figure")]["layout"]["title"]["text"]

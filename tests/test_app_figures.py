@@ -338,7 +338,7 @@ def test_layout_has_every_panel_control_and_store():
         assert options["scale"] >= 2 and options["format"] == "png"
         assert options["filename"] == "dldiag-" + gid.removesuffix("-graph")
     for cid in ("sampler", "fraction", "j", "seed", "layer", "cls", "outcome", "k", "units", "projection", "color",
-                "url", "view-state", "sample-store", "download", "export-btn", "present-btn", "latent-tooltip",
+                "url", "view-state", "download", "export-btn", "present-btn", "latent-tooltip",
                 "group-label", "table-iv"):
         assert cid in ids, cid
     for gid in GRAPH_IDS:  # every figure has PNG and SVG buttons

@@ -9,7 +9,7 @@ def test_build_then_query_json(tmp_path, capsys):
     assert main(["build", "--dataset", "digits", "--cache-dir", cache,
                  "--projections", "pca", "--samplers", "random,stratified-cm"]) == 0
     out = capsys.readouterr().out
-    assert "full pass built" in out and "sampler stratified-cm" in out
+    assert "full pass built" in out and "sampler fit stratified-cm" in out
     assert main(["build", "--dataset", "digits", "--cache-dir", cache,
                  "--projections", "pca", "--samplers", "random"]) == 0
     assert "full pass from cache" in capsys.readouterr().out

@@ -85,7 +85,7 @@ def create_app(workspace=None, *, warmup: Warmup | None = None, title: str = "dl
     def serve_layout():
         if provider.ready:
             meta, _ = context.get()
-            return build_layout(meta, title=title)
+            return build_layout(meta, title=title, pending=provider.pending())
         return loading_layout(provider.status())
 
     app.layout = serve_layout

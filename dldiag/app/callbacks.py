@@ -36,7 +36,8 @@ from ..experiments.figures import RESULTS_ROOT, figures_for_dataset, load_run, r
 from . import figures as F
 from . import views
 from .export import report_filename, report_html
-from .layout import alert, color_options, experiments_panels
+from .layout import alert, color_options, experiments_panels, pending_note, pending_options
+from .prepare import FIRST_PROJECTIONS
 from .service import Diagnosis, SampleParams, build_meta
 from .._validation import check_int, shown
 from .state import AppMeta, apply_event, parse_query, state_from_dict, to_query
@@ -72,6 +73,10 @@ class AppContext:
         self.meta_kwargs = meta_kwargs
         self._lock = threading.Lock()
         self._made = None
+
+    def pending(self) -> dict:
+        """What the provider is still building in the background (projections, sampler fits)."""
+        return self.provider.pending()
 
     def get(self) -> tuple[AppMeta, Diagnosis]:
         if not self.provider.ready:
@@ -187,11 +192,13 @@ def derived_stores(state) -> dict:
     }
 
 
-def _state_of(meta: AppMeta, sample_store: dict | None, **parts):
+def _state_of(meta: AppMeta, sample_params: dict | None, **parts):
     """A ViewState from the sample's params and the other stores' parts."""
     data = {}
-    if sample_store:
-        data.update({k: sample_store[k] for k in ("sampler", "fraction", "j", "seed") if k in sample_store})
+    if sample_params:
+        if not isinstance(sample_params, dict):
+            raise ValueError(f"sample-params must be an object of fields; got {shown(sample_params)}")
+        data.update({k: sample_params[k] for k in ("sampler", "fraction", "j", "seed") if k in sample_params})
     for part in parts.values():
         if part:
             data.update({k: v for k, v in part.items() if k != "neuron"})
@@ -199,25 +206,24 @@ def _state_of(meta: AppMeta, sample_store: dict | None, **parts):
 
 
 def sample_outputs(meta: AppMeta, svc: Diagnosis, sample_params: dict):
-    """(sample-store, sample-info children): draw the sample and run its forward pass once."""
+    """The sample-info children: the sample's size, correct and incorrect items, its details.
+
+    No pass here: the panels, the summary and the latent view each take the sample's params
+    directly (one round trip after the reducer, not two), and the first of them to need the
+    sample's pass runs it while the others wait for it (:meth:`Diagnosis.ensure_pass`).
+    """
     state = state_from_dict(sample_params, meta)
     params = SampleParams.from_state(state)
     idx = svc.sample_indices(params)
-    digest = svc.ensure_pass(idx)
-    # The random sample at the same fraction and seed, beside which the summary scores this
-    # one: its scores only (no panel reads its aggregates). Here, not in a parallel
-    # callback: two passes in one process contend for the GIL and finish later than in turn.
-    svc.ensure_scores(svc.random_indices(params.fraction, params.seed))
     counts = svc.counts(idx)
     info = svc.sample_info(params)
-    store = {**params.to_dict(), "digest": digest, **counts}
     lines = [html.Div([html.B(f"{counts['n']:,}"), f" items · {counts['correct']:,} correct · ",
                        html.Span(f"{counts['incorrect']:,} incorrect", className="bad")],
                       className="sample-counts")]
     details = [f"{k.replace('_', ' ')}: {_short(v)}" for k, v in info.items()]
     if details:
         lines.append(html.Div(" · ".join(details), className="sample-details"))
-    return store, lines
+    return lines
 
 
 def _short(value) -> str:
@@ -228,18 +234,18 @@ def _short(value) -> str:
     return str(value)
 
 
-def panel_outputs(meta: AppMeta, svc: Diagnosis, sample_store: dict, panel_params: dict, selection=None):
+def panel_outputs(meta: AppMeta, svc: Diagnosis, sample_params: dict, panel_params: dict, selection=None):
     """(top-k, heatmap, argmax, confusion figures, group label) for the current group."""
-    state = _state_of(meta, sample_store, panel=panel_params)
+    state = _state_of(meta, sample_params, panel=panel_params)
     view = views.panel_figures(svc, state, check_selection(selection, meta.n_items))
     counts = view["counts"]
     label = f"{view['group']} — {counts['full']:,} items in the data, {counts['sample']:,} in the sample"
     return view["topk"], view["heatmap"], view["argmax"], view["confusion"], label
 
 
-def summary_outputs(meta: AppMeta, svc: Diagnosis, sample_store: dict, eval_params: dict):
+def summary_outputs(meta: AppMeta, svc: Diagnosis, sample_params: dict, eval_params: dict):
     """(summary figure, Table IV children)."""
-    state = _state_of(meta, sample_store, eval=eval_params)
+    state = _state_of(meta, sample_params, eval=eval_params)
     fig, summary = views.summary_view(svc, state)
     c = summary["counts"]
     head = html.Tr([html.Th(""), html.Th("items"), html.Th("correct"), html.Th("incorrect"),
@@ -258,8 +264,8 @@ def summary_outputs(meta: AppMeta, svc: Diagnosis, sample_store: dict, eval_para
     return fig, table
 
 
-def _latent_state(meta, sample_store, latent_params):
-    state = _state_of(meta, sample_store, latent=latent_params)
+def _latent_state(meta, sample_params, latent_params):
+    state = _state_of(meta, sample_params, latent=latent_params)
     neuron = (latent_params or {}).get("neuron")
     if neuron:
         if not isinstance(neuron, list) or len(neuron) != 3:
@@ -268,25 +274,38 @@ def _latent_state(meta, sample_store, latent_params):
     return state
 
 
-def latent_outputs(meta: AppMeta, svc: Diagnosis, latent_params: dict, sample_store: dict,
-                   shown: str | None, triggered: set):
+def shown_projection(meta: AppMeta, asked: str, pending) -> str:
+    """The projection to draw: ``asked``, or while it is still being built PCA (the warm-up
+    builds it first), else the first offered one that is not pending."""
+    if asked not in pending:
+        return asked
+    candidates = [p for p in FIRST_PROJECTIONS if p in meta.projections] + list(meta.projections)
+    return next((p for p in candidates if p not in pending), asked)
+
+
+def latent_outputs(meta: AppMeta, svc: Diagnosis, latent_params: dict, sample_params: dict,
+                   shown: str | None, triggered: set, pending_projections=()):
     """(kind, value, shown key): the whole figure only for a new projection.
 
     ``kind`` is ``"figure"`` (a figure dict) when the projection or presentation mode
     changed, else ``"patch"`` with a ``{path: value}`` spec of in-place updates (see
-    :func:`figures.latent_patch_spec`).
+    :func:`figures.latent_patch_spec`). A projection in ``pending_projections`` (being built
+    in the background) is drawn as the first ready one until it arrives; the title says so,
+    and the key of what is shown changes when it arrives, so the view switches in place.
     """
-    state = _latent_state(meta, sample_store, latent_params)
+    state = _latent_state(meta, sample_params, latent_params)
     idx = svc.sample_indices(SampleParams.from_state(state))
     style = views.latent_view_style(svc, state, idx)
-    title = views.latent_title(state, meta.n_items, len(idx), meta.latent_layer)
-    key = f"{state.projection}|{int(state.present)}"
+    drawn = shown_projection(meta, state.projection, pending_projections)
+    title = views.latent_title(replace(state, projection=drawn), meta.n_items, len(idx), meta.latent_layer,
+                               waiting_for=state.projection if drawn != state.projection else None)
+    key = f"{drawn}|{int(state.present)}"
     if shown != key:
-        fig = F.latent_figure(svc.projection(state.projection), style, title=title, present=state.present,
-                              projection=state.projection)
+        fig = F.latent_figure(svc.projection(drawn), style, title=title, present=state.present,
+                              projection=drawn)
         return "figure", fig, key
     parts = set()
-    if "sample-store" in triggered:
+    if "sample-params" in triggered:
         parts.add("sample")
     if "latent-params" in triggered or not parts:
         parts.add("color")
@@ -485,53 +504,73 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
         Input("tabs", "value"),
     )
 
+    # The sample's params feed the panels, the summary and the latent view directly: a sample
+    # change is one round trip after the reducer, the four requests run side by side, and the
+    # first that needs the sample's pass runs it while the others wait for it.
     @app.callback(
-        Output("sample-store", "data"), Output("sample-info", "children"), Output("sample-error", "children"),
+        Output("sample-info", "children"), Output("sample-error", "children"),
         Input("sample-params", "data"),
     )
-    @guarded("Drawing the sample", 3, 2)
+    @guarded("Drawing the sample", 2, 1)
     def sample(sample_params):
         if not sample_params:
             raise PreventUpdate
         meta, svc = context.get()
-        store, info = sample_outputs(meta, svc, sample_params)
-        return store, info, None
+        return sample_outputs(meta, svc, sample_params), None
 
     @app.callback(
         Output("topk-graph", "figure"), Output("heatmap-graph", "figure"), Output("argmax-graph", "figure"),
         Output("confusion-graph", "figure"), Output("group-label", "children"), Output("panels-error", "children"),
-        Input("sample-store", "data"), Input("panel-params", "data"), Input("selection-store", "data"),
+        Input("sample-params", "data"), Input("panel-params", "data"), Input("selection-store", "data"),
     )
     @guarded("Updating the panels", 6, 5)
-    def panels(sample_store, panel_params, selection):
-        if not sample_store or not panel_params:
+    def panels(sample_params, panel_params, selection):
+        if not sample_params or not panel_params:
             raise PreventUpdate
         meta, svc = context.get()
-        return (*panel_outputs(meta, svc, sample_store, panel_params, selection), None)
+        return (*panel_outputs(meta, svc, sample_params, panel_params, selection), None)
 
     @app.callback(
         Output("summary-graph", "figure"), Output("table-iv", "children"), Output("summary-error", "children"),
-        Input("sample-store", "data"), Input("eval-params", "data"),
+        Input("sample-params", "data"), Input("eval-params", "data"),
     )
     @guarded("Scoring the sample", 3, 2)
-    def summary(sample_store, eval_params):
-        if not sample_store or not eval_params:
+    def summary(sample_params, eval_params):
+        if not sample_params or not eval_params:
             raise PreventUpdate
         meta, svc = context.get()
-        return (*summary_outputs(meta, svc, sample_store, eval_params), None)
+        return (*summary_outputs(meta, svc, sample_params, eval_params), None)
 
     @app.callback(
         Output("latent-graph", "figure"), Output("latent-shown", "data"), Output("latent-error", "children"),
-        Input("latent-params", "data"), Input("sample-store", "data"), State("latent-shown", "data"),
+        Input("latent-params", "data"), Input("sample-params", "data"), Input("pending-store", "data"),
+        State("latent-shown", "data"),
     )
     @guarded("Drawing the latent view", 3, 2)
-    def latent(latent_params, sample_store, shown):
-        if not sample_store or not latent_params:
+    def latent(latent_params, sample_params, pending, shown):
+        if not sample_params or not latent_params:
             raise PreventUpdate
         meta, svc = context.get()
         triggered = {t["prop_id"].split(".")[0] for t in ctx.triggered} if ctx.triggered else set()
-        kind, out, key = latent_outputs(meta, svc, latent_params, sample_store, shown, triggered)
+        pending_projections = context.pending()["projections"]
+        kind, out, key = latent_outputs(meta, svc, latent_params, sample_params, shown, triggered,
+                                        pending_projections)
+        if kind == "patch" and triggered == {"pending-store"}:
+            raise PreventUpdate  # something else arrived; the projection drawn is unchanged
         return (spec_to_patch(out) if kind == "patch" else out), key, None
+
+    @app.callback(
+        Output("pending-store", "data"), Output("pending-poll", "disabled"), Output("projection", "options"),
+        Output("sampler", "options"), Output("pending-note", "children"),
+        Input("pending-poll", "n_intervals"), State("pending-store", "data"),
+    )
+    def poll_pending(_n, previous):
+        meta, _ = context.get()
+        pending = context.pending()
+        if pending == previous:
+            raise PreventUpdate
+        done = not pending["projections"] and not pending["samplers"]
+        return (pending, done, *pending_options(meta, pending), pending_note(pending))
 
     @app.callback(
         Output("latent-tooltip", "show"), Output("latent-tooltip", "bbox"), Output("latent-tooltip", "children"),

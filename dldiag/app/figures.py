@@ -13,6 +13,9 @@ import numpy as np
 
 from ..palette import CLASS_COLORS, OUTCOME_COLORS, sampler_color
 
+#: Display names of the projections.
+PROJECTION_NAMES = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}
+
 __all__ = [
     "typed_array",
     "class_color",

@@ -60,17 +60,44 @@ def alert(message: str, *, kind: str = "error") -> html.Div:
     return html.Div(message, className=f"alert alert-{kind}", role="alert")
 
 
-def control_options(meta: AppMeta) -> dict:
+def pending_options(meta: AppMeta, pending: dict | None) -> tuple[list, list]:
+    """(projection options, sampler options), those still being built marked as such.
+
+    They stay selectable: a sampler not fitted yet is fitted on demand (seconds); a projection
+    not built yet is drawn as PCA until it arrives, and the view then switches to it.
+    """
+    pending = pending or {}
+    projections = [{"label": F.PROJECTION_NAMES.get(p, p) + (" (computing…)" if p in pending.get("projections", ())
+                                                             else ""), "value": p} for p in meta.projections]
+    samplers = [{"label": SAMPLER_LABELS.get(n, n) + (" (fitting…)" if n in pending.get("samplers", ()) else ""),
+                 "value": n} for n in meta.samplers]
+    return projections, samplers
+
+
+def pending_note(pending: dict | None):
+    """One line on what is still being built in the background, or None."""
+    pending = pending or {}
+    parts = [F.PROJECTION_NAMES.get(p, p) for p in pending.get("projections", ())]
+    fits = len(pending.get("samplers", ()))
+    if fits:
+        parts.append(f"{fits} sampler fit{'s' if fits > 1 else ''}")
+    if not parts:
+        return None
+    return html.Div(f"Still computing in the background: {', '.join(parts)}. Everything shown is final; "
+                    "the view switches to a projection when it is ready.", className="pending-note")
+
+
+def control_options(meta: AppMeta, pending: dict | None = None) -> dict:
     """Options of every control, from the workspace's names."""
+    projection_options, sampler_options = pending_options(meta, pending)
     return {
-        "sampler": [{"label": SAMPLER_LABELS.get(n, n), "value": n} for n in meta.samplers],
+        "sampler": sampler_options,
         "layer": [{"label": n + (" (latent)" if n == meta.latent_layer else ""), "value": n} for n in meta.layers],
         "cls": [{"label": "all classes", "value": "all"}]
         + [{"label": f"{i}: {name}", "value": str(i)} for i, name in enumerate(meta.class_names)],
         "outcome": [{"label": v, "value": v} for v in ("all", "correct", "incorrect")],
         "units": [{"label": "units", "value": "flat"}, {"label": "channels", "value": "channel"}],
-        "projection": [{"label": {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}.get(p, p), "value": p}
-                       for p in meta.projections],
+        "projection": projection_options,
         "color": color_options(neuron_available=False),
     }
 
@@ -87,8 +114,8 @@ def _field(label, control, *, hint: str | None = None, id_: str | None = None):
     return html.Div(children, className="field", id=id_) if id_ else html.Div(children, className="field")
 
 
-def _controls(meta: AppMeta, state: ViewState) -> html.Aside:
-    opts = control_options(meta)
+def _controls(meta: AppMeta, state: ViewState, pending: dict | None = None) -> html.Aside:
+    opts = control_options(meta, pending)
     return html.Aside(id="controls", className="controls", children=[
         html.H2("Sample", className="controls-title"),
         _field("Sampler", dcc.Dropdown(id="sampler", options=opts["sampler"], value=state.sampler,
@@ -155,8 +182,13 @@ def _panel(name: str, caption: str, *, graph_height: int | None = None) -> html.
     ])
 
 
-def build_layout(meta: AppMeta, state: ViewState | None = None, *, title: str | None = None) -> html.Div:
-    """The whole page for a workspace. Controls start at ``state`` (the URL then overrides it)."""
+def build_layout(meta: AppMeta, state: ViewState | None = None, *, title: str | None = None,
+                 pending: dict | None = None) -> html.Div:
+    """The whole page for a workspace. Controls start at ``state`` (the URL then overrides it).
+
+    ``pending``: what is still being built in the background (see :func:`pending_options`).
+    """
+    busy = bool(pending and (pending.get("projections") or pending.get("samplers")))
     state = state or meta.default_state()
     title = title or "dldiag"
     subtitle = (f"{meta.dataset} · {meta.n_items:,} evaluation items · {meta.n_classes} classes · "
@@ -168,8 +200,9 @@ def build_layout(meta: AppMeta, state: ViewState | None = None, *, title: str | 
         dcc.Store(id="panel-params"),
         dcc.Store(id="eval-params"),
         dcc.Store(id="latent-params"),
-        dcc.Store(id="sample-store"),
         dcc.Store(id="selection-store"),
+        dcc.Store(id="pending-store", data=pending),
+        dcc.Interval(id="pending-poll", interval=2000, disabled=not busy),
         dcc.Store(id="latent-shown"),
         dcc.Store(id="save-sink"),
         dcc.Download(id="download"),
@@ -210,7 +243,8 @@ def build_layout(meta: AppMeta, state: ViewState | None = None, *, title: str | 
         html.Div(id="notes"),
         html.Div(id="export-error"),
         html.Div(id="explorer-view", style=explorer_style, children=[
-            html.Div(className="body", children=[_controls(meta, state), main]),
+            html.Div(id="pending-note", children=pending_note(pending)),
+            html.Div(className="body", children=[_controls(meta, state, pending), main]),
         ]),
         html.Div(id="experiments-view", style=experiments_style, children=experiments_view(meta)),
         dcc.Tooltip(id="latent-tooltip", direction="right", className="tooltip", loading_text="…"),

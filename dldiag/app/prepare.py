@@ -1,76 +1,28 @@
-"""Preparing a workspace for the app: the full pass, the projections and every sampler fit.
+"""Providers of the app's workspace: one that is there from the start, and a two-stage warm-up.
 
-:func:`prepare_workspace` does it in the foreground with progress in the terminal;
-:class:`Warmup` does it in a background thread so that the server can answer right away with
-a loading page that shows the same progress. Callbacks never fit anything: when the app is
-ready, everything they read is in the disk cache.
+:class:`Warmup` prepares the workspace in a thread while the server answers with a loading
+page: first only what the explorer needs to open (the full pass, the PCA projection, the
+default sampler's and the random baseline's fits: seconds), then the page opens while the rest
+(UMAP, t-SNE, the other fits: minutes on 2 cores) is built in the background by a separate,
+lower-priority process (:class:`~dldiag.build.BackgroundBuild`). :meth:`Warmup.pending` says
+what is still being built; the page marks those options and switches to them when they arrive.
+Callbacks never fit or project anything that the background is building.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable, Sequence
 
-from ..progress import progress
+from ..build import BackgroundBuild, prepare_workspace
 
-__all__ = ["prepare_workspace", "Warmup", "Ready"]
+__all__ = ["prepare_workspace", "Warmup", "Ready", "FIRST_PROJECTIONS", "NOTHING_PENDING"]
 
 log = logging.getLogger(__name__)
 
-
-def prepare_workspace(dataset: str = "fashion-mnist", *, cache_dir=None, weights=None,
-                      projections: Sequence[str] | None = None, samplers: Sequence[str] | None = None,
-                      report: Callable[[int, int, str], None] | None = None, show_progress: bool = True):
-    """Load (or build) the workspace and make sure its projections and sampler fits are cached.
-
-    Parameters
-    ----------
-    dataset : str
-    cache_dir, weights : path, optional
-        As :func:`dldiag.artifacts.load_workspace`, except that without ``weights`` a data set
-        other than the shipped ones finds its weights in ``cache_dir/weights/``, where
-        ``python -m dldiag train --cache-dir`` saves them.
-    projections : sequence of str, optional
-        Default: every projection (UMAP, t-SNE, PCA).
-    samplers : sequence of str, optional
-        Default: every sampler.
-    report : callable(step, total, message), optional
-        Told before each step (and once at the end with ``step == total``).
-    show_progress : bool
-        Progress bars on stderr.
-
-    Returns
-    -------
-    Workspace
-    """
-    from ..artifacts import load_workspace
-    from ..projections import PROJECTIONS
-    from ..sampling import SAMPLER_NAMES
-
-    projections = tuple(projections) if projections is not None else tuple(PROJECTIONS)
-    samplers = tuple(samplers) if samplers is not None else tuple(SAMPLER_NAMES)
-    total = 1 + len(projections) + len(samplers)
-    say = report or (lambda *_: None)
-    say(0, total, f"loading {dataset} and its model (full pass on first start)…")
-    ws = load_workspace(dataset, weights=weights, cache_dir=cache_dir, show_progress=show_progress)
-    steps = [(f"projection {p}", lambda p=p: ws.projection(p)) for p in projections]
-    steps += [(f"sampler fit {s}", lambda s=s: ws.fitted_sampler(s)) for s in samplers]
-    bar = progress(total=len(steps), desc="preparing the app", unit="step", disable=not show_progress,
-                   leave=True)
-    try:
-        for i, (name, run) in enumerate(steps, start=1):
-            say(i, total, f"{name} ({i}/{len(steps)})…")
-            bar.set_postfix_str(name)
-            start = time.perf_counter()
-            run()
-            log.info("%s: %.1f s", name, time.perf_counter() - start)
-            bar.update(1)
-    finally:
-        bar.close()
-    say(total, total, "ready")
-    return ws
+#: Projections built before the page opens (PCA takes a fraction of a second).
+FIRST_PROJECTIONS = ("pca",)
+NOTHING_PENDING = {"projections": [], "samplers": []}
 
 
 class Ready:
@@ -90,25 +42,52 @@ class Ready:
     def status(self) -> dict:
         return {"step": 1, "total": 1, "message": "ready", "ready": True, "error": None}
 
+    def pending(self) -> dict:
+        """Nothing is built in the background: what is missing is built when asked for."""
+        return NOTHING_PENDING
+
 
 class Warmup:
-    """Prepare a workspace in a background thread; the page polls :meth:`status`.
+    """Prepare a workspace in two stages; the page polls :meth:`status`, then :meth:`pending`.
 
     The thread writes only this object's own fields (under a lock); callbacks read them.
 
     Parameters
     ----------
     dataset : str
+        A data set name or spec (the background build takes it on its command line).
+    first_samplers : sequence of str, optional
+        Fits built before the page opens (default: ``random`` and the app's default sampler).
+    background : bool
+        Build the rest in a background process after the page opens (default). If False, the
+        page opens only when everything is built, as in one stage.
+    nice : int
+        Lower priority of the background process.
     **kwargs
-        Passed to :func:`prepare_workspace`.
+        ``cache_dir``, ``weights``, ``projections``, ``samplers``, ``show_progress``: as
+        :func:`~dldiag.build.prepare_workspace` (``projections`` and ``samplers``: everything
+        that is built in the end).
     """
 
-    def __init__(self, dataset: str = "fashion-mnist", **kwargs):
+    def __init__(self, dataset: str = "fashion-mnist", *, first_samplers=None, background: bool = True,
+                 nice: int = 10, **kwargs):
+        from ..projections import PROJECTIONS
+        from ..sampling import SAMPLER_NAMES
+        from .service import DEFAULT_SAMPLER
+
         self.dataset = dataset
+        self.projections = tuple(kwargs.pop("projections", None) or PROJECTIONS)
+        self.samplers = tuple(kwargs.pop("samplers", None) or SAMPLER_NAMES)
+        first = first_samplers if first_samplers is not None else ("random", DEFAULT_SAMPLER)
+        self.first_samplers = tuple(s for s in first if s in self.samplers)
+        self.first_projections = tuple(p for p in FIRST_PROJECTIONS if p in self.projections) or self.projections[:1]
+        self.background = background
+        self.nice = nice
         self.kwargs = kwargs
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._status = {"step": 0, "total": 1, "message": "waiting to start…"}
+        self._build: BackgroundBuild | None = None
         self.workspace = None
         self.error: str | None = None
 
@@ -125,7 +104,7 @@ class Warmup:
             self._thread.start()
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait for the preparation; True if it finished (ready or failed)."""
+        """Wait for the first stage; True if it finished (ready or failed)."""
         if self._thread is not None:
             self._thread.join(timeout)
         return self.ready or self.error is not None
@@ -135,16 +114,37 @@ class Warmup:
             self._status = {"step": step, "total": total, "message": message}
 
     def _run(self) -> None:
+        first_p = self.first_projections if self.background else self.projections
+        first_s = self.first_samplers if self.background else self.samplers
         try:
-            ws = prepare_workspace(self.dataset, report=self._report, **self.kwargs)
+            ws = prepare_workspace(self.dataset, report=self._report, projections=first_p, samplers=first_s,
+                                   **self.kwargs)
+            rest_p = [p for p in self.projections if p not in first_p and not ws.has_projection(p)]
+            rest_s = [s for s in self.samplers if s not in first_s and not ws.has_fit(s)]
+            build = (BackgroundBuild(ws, self.dataset, rest_p, rest_s, nice=self.nice)
+                     if rest_p or rest_s else None)
         except Exception as exc:  # shown on the loading page and in the log; the server keeps serving
             log.exception("preparing the workspace failed")
             with self._lock:
                 self.error = f"{type(exc).__name__}: {exc}"
             return
         with self._lock:
+            self._build = build
             self.workspace = ws
 
     def status(self) -> dict:
         with self._lock:
             return {**self._status, "ready": self.workspace is not None, "error": self.error}
+
+    def pending(self) -> dict:
+        """``{"projections": [...], "samplers": [...]}`` still being built in the background."""
+        with self._lock:
+            build = self._build
+        return build.missing() if build is not None else NOTHING_PENDING
+
+    def stop(self) -> None:
+        """Stop the background build (it also stops when this process exits)."""
+        with self._lock:
+            build = self._build
+        if build is not None:
+            build.stop()

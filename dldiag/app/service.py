@@ -266,7 +266,7 @@ class Diagnosis:
         done = self._done_key(digest)
         if self._get(done) is not None:
             return digest
-        with self.cache.single_flight(done):  # callbacks asking for one new sample: one pass
+        with self.cache.single_flight(digest):  # callbacks asking for one new sample: one pass
             if self._get(done) is not None:
                 return digest
             result = self.ws.sample_pass(indices)
@@ -278,15 +278,28 @@ class Diagnosis:
             self.cache.put(done, {"n": np.array(len(indices))})
         return digest
 
+    def _read_or_pass(self, indices: np.ndarray, key_of) -> dict | None:
+        """The entry ``key_of(digest)`` of a sample's pass: from the cache, else after the pass.
+
+        The samples tier evicts entry by entry, so a sample can have lost one entry and kept its
+        "done" mark: then the mark is dropped and the pass stored again. None if the cache
+        still cannot give the entry back (a full disk): the caller computes it directly.
+        """
+        indices = np.asarray(indices, dtype=np.int64)
+        digest = _digest(indices)
+        for _ in range(2):
+            arrays = self._get(key_of(digest))
+            if arrays is not None:
+                return arrays
+            if self.ensure_pass(indices) and self._get(key_of(digest)) is None:
+                self.cache.delete(self._done_key(digest))
+        return self._get(key_of(digest))
+
     def layer_aggregates(self, indices: np.ndarray, layer: str, unit_mode: str) -> LayerAggregates:
         """Aggregates of the items ``indices`` for one layer, from the cache (pass on a miss)."""
-        digest = _digest(np.asarray(indices, dtype=np.int64))
-        arrays = self._get(self._agg_key(digest, layer, unit_mode))
+        arrays = self._read_or_pass(indices, lambda d: self._agg_key(d, layer, unit_mode))
         if arrays is None:
-            self.ensure_pass(indices)
-            arrays = self._get(self._agg_key(digest, layer, unit_mode))
-            if arrays is None:  # the cache refused the entry (full disk?): answer from a pass
-                return self.ws.sample_pass(np.asarray(indices)).aggregates[layer, unit_mode]
+            return self.ws.sample_pass(np.asarray(indices)).aggregates[layer, unit_mode]
         return unpack_aggregates(arrays)
 
     def aggregates(self, indices: np.ndarray, unit_mode: str) -> Aggregates:
@@ -343,32 +356,9 @@ class Diagnosis:
         return {"n": int(len(indices)), "correct": int(len(indices) - wrong), "incorrect": wrong}
 
     # ---------------------------------------------------------------- summary
-    def ensure_scores(self, indices: np.ndarray) -> str:
-        """Cache the score tables of ``indices`` if missing; return the digest.
-
-        For the random baseline: its pass stores only the tables (no panel reads its aggregates).
-        """
-        indices = np.asarray(indices, dtype=np.int64)
-        digest = _digest(indices)
-        keys = [self._scores_key(digest, mode) for mode in UNIT_MODES]
-        if all(self._get(key) is not None for key in keys):
-            return digest
-        with self.cache.single_flight(keys[0]):
-            if all(self._get(key) is not None for key in keys):
-                return digest
-            result = self.ws.sample_pass(indices)
-            for mode, key in zip(UNIT_MODES, keys):
-                self.cache.put(key, score_table(result.aggregates, self.full_answers[mode], self.ws.layers, mode))
-        return digest
-
     def scores(self, indices: np.ndarray, unit_mode: str) -> dict:
         """The score table of the items ``indices`` (see :func:`score_table`), from the cache."""
-        indices = np.asarray(indices, dtype=np.int64)
-        digest = _digest(indices)
-        table = self._get(self._scores_key(digest, unit_mode))
-        if table is None:
-            self.ensure_scores(indices)
-            table = self._get(self._scores_key(digest, unit_mode))
+        table = self._read_or_pass(indices, lambda d: self._scores_key(d, unit_mode))
         if table is None:  # the cache refused the entry: compute it from a pass
             table = score_table(self.ws.sample_pass(indices).aggregates, self.full_answers[unit_mode],
                                 self.ws.layers, unit_mode)

@@ -12,7 +12,7 @@ from .state import AppMeta, ViewState
 __all__ = ["panel_figures", "summary_view", "latent_view_style", "latent_title", "full_view",
            "settings_rows"]
 
-PROJECTION_NAMES = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}
+PROJECTION_NAMES = F.PROJECTION_NAMES
 COLOR_NAMES = {"true": "true label", "pred": "predicted label", "outcome": "outcome",
                "sample": "sample membership", "neuron": "neuron activation"}
 
@@ -65,8 +65,10 @@ def summary_view(svc: Diagnosis, state: ViewState) -> tuple:
     return fig, summary
 
 
-def latent_title(state: ViewState, n_items: int, n_sample: int, layer: str) -> str:
+def latent_title(state: ViewState, n_items: int, n_sample: int, layer: str, waiting_for: str | None = None) -> str:
     proj = PROJECTION_NAMES.get(state.projection, state.projection)
+    if waiting_for:
+        proj += f" ({PROJECTION_NAMES.get(waiting_for, waiting_for)} is still being computed)"
     colour = COLOR_NAMES[state.color]
     if state.color == "neuron":
         colour = f"unit {state.neuron} of {state.layer} ({state.units})"

@@ -165,6 +165,7 @@ class Renderer:
             pending = [cb for cb in self.callbacks if any(i in changed for i in cb["inputs"])]
         calls = []
         start = time.perf_counter()
+        wave = 0
         while pending:
             outs = {o for cb in pending for o in cb["outputs"]}
             ready = [cb for cb in pending
@@ -172,6 +173,7 @@ class Renderer:
             results = list(self.pool.map(lambda cb: self._post(cb, changed), ready))
             new_changed = set()
             for res in results:
+                res["wave"] = wave
                 calls.append(res)
                 for cid, props in res["response"].items():
                     for prop, value in props.items():
@@ -191,6 +193,7 @@ class Renderer:
                 if triggers:
                     pending.append(cb)
             changed = new_changed
+            wave += 1
         return {"seconds": time.perf_counter() - start, "calls": calls}
 
 

@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-SUITES = ("core", "samplers", "app", "concurrency")
+SUITES = ("core", "samplers", "app", "concurrency", "browser", "load", "firstview")
 
 
 def main(argv=None) -> int:

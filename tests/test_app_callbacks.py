@@ -295,6 +295,23 @@ def test_summary_outputs_have_the_table_iv_row(meta, svc, stores):
     assert len(fig["data"]) == 6
 
 
+def test_confusion_update_sends_the_outline_only_while_the_sample_is_the_same(meta, svc, stores):
+    state, derived, sample_params = stores
+    fig = cb.panel_outputs(meta, svc, sample_params, derived["panel-params"])[3]
+    whole, key = cb.confusion_update(fig, meta, sample_params, derived["panel-params"], None)
+    assert whole is fig
+    group = {**derived["panel-params"], "cls": 3, "outcome": "incorrect"}
+    fig3 = cb.panel_outputs(meta, svc, sample_params, group)[3]
+    spec, key2 = cb.confusion_update(fig3, meta, sample_params, group, key)
+    assert key2 == key and set(spec) == {("layout", "shapes")}
+    assert len(spec[("layout", "shapes")]) == 9  # class 3 predicted as any of the 9 others
+    other = {**sample_params, "seed": 7}
+    whole, key3 = cb.confusion_update(fig3, meta, other, group, key)
+    assert key3 != key and whole is fig3
+    present = {**group, "present": True}
+    assert cb.confusion_update(fig3, meta, sample_params, present, key)[1] != key
+
+
 def test_latent_outputs_whole_figure_once_then_patches(meta, svc, stores, digits_ws):
     state, derived, sample_store = stores
     kind, fig, key = cb.latent_outputs(meta, svc, derived["latent-params"], sample_store, None, set())
@@ -302,14 +319,16 @@ def test_latent_outputs_whole_figure_once_then_patches(meta, svc, stores, digits
     assert len(decode(fig["data"][0]["x"])) == digits_ws.n_items
     kind, spec, key2 = cb.latent_outputs(meta, svc, derived["latent-params"], sample_store, key, {"sample-params"})
     assert kind == "patch" and key2 == key and ("data", 1, "marker", "size") in spec
-    sizes = decode(spec[("data", 1, "marker", "size")])
-    assert (sizes > 0).sum() == len(svc.sample_indices(SampleParams(**sample_store)))
+    members = spec[("data", 1, "customdata")]
+    assert members == svc.sample_indices(SampleParams(**sample_store)).tolist()
+    assert np.all(decode(spec[("data", 1, "marker", "size")]) > 0)
     neuron = {**derived["latent-params"], "color": "neuron", "neuron": [state.layer, "flat", 3]}
     kind, spec, _ = cb.latent_outputs(meta, svc, neuron, sample_store, key, {"latent-params"})
     idx = svc.sample_indices(SampleParams.from_state(state))
     acts = digits_ws.activations(idx, state.layer, "flat")[:, 3]
     colors = decode(spec[("data", 1, "marker", "color")])
-    np.testing.assert_allclose(colors[idx], acts, rtol=1e-6)
+    assert spec[("data", 1, "customdata")] == idx.tolist()
+    np.testing.assert_allclose(colors, acts, rtol=1e-6)
     assert spec[("data", 1, "marker", "showscale")] is True
     patch = cb.spec_to_patch(spec).to_plotly_json()
     assert patch["__dash_patch_update"] and len(patch["operations"]) == len(spec)
@@ -472,7 +491,7 @@ def test_a_failing_callback_shows_a_message_and_the_server_keeps_serving(app, st
     _, derived, sample_store = stores
     client = app.server.test_client()
     output = "..topk-graph.figure...heatmap-graph.figure...argmax-graph.figure...confusion-graph.figure" \
-             "...group-label.children...panels-error.children.."
+             "...group-label.children...confusion-shown.data...panels-error.children.."
     outputs = [{"id": o.split(".")[0], "property": o.split(".")[1]} for o in output.strip(".").split("...")]
 
     def inputs(panel):
@@ -480,13 +499,14 @@ def test_a_failing_callback_shows_a_message_and_the_server_keeps_serving(app, st
                 {"id": "panel-params", "property": "data", "value": panel},
                 {"id": "selection-store", "property": "data", "value": None}]
 
-    bad = _post(client, output, outputs, inputs({**derived["panel-params"], "layer": "no-such-layer"}),
+    shown = [{"id": "confusion-shown", "property": "data", "value": None}]
+    bad = _post(client, output, outputs, inputs({**derived["panel-params"], "layer": "no-such-layer"}), shown,
                 changed=["panel-params.data"])
     assert bad.status_code == 200
     response = bad.get_json()["response"]
     assert set(response) == {"panels-error"}  # the figures stay as they were
     assert "Updating the panels failed" in json.dumps(response)
-    good = _post(client, output, outputs, inputs(derived["panel-params"]), changed=["panel-params.data"])
+    good = _post(client, output, outputs, inputs(derived["panel-params"]), shown, changed=["panel-params.data"])
     assert good.status_code == 200 and "topk-graph" in good.get_json()["response"]
     assert good.get_json()["response"]["panels-error"]["children"] is None  # the message is cleared
 

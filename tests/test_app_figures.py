@@ -124,27 +124,32 @@ def test_latent_figure_keeps_every_item_with_its_index():
     valid(fig)
     fg, bg = fig["data"][1], fig["data"][0]
     assert fg["type"] == bg["type"] == "scattergl"
-    for trace in (bg, fg):
-        assert len(decode(trace["x"])) == 1000
+    assert len(decode(bg["x"])) == 1000
     assert bg["customdata"] == list(range(1000))  # a list: dcc.Graph indexes it for its events
     assert bg["hoverinfo"] == "none" and fg["hoverinfo"] == "skip"  # the tooltip shows the thumbnail
-    np.testing.assert_array_equal(decode(fg["marker"]["size"]) > 0, members)
+    # the foreground holds the members only, at their positions, with their item indices
+    assert fg["customdata"] == np.flatnonzero(members).tolist()
+    np.testing.assert_allclose(decode(fg["x"]), xy[members, 0].astype(np.float32))
+    np.testing.assert_array_equal(decode(fg["marker"]["color"]), y[members])
+    assert np.all(decode(fg["marker"]["size"]) > 0)
     legend = [t for t in fig["data"][2:] if t["visible"]]
     assert [t["name"] for t in legend] == names
     assert fig["layout"]["dragmode"] == "lasso" and fig["layout"]["uirevision"] == "pca"
 
 
-def test_latent_patch_spec_sends_marker_arrays_not_positions():
+def test_latent_patch_spec_sends_the_members_not_every_item():
     y, p, members, names = _latent_inputs(n=1000)
+    xy = np.random.default_rng(1).normal(size=(1000, 2))
     style = F.latent_style(y, p, members, color_by="true", class_names=names, sampler="random")
-    spec = F.latent_patch_spec(style, title="new", present=False, parts=("sample",))
+    spec = F.latent_patch_spec(style, xy, title="new", present=False, parts=("sample",))
     paths = set(spec)
     assert ("data", 1, "marker", "size") in paths and ("layout", "title", "text") in paths
-    assert not any(path[-1] in ("x", "y", "customdata") for path in paths)
-    assert ("data", 0, "marker", "color") not in paths  # background colours change with the colouring only
-    spec_color = F.latent_patch_spec(style, title="new", present=False, parts=("color",))
+    assert not any(path[:2] == ("data", 0) for path in paths)  # the background trace is left alone
+    assert spec[("data", 1, "customdata")] == np.flatnonzero(members).tolist()
+    assert len(decode(spec[("data", 1, "x")])) == members.sum()
+    spec_color = F.latent_patch_spec(style, xy, title="new", present=False, parts=("color",))
     assert ("data", 0, "marker", "color") in spec_color
-    full = json.dumps(F.latent_figure(np.zeros((1000, 2)), style, title="t"))
+    full = json.dumps(F.latent_figure(xy, style, title="t"))
     assert len(json.dumps({"/".join(map(str, k)): v for k, v in spec.items()})) < len(full) / 2
 
 

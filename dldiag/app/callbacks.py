@@ -50,6 +50,7 @@ __all__ = [
     "sync_state",
     "sample_outputs",
     "panel_outputs",
+    "confusion_update",
     "summary_outputs",
     "latent_outputs",
     "tooltip_outputs",
@@ -243,6 +244,20 @@ def panel_outputs(meta: AppMeta, svc: Diagnosis, sample_params: dict, panel_para
     return view["topk"], view["heatmap"], view["argmax"], view["confusion"], label
 
 
+def confusion_update(figure: dict, meta: AppMeta, sample_params: dict, panel_params: dict, shown: str | None):
+    """(figure or patch spec, key): the confusion matrix changes with the group only by its outline.
+
+    The key names what the drawn matrix depends on besides the outline (the sample and the
+    presentation mode): while it is the same, only ``layout.shapes`` is sent, so that the
+    browser redraws the outline and not the C×C cells with their labels.
+    """
+    state = _state_of(meta, sample_params, panel=panel_params)
+    key = f"{state.sampler}|{state.fraction}|{state.j}|{state.seed}|{int(state.present)}"
+    if shown == key:
+        return {("layout", "shapes"): figure["layout"].get("shapes", [])}, key
+    return figure, key
+
+
 def summary_outputs(meta: AppMeta, svc: Diagnosis, sample_params: dict, eval_params: dict):
     """(summary figure, Table IV children)."""
     state = _state_of(meta, sample_params, eval=eval_params)
@@ -300,16 +315,15 @@ def latent_outputs(meta: AppMeta, svc: Diagnosis, latent_params: dict, sample_pa
     title = views.latent_title(replace(state, projection=drawn), meta.n_items, len(idx), meta.latent_layer,
                                waiting_for=state.projection if drawn != state.projection else None)
     key = f"{drawn}|{int(state.present)}"
+    xy = svc.projection(drawn)
     if shown != key:
-        fig = F.latent_figure(svc.projection(drawn), style, title=title, present=state.present,
-                              projection=drawn)
-        return "figure", fig, key
+        return "figure", F.latent_figure(xy, style, title=title, present=state.present, projection=drawn), key
     parts = set()
     if "sample-params" in triggered:
         parts.add("sample")
     if "latent-params" in triggered or not parts:
         parts.add("color")
-    return "patch", F.latent_patch_spec(style, title=title, present=state.present, parts=tuple(parts)), key
+    return "patch", F.latent_patch_spec(style, xy, title=title, present=state.present, parts=tuple(parts)), key
 
 
 def spec_to_patch(spec: dict) -> Patch:
@@ -520,15 +534,21 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
 
     @app.callback(
         Output("topk-graph", "figure"), Output("heatmap-graph", "figure"), Output("argmax-graph", "figure"),
-        Output("confusion-graph", "figure"), Output("group-label", "children"), Output("panels-error", "children"),
+        Output("confusion-graph", "figure"), Output("group-label", "children"), Output("confusion-shown", "data"),
+        Output("panels-error", "children"),
         Input("sample-params", "data"), Input("panel-params", "data"), Input("selection-store", "data"),
+        State("confusion-shown", "data"),
     )
-    @guarded("Updating the panels", 6, 5)
-    def panels(sample_params, panel_params, selection):
+    @guarded("Updating the panels", 7, 6)
+    def panels(sample_params, panel_params, selection, shown):
         if not sample_params or not panel_params:
             raise PreventUpdate
         meta, svc = context.get()
-        return (*panel_outputs(meta, svc, sample_params, panel_params, selection), None)
+        topk, heat, argmax, confusion, label = panel_outputs(meta, svc, sample_params, panel_params, selection)
+        confusion, key = confusion_update(confusion, meta, sample_params, panel_params, shown)
+        if key == shown:
+            confusion = spec_to_patch(confusion)
+        return topk, heat, argmax, confusion, label, key, None
 
     @app.callback(
         Output("summary-graph", "figure"), Output("table-iv", "children"), Output("summary-error", "children"),

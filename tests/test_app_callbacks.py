@@ -598,7 +598,7 @@ def test_the_benchmark_client_drives_the_running_app(app, digits_ws):
     """The renderer of ``python -m dldiag.bench app`` against a real server: patches, not figures."""
     from werkzeug.serving import make_server
 
-    from dldiag.bench.app import Renderer
+    from dldiag.bench._renderer import Renderer
 
     server = make_server("127.0.0.1", 0, app.server, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

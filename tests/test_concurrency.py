@@ -187,3 +187,28 @@ def test_pool_of_a_model_that_cannot_be_copied_runs_it_alone(caplog):
     assert pool.size == 1 and "cannot be copied" in caplog.text
     with pool.lease() as replica:
         assert replica is model
+
+
+def test_overlapping_app_requests_get_their_sequential_answers(digits_ws, tmp_path):
+    """Eight browser-like clients at once against the threaded server; every answer is then
+    replayed one at a time against an app with an empty cache of its own and must agree."""
+    from werkzeug.serving import make_server
+
+    from dldiag.app import create_app
+    from dldiag.app.service import build_meta
+    from dldiag.bench.load import Plan, replay, run_clients
+
+    app = create_app(digits_ws, default_projection="pca", sample_cache_dir=tmp_path / "served")
+    server = make_server("127.0.0.1", 0, app.server, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        plan = Plan(digits_ws, build_meta(digits_ws, default_projection="pca"))
+        result = run_clients(f"http://127.0.0.1:{server.server_port}", plan, clients=8, seconds=6, seed=3)
+    finally:
+        server.shutdown()
+    assert result["errors"] == []
+    kinds = {kind for kind, _ in result["chains"]}
+    assert {"sampler", "fraction", "box", "layer"} <= kinds and len(result["records"]) > 200
+    reference = create_app(digits_ws, default_projection="pca", sample_cache_dir=tmp_path / "replay")
+    assert replay(result["records"], reference) == []

@@ -29,9 +29,9 @@ import sys
 import tempfile
 import time
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ._renderer import Renderer, error_message
 from ._report import machine, median, write_section
 
 THRESHOLDS_MS = {"group": 150.0, "sample": 400.0}
@@ -82,121 +82,6 @@ def _wait_ready(base: str, proc: subprocess.Popen, timeout: float = 180.0) -> No
 
 # ---------------------------------------------------------------- a minimal renderer
 
-def _split_outputs(output: str) -> list[tuple[str, str]]:
-    """``..a.b...c.d..`` (or ``a.b``) -> [(a, b), (c, d)], as the renderer splits them."""
-    if output.startswith("..") and output.endswith(".."):
-        parts = output[2:-2].split("...")
-    else:
-        parts = [output]
-    return [tuple(p.rsplit(".", 1)) for p in parts]
-
-
-def _walk(node, found: dict) -> None:
-    if isinstance(node, list):
-        for child in node:
-            _walk(child, found)
-    elif isinstance(node, dict) and "props" in node:
-        props = node["props"]
-        if isinstance(props.get("id"), str):
-            found[props["id"]] = {k: v for k, v in props.items() if k != "children" or not isinstance(v, (dict, list))}
-        _walk(props.get("children"), found)
-
-
-class Renderer:
-    """Just enough of dash-renderer to drive callbacks the way a browser does."""
-
-    def __init__(self, base: str, search: str = ""):
-        import requests
-
-        self.base = base
-        self.session = requests.Session()
-        layout = self.session.get(base + "/_dash-layout", timeout=30).json()
-        components: dict = {}
-        _walk(layout, components)
-        self.ids = set(components)
-        self.props = {(cid, prop): value for cid, props in components.items() for prop, value in props.items()}
-        self.props[("url", "search")] = search
-        self.props[("url", "href")] = base + "/" + search
-        self.callbacks = []
-        for spec in self.session.get(base + "/_dash-dependencies", timeout=30).json():
-            if spec.get("clientside_function"):
-                continue
-            inputs = [(i["id"], i["property"]) for i in spec["inputs"]]
-            if any(not isinstance(i, str) or i not in self.ids for i, _ in inputs):
-                continue  # pattern-matching or absent components (the loading page's)
-            outputs = _split_outputs(spec["output"])
-            self.callbacks.append({
-                "output": spec["output"], "outputs": outputs, "inputs": inputs,
-                "state": [(s["id"], s["property"]) for s in spec["state"]],
-                "prevent_initial_call": spec.get("prevent_initial_call", False),
-                "multi": spec["output"].startswith(".."),
-            })
-        self.pool = ThreadPoolExecutor(max_workers=8)
-
-    def _post(self, cb: dict, changed: set) -> dict:
-        import requests
-
-        outputs = [{"id": i, "property": p} for i, p in cb["outputs"]]
-        payload = {
-            "output": cb["output"],
-            "outputs": outputs if cb["multi"] else outputs[0],
-            "inputs": [{"id": i, "property": p, "value": self.props.get((i, p))} for i, p in cb["inputs"]],
-            "state": [{"id": i, "property": p, "value": self.props.get((i, p))} for i, p in cb["state"]],
-            "changedPropIds": [f"{i}.{p}" for i, p in cb["inputs"] if (i, p) in changed],
-        }
-        body = json.dumps(payload)
-        start = time.perf_counter()
-        with requests.Session() as s:  # one connection per concurrent request, like a browser
-            r = s.post(self.base + "/_dash-update-component", data=body,
-                       headers={"Content-Type": "application/json"}, timeout=120)
-        seconds = time.perf_counter() - start
-        if r.status_code == 204:
-            return {"cb": cb, "seconds": seconds, "bytes": 0, "response": {}}
-        r.raise_for_status()
-        return {"cb": cb, "seconds": seconds, "bytes": len(r.content), "response": r.json().get("response", {})}
-
-    def change(self, updates: dict, *, initial: bool = False) -> dict:
-        """Set props (as a user would) and run every callback that follows; timings and sizes."""
-        self.props.update(updates)
-        changed = set(updates)
-        if initial:
-            pending = [cb for cb in self.callbacks if not cb["prevent_initial_call"]]
-        else:
-            pending = [cb for cb in self.callbacks if any(i in changed for i in cb["inputs"])]
-        calls = []
-        start = time.perf_counter()
-        wave = 0
-        while pending:
-            outs = {o for cb in pending for o in cb["outputs"]}
-            ready = [cb for cb in pending
-                     if not any(i in outs and i not in cb["outputs"] for i in cb["inputs"])] or pending[:1]
-            results = list(self.pool.map(lambda cb: self._post(cb, changed), ready))
-            new_changed = set()
-            for res in results:
-                res["wave"] = wave
-                calls.append(res)
-                for cid, props in res["response"].items():
-                    for prop, value in props.items():
-                        key = (cid, prop)
-                        if isinstance(value, dict) and "__dash_patch_update" in value:
-                            new_changed.add(key)  # applied in the browser; we only note the change
-                            continue
-                        self.props[key] = value
-                        new_changed.add(key)
-            done = {id(cb) for cb in ready}
-            pending = [cb for cb in pending if id(cb) not in done]
-            for cb in self.callbacks:
-                if id(cb) in done or cb in pending:
-                    continue
-                triggers = [i for i in cb["inputs"] if i in new_changed and i not in
-                            {o for r in results if r["cb"] is cb for o in r["cb"]["outputs"]}]
-                if triggers:
-                    pending.append(cb)
-            changed = new_changed
-            wave += 1
-        return {"seconds": time.perf_counter() - start, "calls": calls}
-
-
 def _name(cb: dict) -> str:
     first = cb["outputs"][0]
     return f"{first[0]}.{first[1]}" + ("" if len(cb["outputs"]) == 1 else f" (+{len(cb['outputs']) - 1})")
@@ -232,7 +117,7 @@ def _setup_for(kind: str) -> dict:
 
 
 def run(dataset: str, cache_dir: str | None, repeat: int) -> dict:
-    from dldiag.app.prepare import prepare_workspace
+    from dldiag.build import prepare_workspace
 
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
@@ -291,14 +176,6 @@ def _decode_len(value) -> list:
     return list(value or [])
 
 
-def _error_message(response: dict) -> str | None:
-    """The inline error a callback answered with (its ``*-error`` output), if any."""
-    for cid, props in response.items():
-        if cid.endswith("-error") and props.get("children"):
-            return json.dumps(props["children"])[:300]
-    return None
-
-
 def summarise(data: dict) -> tuple[str, bool]:
     """The BENCHMARKS.md section and whether every check passed."""
     ok = True
@@ -342,7 +219,7 @@ def summarise(data: dict) -> tuple[str, bool]:
         lines.append(f"| {kind} | `{name}` | {median([c['seconds'] * 1000 for c in calls]):.0f} | "
                      f"{median([c['bytes'] for c in calls]) / 1024:.1f} kB |")
     failed_calls = [(kind, _name(c["cb"])) for kind, rows in data["results"].items() for r in rows
-                    for c in r["calls"] if _error_message(c["response"])]
+                    for c in r["calls"] if error_message(c["response"])]
     ok &= not failed_calls
     n_points = data["n_points"]
     points_ok = bool(n_points) and all(n == data["n_items"] for n in n_points)

@@ -1,9 +1,13 @@
 """dldiag in the browser: ``python app.py`` then open http://127.0.0.1:8050.
 
-Serves Fashion-MNIST with the committed LeNet-5 by default. On the first start the full pass,
-the 2-D projections and every sampler fit are built (progress in this terminal; the page shows
-the same progress and opens the app when they are ready); later starts read them from the cache.
-Under a WSGI server, ``app:server`` serves ``$DLDIAG_DATASET`` (default fashion-mnist).
+Serves Fashion-MNIST with the committed LeNet-5 by default. On the first start the page shows
+progress for a few seconds (the full pass, PCA, the default sampler's fit), then opens; UMAP,
+t-SNE and the other fits are built in a background process and the page switches to them when
+they are ready. Later starts read everything from the cache.
+
+To share it, serve ``app:server`` with gunicorn (``gunicorn app:server``; settings in
+gunicorn.conf.py): it serves ``$DLDIAG_DATASET`` (default fashion-mnist) from ``$DLDIAG_CACHE``.
+The Dash development server of ``python app.py`` is for one person.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 from dldiag.app import Warmup, create_app
 
@@ -25,6 +30,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="checkpoint (default: where `python -m dldiag train` saves it: "
                         "data/weights/<dataset>.pt for digits and fashion-mnist, CACHE/weights/ for others)")
     p.add_argument("--cache-dir", default=None, help="cache folder (default: $DLDIAG_CACHE or ./cache)")
+    p.add_argument("--sample-cache-mb", type=float, default=None,
+                   help="size cap of the cache's per-sample tier, least recently used first "
+                        "(default: $DLDIAG_SAMPLE_CACHE_MB or 1024)")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1, local only)")
     p.add_argument("--port", type=int, default=8050, help="port (default: 8050)")
     p.add_argument("--debug", action="store_true", help="Dash debug mode (dev tools in the page); off by default")
@@ -37,7 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def make_app(args: argparse.Namespace):
     """The app and its warm-up (started by the caller, or by the first request)."""
-    warmup = Warmup(args.dataset, cache_dir=args.cache_dir, weights=args.weights)
+    warmup = Warmup(args.dataset, cache_dir=args.cache_dir, weights=args.weights,
+                    sample_cache_mb=args.sample_cache_mb)
     app = create_app(warmup=warmup, title="dldiag", default_projection=args.projection)
     return app, warmup
 
@@ -49,6 +58,14 @@ server = app.server
 if __name__ == "__main__":
     import torch
 
+    from dldiag.cache import CacheError, check_folder, default_cache_dir, resolve_sample_cache_mb
+
+    try:  # a cache folder that cannot be used is one line here, not a traceback in a thread
+        check_folder(Path(_args.cache_dir) if _args.cache_dir else default_cache_dir())
+        resolve_sample_cache_mb(_args.sample_cache_mb)
+    except CacheError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     torch.set_num_threads(max(1, _args.threads))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -64,7 +64,7 @@ def run_steps(ws, projections: Sequence[str], samplers: Sequence[str], *,
         bar.close()
 
 
-def prepare_workspace(dataset="fashion-mnist", *, cache_dir=None, weights=None,
+def prepare_workspace(dataset="fashion-mnist", *, cache_dir=None, weights=None, sample_cache_mb=None,
                       projections: Sequence[str] | None = None, samplers: Sequence[str] | None = None,
                       report: Callable[[int, int, str], None] | None = None, show_progress: bool = True):
     """Load (or build) the workspace and make sure its projections and sampler fits are cached.
@@ -73,6 +73,7 @@ def prepare_workspace(dataset="fashion-mnist", *, cache_dir=None, weights=None,
     ----------
     dataset : str or Dataset
     cache_dir, weights : path, optional
+    sample_cache_mb : float, optional
         As :func:`dldiag.artifacts.load_workspace`.
     projections : sequence of str, optional
         Default: every projection (UMAP, t-SNE, PCA).
@@ -96,7 +97,8 @@ def prepare_workspace(dataset="fashion-mnist", *, cache_dir=None, weights=None,
     total = 1 + len(projections) + len(samplers)
     say = report or (lambda *_: None)
     say(0, total, f"loading {getattr(dataset, 'name', dataset)} and its model (full pass on first start)…")
-    ws = load_workspace(dataset, weights=weights, cache_dir=cache_dir, show_progress=show_progress)
+    ws = load_workspace(dataset, weights=weights, cache_dir=cache_dir, sample_cache_mb=sample_cache_mb,
+                        show_progress=show_progress)
     run_steps(ws, projections, samplers, report=say, show_progress=show_progress, total=total)
     say(total, total, "ready")
     return ws

@@ -50,6 +50,19 @@ def test_a_cache_folder_that_is_a_file_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and err.startswith("error: cache folder") and "is a file" in err
 
 
+def test_app_py_with_a_cache_folder_that_is_a_file_is_one_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "not-a-folder"
+    path.write_text("x")
+    out = subprocess.run([sys.executable, "app.py", "--dataset", "digits", "--cache-dir", str(path)],
+                         cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("error: cache folder") and "is a file" in out.stderr
+
+
 def test_train_digits(tmp_path, capsys):
     out = tmp_path / "digits.pt"
     assert main(["train", "--dataset", "digits", "--epochs", "2", "--out", str(out)]) == 0

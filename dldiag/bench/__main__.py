@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-SUITES = ("core", "samplers", "app", "concurrency", "browser", "load", "firstview")
+SUITES = ("core", "samplers", "app", "concurrency", "browser", "load", "firstview", "cachecap")
 
 
 def main(argv=None) -> int:

@@ -142,6 +142,7 @@ def run(dataset: str, cache_dir: str | None, repeat: int) -> dict:
         full_latent_bytes = full_latent[0]["bytes"] if full_latent else 0
         latent_fig = rd.props.get(("latent-graph", "figure")) or {}
         n_points = [len(_decode_len(t.get("x"))) for t in latent_fig.get("data", [])[:2]]
+        n_sample = len(rd.props.get(("latent-graph", "figure"), {}).get("data", [{}, {}])[1].get("customdata") or [])
         plan = _plan(layers, n_classes, list(SAMPLER_NAMES), repeat)
         results = {}
         for kind in (*GROUP_KINDS, *SAMPLE_KINDS):
@@ -163,7 +164,7 @@ def run(dataset: str, cache_dir: str | None, repeat: int) -> dict:
         shutil.rmtree(scratch, ignore_errors=True)
     return {"prep_s": prep_s, "results": results, "full_latent_bytes": full_latent_bytes,
             "load": (load_before, os.getloadavg()[0]),
-            "n_points": n_points, "n_items": int(ws.n_items), "log": log.name, "first": first}
+            "n_points": n_points, "n_sample": n_sample, "n_items": int(ws.n_items), "log": log.name, "first": first}
 
 
 def _decode_len(value) -> list:
@@ -222,14 +223,16 @@ def summarise(data: dict) -> tuple[str, bool]:
                     for c in r["calls"] if error_message(c["response"])]
     ok &= not failed_calls
     n_points = data["n_points"]
-    points_ok = bool(n_points) and all(n == data["n_items"] for n in n_points)
+    # the background trace holds every item, the foreground the sample's members
+    points_ok = len(n_points) == 2 and n_points[0] == data["n_items"] and n_points[1] == data["n_sample"] > 0
     patch_ok = latent_is_patch and bool(latent_patch_bytes) and median(latent_patch_bytes) < data["full_latent_bytes"] / 4
     ok &= points_ok and patch_ok
     lines += [
         "",
         f"Latent view: the first load sends the whole figure ({data['full_latent_bytes'] / 1024:.0f} kB; "
-        f"traces of {', '.join(f'{n:,}' for n in n_points)} points, every item). A sample change answers "
-        f"with a `Patch` of marker sizes/colours: median {median(latent_patch_bytes or [0]) / 1024:.1f} kB "
+        f"a background trace of {n_points[0]:,} points, every item, and the sample's {n_points[-1]:,} members on "
+        f"top). A sample change answers with a `Patch` of the members' trace: median "
+        f"{median(latent_patch_bytes or [0]) / 1024:.1f} kB "
         f"({'in place' if patch_ok else '**not in place**'}); all points kept: {'yes' if points_ok else '**no**'}.",
         f"Callbacks that answered with an error message: {len(failed_calls)}"
         + (f" (**{', '.join(sorted({f'{k}: {n}' for k, n in failed_calls}))}**)." if failed_calls else "."),

@@ -178,8 +178,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--throughput", default="1,4,16", help="client counts of the throughput runs ('' for none)")
     parser.add_argument("--throughput-seconds", type=float, default=20.0)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
-    parser.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
+    parser.add_argument("--configs", default="2x4,1x8",
+                        help="gunicorn WORKERSxTHREADS to compare in the throughput runs; the first also serves "
+                             "the main run (default 2x4,1x8)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
@@ -197,13 +198,19 @@ def main(argv=None) -> int:
     try:
         shutil.copytree(ws.cache.directory, root / "core")
         load_before = os.getloadavg()[0]
-        with served(args.dataset, root, workers=args.workers, threads=args.threads,
-                    log_path=root / "gunicorn.log") as base:
-            phases["main"] = run_clients(base, plan, args.clients, args.seconds, args.seed)
-            print(f"main: {len(phases['main']['chains'])} chains, {phases['main']['requests']} requests", flush=True)
-            for n in [int(v) for v in args.throughput.split(",") if v.strip()]:
-                phases[n] = run_clients(base, plan, n, args.throughput_seconds, args.seed + n)
-                print(f"{n} clients: {phases[n]['requests'] / phases[n]['elapsed']:.1f} requests/s", flush=True)
+        configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",") if c.strip()]
+        counts = [int(v) for v in args.throughput.split(",") if v.strip()]
+        for i, (workers, threads) in enumerate(configs):
+            with served(args.dataset, root, workers=workers, threads=threads,
+                        log_path=root / "gunicorn.log") as base:
+                if i == 0:
+                    phases["main"] = run_clients(base, plan, args.clients, args.seconds, args.seed)
+                    print(f"main: {len(phases['main']['chains'])} chains, {phases['main']['requests']} requests",
+                          flush=True)
+                for n in counts:
+                    p = phases[(workers, threads, n)] = run_clients(base, plan, n, args.throughput_seconds,
+                                                                   args.seed + n)
+                    print(f"{workers}x{threads}, {n} clients: {p['requests'] / p['elapsed']:.1f} requests/s", flush=True)
         load_after = os.getloadavg()[0]
         # The sequential reference: the same workspace, an app of its own, an empty samples tier.
         reference = load_workspace(args.dataset, cache_dir=root, show_progress=False)
@@ -226,7 +233,7 @@ def main(argv=None) -> int:
         "",
         f"Command: `python -m dldiag.bench load --clients {args.clients} --seconds {args.seconds:g} --write`  ",
         f"Machine: {machine()}  ",
-        f"The app under gunicorn (`gunicorn app:server`, {args.workers} workers × {args.threads} threads) on "
+        f"The app under gunicorn (`gunicorn app:server`, {configs[0][0]} workers × {configs[0][1]} threads) on "
         f"{args.dataset} ({ws.n_items:,} items), every fit and projection cached, an empty samples tier. "
         f"{args.clients} clients, each a renderer that posts real `/_dash-update-component` requests as a browser "
         f"does, make random changes for {args.seconds:g} s (mix: {', '.join(f'{k} {w}' for k, w in KINDS.items())}). "
@@ -246,15 +253,18 @@ def main(argv=None) -> int:
         if kind in by_kind:
             p50, p95 = _percentiles(by_kind[kind])
             lines.append(f"| {kind} | {len(by_kind[kind])} | {p50:.0f} | {p95:.0f} |")
-    throughput = [n for n in phases if n != "main"]
+    throughput = [key for key in phases if key != "main"]
     if throughput:
-        lines += ["", f"Throughput ({args.throughput_seconds:g} s each, same mix):", "",
-                  "| clients | requests/s | changes/s | p50 ms (any change) | p95 ms |", "|---:|---:|---:|---:|---:|"]
-        for n in throughput:
-            p = phases[n]
+        lines += ["", f"Throughput ({args.throughput_seconds:g} s each, same mix, answers checked the same way), "
+                  "by gunicorn configuration:", "",
+                  "| workers × threads | clients | requests/s | changes/s | p50 ms (any change) | p95 ms |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for key in throughput:
+            workers, threads, n = key
+            p = phases[key]
             p50, p95 = _percentiles([s * 1000 for _, s in p["chains"]])
-            lines.append(f"| {n} | {p['requests'] / p['elapsed']:.1f} | {len(p['chains']) / p['elapsed']:.1f} | "
-                         f"{p50:.0f} | {p95:.0f} |")
+            lines.append(f"| {workers} × {threads} | {n} | {p['requests'] / p['elapsed']:.1f} | "
+                         f"{len(p['chains']) / p['elapsed']:.1f} | {p50:.0f} | {p95:.0f} |")
     if errors or n_wrong:
         shown = [e for p in phases.values() for e in p["errors"]][:5] + [w for ws_ in wrong.values() for w in ws_][:5]
         lines += ["", "First problems:", ""] + [f"- {s}" for s in shown]

@@ -92,7 +92,7 @@ class ModelPool:
     -----
     Measured with ``python -m dldiag.bench concurrency`` (BENCHMARKS.md): on 2 cores, 2 replicas
     with one torch thread per pass serve about 1.8 times the sample passes per second of a lock
-    (one replica), and more replicas than cores lose again to oversubscription.
+    (one replica) at 4 clients; 4 replicas gain nothing beyond the noise.
 
     A model that cannot be deep-copied is run itself, one pass at a time (``size`` becomes 1),
     under :func:`exclusive`; the log says so.

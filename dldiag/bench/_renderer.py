@@ -13,7 +13,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["Renderer", "error_message", "same_answer"]
+__all__ = ["Renderer", "error_message", "same_answer", "first_difference"]
 
 
 def _split_outputs(output: str) -> list[tuple[str, str]]:
@@ -161,6 +161,40 @@ def same_answer(a, b, tol: float = 1e-9) -> bool:
             return True
         return abs(a - b) <= tol * max(1.0, abs(a), abs(b))
     return a == b
+
+
+def first_difference(a, b, tol: float = 1e-9, path: str = "") -> str | None:
+    """Where two answers first differ (a path and both values), or None if :func:`same_answer`."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if "bdata" in a and "bdata" in b:
+            if same_answer(a, b, tol):
+                return None
+            import base64
+
+            import numpy as np
+
+            x = np.frombuffer(base64.b64decode(a["bdata"]), dtype=a["dtype"])
+            y = np.frombuffer(base64.b64decode(b["bdata"]), dtype=b["dtype"])
+            if x.shape != y.shape:
+                return f"{path}: typed arrays of {x.shape} and {y.shape}"
+            i = int(np.argmax(~np.isclose(x, y, rtol=tol, atol=tol, equal_nan=True)))
+            return f"{path}[{i}]: {x[i]!r} vs {y[i]!r} (max abs diff {float(np.max(np.abs(x - y))):.3g})"
+        if a.keys() != b.keys():
+            return f"{path}: keys {sorted(a)} vs {sorted(b)}"
+        for k in a:
+            found = first_difference(a[k], b[k], tol, f"{path}.{k}")
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return f"{path}: lists of {len(a)} and {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            found = first_difference(x, y, tol, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return None if same_answer(a, b, tol) else f"{path}: {a!r} vs {b!r}"
 
 
 def _same_typed(a: dict, b: dict, tol: float) -> bool:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._renderer import Renderer, error_message, same_answer
+from ._renderer import Renderer, error_message, first_difference, same_answer
 from ._report import machine, write_section
 from .serve import served
 
@@ -148,8 +148,11 @@ def run_clients(base: str, plan: Plan, clients: int, seconds: float, seed: int =
     return {"records": records, "chains": chains, "errors": errors, "elapsed": elapsed, "requests": requests}
 
 
-def replay(records: list, app) -> list[str]:
-    """Post each recorded request to ``app`` (in this process), one at a time; the mismatches."""
+def replay(records: list, app, dump: list | None = None) -> list[str]:
+    """Post each recorded request to ``app`` (in this process), one at a time; the mismatches.
+
+    With ``dump`` each mismatch's request and both answers are appended to it.
+    """
     client = app.server.test_client()
     wrong = []
     for rec in records:
@@ -158,7 +161,11 @@ def replay(records: list, app) -> list[str]:
             wrong.append(f"status {rec['status']} served, {r.status_code} sequentially: {rec['body'][:200]}")
             continue
         if r.status_code == 200 and not same_answer(json.loads(rec["answer"]), r.get_json()):
-            wrong.append(f"different answer to {json.loads(rec['body'])['output'][:80]}")
+            where = first_difference(json.loads(rec["answer"]), r.get_json())
+            wrong.append(f"different answer to {json.loads(rec['body'])['output'][:60]}: {where}")
+            if dump is not None:
+                dump.append({"body": json.loads(rec["body"]), "served": json.loads(rec["answer"]),
+                             "sequential": r.get_json()})
     return wrong
 
 
@@ -182,6 +189,7 @@ def main(argv=None) -> int:
                         help="gunicorn WORKERSxTHREADS to compare in the throughput runs; the first also serves "
                              "the main run (default 2x4,1x8)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dump", default=None, help="write the mismatches (requests and both answers) to this JSON file")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
 
@@ -212,11 +220,20 @@ def main(argv=None) -> int:
                                                                    args.seed + n)
                     print(f"{workers}x{threads}, {n} clients: {p['requests'] / p['elapsed']:.1f} requests/s", flush=True)
         load_after = os.getloadavg()[0]
-        # The sequential reference: the same workspace, an app of its own, an empty samples tier.
+        # The sequential reference: the same workspace, an app of its own, an empty samples tier,
+        # and torch on as many threads per pass as the workers (gunicorn.conf.py): float32 matrix
+        # products split over another number of threads can differ in the last bits (~1e-7
+        # relative, seen for passes over a few items), which is arithmetic, not a wrong answer.
+        import torch
+
+        torch.set_num_threads(int(os.environ.get("DLDIAG_TORCH_THREADS", "1")))
         reference = load_workspace(args.dataset, cache_dir=root, show_progress=False)
         app = create_app(reference, sample_cache_dir=root / "replay-samples")
         start = time.perf_counter()
-        wrong = {name: replay(phase["records"], app) for name, phase in phases.items()}
+        dumped: list = []
+        wrong = {name: replay(phase["records"], app, dumped) for name, phase in phases.items()}
+        if args.dump:
+            Path(args.dump).write_text(json.dumps(dumped))
         replay_s = time.perf_counter() - start
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -238,7 +255,8 @@ def main(argv=None) -> int:
         f"{args.clients} clients, each a renderer that posts real `/_dash-update-component` requests as a browser "
         f"does, make random changes for {args.seconds:g} s (mix: {', '.join(f'{k} {w}' for k, w in KINDS.items())}). "
         f"Every answer is then replayed one at a time against the same app built in-process with its own empty "
-        f"samples tier and compared (numbers to 1e-9): {n_checked:,} answers checked in {replay_s:.0f} s. "
+        f"samples tier, torch on the workers' one thread per pass, and compared (numbers to 1e-9): {n_checked:,} "
+        f"answers checked in {replay_s:.0f} s. "
         f"1-minute load average before / after: {load_before:.2f} / {load_after:.2f}.",
         "",
         f"**Errors: {errors}. Wrong answers: {n_wrong}** (of {n_checked:,}).",

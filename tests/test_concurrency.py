@@ -212,3 +212,14 @@ def test_overlapping_app_requests_get_their_sequential_answers(digits_ws, tmp_pa
     assert {"sampler", "fraction", "box", "layer"} <= kinds and len(result["records"]) > 200
     reference = create_app(digits_ws, default_projection="pca", sample_cache_dir=tmp_path / "replay")
     assert replay(result["records"], reference) == []
+
+
+def test_the_throughput_benchmark_counts_checked_passes(digits_ws):
+    from dldiag.bench.concurrency import throughput
+
+    samples = _samples(digits_ws.n_items, 40, 4, seed=5)
+    expected = [digits_ws.sample_pass(s).aggregates for s in samples]
+    rate, wrong = throughput(digits_ws, samples, expected, clients=3, seconds=0.5)
+    assert rate > 1 and wrong == 0
+    rate, wrong = throughput(digits_ws, samples, expected[::-1], clients=2, seconds=0.3)
+    assert wrong > 0  # answers compared with the wrong expectations are counted as wrong

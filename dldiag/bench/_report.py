@@ -21,6 +21,22 @@ def timed(fn, repeat: int) -> list[float]:
     return out
 
 
+def run_together(target, count: int) -> float:
+    """Run ``target(i, barrier)`` in ``count`` threads that each wait on ``barrier`` once ready;
+    return the seconds from their common release to the last one's end."""
+    import threading
+
+    barrier = threading.Barrier(count + 1)
+    threads = [threading.Thread(target=target, args=(i, barrier)) for i in range(count)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
+
+
 def median(values) -> float:
     return float(statistics.median(values))
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from pathlib import Path
 
 from ._renderer import Renderer, error_message
 from ._report import machine, median, write_section
+from .serve import free_port, stop
 
 THRESHOLDS_MS = {"group": 150.0, "sample": 400.0}
 GROUP_KINDS = ("layer", "class", "outcome", "k")
@@ -55,12 +55,6 @@ def _serve(dataset: str, cache_dir: str | None, port: int, sample_cache_dir: str
     ws = load_workspace(dataset, cache_dir=cache_dir, show_progress=False)
     app = create_app(ws, sample_cache_dir=sample_cache_dir)
     app.run(host="127.0.0.1", port=port, debug=False, use_reloader=False)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_ready(base: str, proc: subprocess.Popen, timeout: float = 180.0) -> None:
@@ -126,7 +120,7 @@ def run(dataset: str, cache_dir: str | None, repeat: int) -> dict:
     layers, n_classes = list(ws.layers), ws.dataset.n_classes
     from dldiag.sampling import SAMPLER_NAMES
 
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     scratch = tempfile.mkdtemp(prefix="dldiag-bench-app-samples-")
     code = (f"from dldiag.bench.app import _serve; _serve({dataset!r}, {cache_dir!r}, {port}, {scratch!r})")
@@ -155,11 +149,7 @@ def run(dataset: str, cache_dir: str | None, repeat: int) -> dict:
                 rows.append(out)
             results[kind] = rows
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, timeout=10)
         log.close()
         shutil.rmtree(scratch, ignore_errors=True)
     return {"prep_s": prep_s, "results": results, "full_latent_bytes": full_latent_bytes,

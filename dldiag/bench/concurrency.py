@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import threading
 import time
 
 import numpy as np
 import torch
 
-from ._report import machine, median, write_section
+from ._report import machine, median, run_together, write_section
 
 __all__ = ["main", "throughput"]
 
@@ -35,9 +34,8 @@ def throughput(ws, samples: list[np.ndarray], expected: list[dict], clients: int
     stop = time.perf_counter() + seconds
     done = [0] * clients
     wrong = [0] * clients
-    barrier = threading.Barrier(clients + 1)
 
-    def client(c: int) -> None:
+    def client(c: int, barrier) -> None:
         i = c
         barrier.wait()
         while time.perf_counter() < stop:
@@ -48,14 +46,8 @@ def throughput(ws, samples: list[np.ndarray], expected: list[dict], clients: int
             done[c] += 1
             i += clients
 
-    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    return sum(done) / (time.perf_counter() - start), sum(wrong)
+    elapsed = run_together(client, clients)
+    return sum(done) / elapsed, sum(wrong)
 
 
 def main(argv=None) -> int:

@@ -23,7 +23,7 @@ from pathlib import Path
 from ._browser import chrome
 from ._report import machine, write_section
 from .browser import _wait_for_panels
-from .serve import REPO, free_port
+from .serve import REPO, free_port, stop
 
 __all__ = ["main"]
 
@@ -69,11 +69,7 @@ def one_start(background: bool, timeout: float = 900.0) -> dict:
         return out
     finally:
         driver.quit()
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         log.close()
         shutil.rmtree(work, ignore_errors=True)
 

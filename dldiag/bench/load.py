@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ._renderer import Renderer, error_message, first_difference, same_answer
-from ._report import machine, write_section
+from ._report import machine, run_together, write_section
 from .serve import served
 
 __all__ = ["main", "run_clients", "replay"]
@@ -108,10 +108,9 @@ def run_clients(base: str, plan: Plan, clients: int, seconds: float, seed: int =
     chains: list = []
     errors: list = []
     lock = threading.Lock()
-    barrier = threading.Barrier(clients + 1)
     kinds, weights = list(KINDS), list(KINDS.values())
 
-    def client(c: int) -> None:
+    def client(c: int, barrier) -> None:
         rng = random.Random(seed * 1000 + c)
         mine: list = []
         rd = Renderer(base, search, record=mine, workers=4)
@@ -136,16 +135,8 @@ def run_clients(base: str, plan: Plan, clients: int, seconds: float, seed: int =
             with lock:
                 records.extend(mine)
 
-    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
-    requests = sum(1 for _ in records)
-    return {"records": records, "chains": chains, "errors": errors, "elapsed": elapsed, "requests": requests}
+    elapsed = run_together(client, clients)
+    return {"records": records, "chains": chains, "errors": errors, "elapsed": elapsed, "requests": len(records)}
 
 
 def replay(records: list, app, dump: list | None = None) -> list[str]:

@@ -10,7 +10,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["served", "free_port", "REPO"]
+__all__ = ["served", "free_port", "stop", "REPO"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -19,6 +19,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def stop(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Terminate a child process, and kill it if it has not ended within ``timeout``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 @contextmanager
@@ -41,11 +50,7 @@ def served(dataset: str, cache_root, *, workers: int = 2, threads: int = 4, time
         _wait_explorer(base, proc, workers, timeout)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         if log_path:
             log.close()
 

@@ -16,7 +16,7 @@ from dldiag.app.export import report_filename, report_html
 from dldiag.app.layout import GRAPH_IDS, build_layout, control_options, loading_layout
 from dldiag.app.state import AppMeta
 from dldiag.app.thumbnails import encode_png, thumbnail_uri
-from dldiag.palette import CLASS_COLORS, OUTCOME_COLORS, SAMPLER_COLORS
+from dldiag.palette import CLASS_COLORS, OUTCOME_COLORS, SAMPLER_COLORS, class_colors
 
 
 def decode(spec):
@@ -294,13 +294,40 @@ def test_encode_png_round_trip():
         encode_png(np.zeros((2, 2, 2), np.uint8))
 
 
+def _thumb(item, **kw):
+    uri = thumbnail_uri(item, **kw)
+    assert uri.startswith("data:image/png;base64,")
+    return _read_png(base64.b64decode(uri.split(",", 1)[1]))
+
+
 def test_thumbnail_uri_scales_an_item():
     item = np.zeros((1, 4, 4), np.float32)
     item[0, 1, 2] = 1.0
-    uri = thumbnail_uri(item, scale=3)
-    assert uri.startswith("data:image/png;base64,")
-    img = _read_png(base64.b64decode(uri.split(",", 1)[1]))
+    img = _thumb(item, side=12)
     assert img.shape == (12, 12) and img[3:6, 6:9].min() == 255 and img.sum() == 255 * 9
+
+
+def test_thumbnails_of_rgb_and_large_images_are_reduced_by_block_means():
+    rgb = np.zeros((3, 224, 160), np.float32)
+    rgb[0] = 1.0  # red
+    rgb[2, :112] = 1.0  # blue in the top half
+    img = _thumb(rgb, side=84)
+    assert img.shape == (75, 54, 3)  # 224 and 160 over 3 (blocks of 3x3, edges padded)
+    assert tuple(img[0, 0]) == (255, 0, 255) and tuple(img[-1, -1]) == (255, 0, 0)
+    grey = np.linspace(0, 1, 200 * 200, dtype=np.float32).reshape(200, 200)  # (H, W) without channels
+    small = _thumb(grey, side=84)
+    assert small.shape == (67, 67) and small[0, 0] < small[-1, -1]
+    with pytest.raises(ValueError, match="item must be an image"):
+        thumbnail_uri(np.zeros(30, np.float32))
+
+
+def test_unusual_features_rank_by_distance_from_the_mean():
+    from dldiag.app.thumbnails import unusual_features
+
+    mean, std = np.zeros(5), np.array([1.0, 2.0, 1.0, 0.0, 4.0])
+    item = np.array([0.5, -6.0, 2.0, 9.0, 4.0])
+    rows = unusual_features(item, mean, std, names=list("abcde"), k=3)
+    assert rows == [("b", -6.0, -3.0), ("c", 2.0, 2.0), ("e", 4.0, 1.0)]  # d has no spread: z = 0
 
 
 # ------------------------------------------------------------------ export
@@ -368,3 +395,25 @@ def test_presentation_layout_and_loading_page():
     assert ids["boot-bar"].style == {"width": "50%"}
     failed = loading_layout({"step": 1, "total": 4, "message": "x", "error": "boom"})
     assert "boom" in json.dumps(failed.to_plotly_json(), default=str)
+
+
+def test_many_classes_get_distinct_colours_a_short_legend_and_a_readable_confusion_view():
+    names = [f"c{i}" for i in range(100)]
+    colors = class_colors(100)
+    assert len(set(colors)) == 100 and colors[:3] != list(CLASS_COLORS[:3])
+    assert class_colors(10) == list(CLASS_COLORS)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 100, 3000)
+    p = np.where(rng.random(3000) < 0.7, y, rng.integers(0, 100, 3000))
+    members = rng.random(3000) < 0.1
+    style = F.latent_style(y, p, members, color_by="true", class_names=names, sampler="random")
+    assert len(style.legend) == F.LEGEND_MAX and style.legend[-1][0] == "+ 81 more classes (hover an item)"
+    fig = F.latent_figure(rng.normal(size=(3000, 2)), style, title="t")
+    assert len([t for t in fig["data"][2:] if t["visible"]]) == F.LEGEND_MAX  # not 100 legend traces
+    cm = np.bincount(y * 100 + p, minlength=100 * 100).reshape(100, 100)
+    conf = F.confusion_figure(cm, cm // 10, names)
+    valid(conf)
+    assert conf["data"][0]["texttemplate"] == ""  # no 10,000 cell labels; hover has the counts
+    assert len(conf["layout"]["xaxis"]["tickvals"]) <= 20 and conf["layout"]["xaxis"]["tickvals"][0] == "c0"
+    small = F.confusion_figure(cm[:10, :10], cm[:10, :10], names[:10])
+    assert small["data"][0]["texttemplate"] == "%{text}" and "tickvals" not in small["layout"]["xaxis"]

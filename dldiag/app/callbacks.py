@@ -41,7 +41,6 @@ from .prepare import FIRST_PROJECTIONS
 from .service import Diagnosis, SampleParams, build_meta
 from .._validation import check_int, shown
 from .state import AppMeta, apply_event, parse_query, state_from_dict, to_query
-from .thumbnails import thumbnail_uri
 
 __all__ = [
     "AppContext",
@@ -351,9 +350,17 @@ def tooltip_outputs(meta: AppMeta, svc: Diagnosis, hover_data: dict | None, samp
     ratio, source = svc.log_ratio(sampler)
     ratio_text = ("log likelihood ratio: n/a" if ratio is None
                   else f"log likelihood ratio {float(ratio[item]):+.2f} ({source})")
-    img = thumbnail_uri(svc.item_image(item), scale=3)
+    kind, preview = svc.item_preview(item)
+    if kind == "image":
+        shown = html.Img(src=preview, className="tip-img", alt=f"item {item}")
+    else:  # a feature vector: its most unusual features, in standard deviations from the mean
+        shown = html.Table(className="tip-features", children=[
+            html.Caption("most unusual features"),
+            html.Tbody([html.Tr([html.Td(name), html.Td(f"{value:.4g}"), html.Td(f"{z:+.1f} σ")])
+                        for name, value, z in preview]),
+        ])
     children = html.Div(className="tip", children=[
-        html.Img(src=img, className="tip-img", alt=f"item {item}"),
+        shown,
         html.Div(className="tip-text", children=[
             html.Div(f"item {item}", className="tip-title"),
             html.Div(["true: ", html.B(names[y])]),

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..palette import CLASS_COLORS, OUTCOME_COLORS, sampler_color
+from ..palette import OUTCOME_COLORS, class_colors, sampler_color
 
 #: Display names of the projections.
 PROJECTION_NAMES = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}
@@ -77,8 +77,15 @@ def typed_array(values: np.ndarray) -> dict:
     return {"dtype": codes[arr.dtype.name], "bdata": base64.b64encode(arr.tobytes()).decode("ascii")}
 
 
-def class_color(i: int) -> str:
-    return CLASS_COLORS[int(i) % len(CLASS_COLORS)]
+def class_color(i: int, n_classes: int = 10) -> str:
+    """Colour of class ``i`` of ``n_classes`` (see :func:`dldiag.palette.class_colors`)."""
+    return class_colors(max(int(n_classes), int(i) + 1))[int(i)]
+
+
+#: Most entries of the latent view's legend; beyond, the last entry says how many are left out.
+LEGEND_MAX = 20
+#: Most classes whose confusion cells carry their counts as text (beyond, hover shows them).
+CONFUSION_TEXT_MAX = 20
 
 
 def fade(color: str, alpha: float = 0.28) -> str:
@@ -258,7 +265,7 @@ def latent_style(
     colorbar_title = None
     if color_by in ("true", "pred"):
         labels = np.asarray(y_true if color_by == "true" else y_pred)
-        colors = [class_color(i) for i in range(len(class_names))]
+        colors = class_colors(len(class_names))
         codes = labels.astype(np.uint8 if len(colors) < 256 else np.int32)
         bg = codes
         fg = codes
@@ -266,6 +273,9 @@ def latent_style(
         rng = (-0.5, len(colors) - 0.5)
         bg_range = fg_range = rng
         legend = list(zip(class_names, colors))
+        if len(legend) > LEGEND_MAX:  # a legend of 100 classes reads as noise: hover names them
+            rest = len(legend) - (LEGEND_MAX - 1)
+            legend = legend[:LEGEND_MAX - 1] + [(f"+ {rest} more classes (hover an item)", BG_GREY)]
     elif color_by == "outcome":
         codes = (np.asarray(y_true) != np.asarray(y_pred)).astype(np.uint8)
         colors = [OUTCOME_COLORS["correct"], OUTCOME_COLORS["incorrect"]]
@@ -299,7 +309,7 @@ def latent_style(
     else:
         raise ValueError(f"color_by must be one of true, pred, outcome, sample, neuron; got {color_by!r}")
     return LatentStyle(bg, bg_scale, bg_range, fg, fg_scale, fg_range, fg_size, legend, colorbar_title,
-                       slots=max(2, len(class_names)))
+                       slots=max(2, min(len(class_names), LEGEND_MAX)))
 
 
 def _legend_slots(style):
@@ -612,6 +622,15 @@ def summary_figure(summary: dict, *, sampler: str, fraction: float, present: boo
     return {"data": data, "layout": layout}
 
 
+def _thinned_ticks(names: list[str], most: int = CONFUSION_TEXT_MAX) -> dict:
+    """Tick settings showing at most ``most`` class labels, evenly spread (all if they fit)."""
+    if len(names) <= most:
+        return {}
+    step = -(-len(names) // most)
+    return {"tickmode": "array", "tickvals": names[::step], "ticktext": names[::step],
+            "tickfont": dict(size=9)}
+
+
 def confusion_figure(full_cm: np.ndarray, sample_cm: np.ndarray, class_names, *,
                      highlight: np.ndarray | None = None, accuracy: float | None = None,
                      sample_accuracy: float | None = None, present: bool = False) -> dict:
@@ -619,6 +638,9 @@ def confusion_figure(full_cm: np.ndarray, sample_cm: np.ndarray, class_names, *,
 
     Each cell reads "full / sample"; ``customdata`` holds (true, predicted) so that a click
     makes the cell a group. ``highlight`` (C, C) bool outlines the cells of the current group.
+    Beyond :data:`CONFUSION_TEXT_MAX` classes the cells carry no text (hover gives the counts)
+    and the class labels thin out, so that 100 classes stay a readable picture of where the
+    errors are.
     """
     full_cm = np.asarray(full_cm)
     sample_cm = np.asarray(sample_cm)
@@ -631,11 +653,12 @@ def confusion_figure(full_cm: np.ndarray, sample_cm: np.ndarray, class_names, *,
     text = [[f"{full_cm[i, j]}<br><span style='font-size:0.8em'>{sample_cm[i, j]}</span>"
              if full_cm[i, j] else "" for j in range(c)] for i in range(c)]
     custom = [[[i, j] for j in range(c)] for i in range(c)]
+    many = c > CONFUSION_TEXT_MAX
     data = [dict(
         type="heatmap", z=np.log10(full_cm + 1.0).round(4).tolist(), x=names, y=names, text=text,
-        texttemplate="%{text}", customdata=custom, showscale=False,
+        texttemplate="" if many else "%{text}", customdata=custom, showscale=False,
         colorscale=[[0, "#f7fbff"], [0.5, "#9ecae1"], [1, "#08519c"]],
-        textfont=dict(size=13 if present else 9), xgap=1, ygap=1,
+        textfont=dict(size=13 if present else 9), xgap=0 if many else 1, ygap=0 if many else 1,
         hovertemplate="true %{y} → predicted %{x}<br>%{text}<extra>full / sample</extra>",
     )]
     layout = base_layout(title, present=present)
@@ -646,6 +669,8 @@ def confusion_figure(full_cm: np.ndarray, sample_cm: np.ndarray, class_names, *,
                                line=dict(color="#e8590c", width=2.5)))
     layout.update(shapes=shapes, margin=dict(l=90, r=16, t=top_margin(present, 4), b=80),
                   # category axes: class names such as "0".."9" must not become numbers
-                  xaxis=_axis(title=dict(text="predicted"), tickangle=-35, showgrid=False, type="category"),
-                  yaxis=_axis(title=dict(text="true"), autorange="reversed", showgrid=False, type="category"))
+                  xaxis=_axis(title=dict(text="predicted"), tickangle=-35, showgrid=False, type="category",
+                              **_thinned_ticks(names)),
+                  yaxis=_axis(title=dict(text="true"), autorange="reversed", showgrid=False, type="category",
+                              **_thinned_ticks(names)))
     return {"data": data, "layout": layout}

@@ -222,6 +222,7 @@ class Diagnosis:
         self.ws = ws
         self.sampler_seed = int(sampler_seed)
         self.cache = sample_cache if sample_cache is not None else ws.sample_cache
+        self._stats = None  # per-feature mean and spread of D, for previews of feature vectors
         # The full data's answers (top K_MAX) of every non-empty group, per unit mode: read-only
         # reference of every score table, computed once here like the workspace's own arrays.
         self.full_answers = {mode: _answer_groups(ws.full, ws.layers, ws.dataset.n_classes, mode)
@@ -421,5 +422,31 @@ class Diagnosis:
         return None, None
 
     def item_image(self, item: int) -> np.ndarray:
-        """The item's pixels (C, H, W) in [0, 1]."""
-        return self.ws.dataset.x_test[int(item)]
+        """The item's values as stored: pixels (C, H, W) or (H, W), or a feature vector."""
+        return np.asarray(self.ws.dataset.x_test[int(item)])
+
+    def item_preview(self, item: int) -> tuple[str, object]:
+        """``("image", data URI)`` for an image item, else ``("features", rows)`` of its most
+        unusual features (see :func:`~dldiag.app.thumbnails.unusual_features`)."""
+        from .thumbnails import is_image, thumbnail_uri, unusual_features
+
+        values = self.item_image(item)
+        if is_image(values.shape):
+            return "image", thumbnail_uri(values)
+        mean, std = self._feature_stats()
+        names = getattr(self.ws.dataset, "feature_names", None)
+        return "features", unusual_features(values, mean, std, names=names)
+
+    def _feature_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation of every feature over D, computed once, batch by batch."""
+        if self._stats is None:
+            x = self.ws.dataset.x_test
+            total = np.zeros(x.shape[1:], dtype=np.float64)
+            squares = np.zeros(x.shape[1:], dtype=np.float64)
+            for start in range(0, len(x), 4096):
+                batch = np.asarray(x[start:start + 4096], dtype=np.float64)
+                total += batch.sum(axis=0)
+                squares += (batch * batch).sum(axis=0)
+            mean = total / max(len(x), 1)
+            self._stats = (mean, np.sqrt(np.maximum(squares / max(len(x), 1) - mean * mean, 0.0)))
+        return self._stats

@@ -27,7 +27,7 @@ from .projections import PROJECTIONS, project
 from .queries import QueryAccuracy, evaluate
 from .replicas import ModelPool
 
-__all__ = ["Workspace", "load_workspace", "resolve_weights"]
+__all__ = ["Workspace", "LatentSpace", "LatentArtifacts", "load_workspace", "resolve_weights"]
 
 # Bump when the layout of cached arrays changes, so that old entries are not misread.
 CACHE_VERSION = 1
@@ -89,8 +89,66 @@ def resolve_weights(dataset_name: str, weights: str | Path | None,
     return path
 
 
+class LatentArtifacts:
+    """What is derived from the latent space alone: 2-D projections and sampler fits.
+
+    A mixin over ``key``, ``latent``, ``y_true``, ``y_pred`` and ``cache`` (the core tier), so
+    that a :class:`Workspace` and a bare :class:`LatentSpace` (a background process's view of
+    one: the latent matrix and labels, no data set or model) compute and cache them alike,
+    under the same keys.
+    """
+
+    def fitted_sampler(self, name: str, *, seed: int = 0, show_progress: bool = False, **params):
+        """A sampler fitted on this workspace's latent space, from the cache when it is there."""
+        from .sampling import make_sampler
+
+        sampler = make_sampler(name, **params)
+
+        def build():
+            if show_progress:
+                print(f"fitting sampler {name} …", flush=True)
+            return sampler.fit(self.latent, self.y_true, self.y_pred, seed=seed).get_state()
+
+        state, hit = self.cache.get_or_build(self._fit_key(sampler, seed), build)
+        return sampler.set_state(state) if hit else sampler
+
+    def _fit_key(self, sampler, seed: int) -> str:
+        return content_key("sampler", CACHE_VERSION, self.key, sampler.fit_key(), int(seed), _sampling_code_hash())
+
+    def has_fit(self, name: str, *, seed: int = 0, **params) -> bool:
+        """Whether the fit of sampler ``name`` is in the cache (present; verified when read)."""
+        from .sampling import make_sampler
+
+        return self.cache.has(self._fit_key(make_sampler(name, **params), seed))
+
+    def has_projection(self, method: str, *, seed: int = 0) -> bool:
+        """Whether the projection ``method`` is in the cache (present; verified when read)."""
+        return self.cache.has(self._projection_key(method, seed))
+
+    def _projection_key(self, method: str, seed: int) -> str:
+        check_option("method", method, PROJECTIONS)
+        return content_key("projection", CACHE_VERSION, self.key, method, int(seed))
+
+    def projection(self, method: str = "umap", *, seed: int = 0) -> np.ndarray:
+        """2-D projection of the latent space (N, 2), computed once and cached."""
+        key = self._projection_key(method, seed)
+        arrays, _ = self.cache.get_or_build(key, lambda: {"xy": project(self.latent, method, seed=seed)})
+        return arrays["xy"]
+
+
 @dataclass
-class Workspace:
+class LatentSpace(LatentArtifacts):
+    """The latent matrix and labels of a workspace with its cache: enough for projections and fits."""
+
+    key: str
+    latent: np.ndarray
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    cache: ArrayCache
+
+
+@dataclass
+class Workspace(LatentArtifacts):
     """Cached artifacts of one (data set, model, layers) triple.
 
     Build one with :func:`load_workspace`. Attributes are read-only by convention.
@@ -188,43 +246,6 @@ class Workspace:
     def evaluate(self, indices: np.ndarray, *, k: int = 10, unit_mode: str = "flat") -> QueryAccuracy:
         """Query-set accuracy of the sample ``indices`` against the full data."""
         return evaluate(self.sample_pass(indices).aggregates, self.full, k=k, unit_mode=unit_mode)
-
-    def fitted_sampler(self, name: str, *, seed: int = 0, show_progress: bool = False, **params):
-        """A sampler fitted on this workspace's latent space, from the cache when it is there."""
-        from .sampling import make_sampler
-
-        sampler = make_sampler(name, **params)
-
-        def build():
-            if show_progress:
-                print(f"fitting sampler {name} …", flush=True)
-            return sampler.fit(self.latent, self.y_true, self.y_pred, seed=seed).get_state()
-
-        state, hit = self.cache.get_or_build(self._fit_key(sampler, seed), build)
-        return sampler.set_state(state) if hit else sampler
-
-    def _fit_key(self, sampler, seed: int) -> str:
-        return content_key("sampler", CACHE_VERSION, self.key, sampler.fit_key(), int(seed), _sampling_code_hash())
-
-    def has_fit(self, name: str, *, seed: int = 0, **params) -> bool:
-        """Whether the fit of sampler ``name`` is in the cache (present; verified when read)."""
-        from .sampling import make_sampler
-
-        return self.cache.has(self._fit_key(make_sampler(name, **params), seed))
-
-    def has_projection(self, method: str, *, seed: int = 0) -> bool:
-        """Whether the projection ``method`` is in the cache (present; verified when read)."""
-        return self.cache.has(self._projection_key(method, seed))
-
-    def _projection_key(self, method: str, seed: int) -> str:
-        check_option("method", method, PROJECTIONS)
-        return content_key("projection", CACHE_VERSION, self.key, method, int(seed))
-
-    def projection(self, method: str = "umap", *, seed: int = 0) -> np.ndarray:
-        """2-D projection of the latent space (N, 2), computed once and cached."""
-        key = self._projection_key(method, seed)
-        arrays, _ = self.cache.get_or_build(key, lambda: {"xy": project(self.latent, method, seed=seed)})
-        return arrays["xy"]
 
 
 def load_workspace(

@@ -2,10 +2,9 @@
 
 :func:`prepare_workspace` builds them in the foreground with one progress bar (the ``build``
 command and the app's first stage). :class:`BackgroundBuild` builds the rest in a separate,
-lower-priority process (``python -m dldiag build --nice``) that writes into the same cache, so
-that the slow steps (UMAP and t-SNE take a minute or two each on 2 cores, in numba code that
-holds the GIL) never stall a server answering requests; the server sees each artifact appear
-in the cache.
+lower-priority process (``python -m dldiag.build``) that writes into the same cache, so that the
+slow steps (UMAP and t-SNE take a minute or two each on 2 cores, in numba code that holds the
+GIL) never stall a server answering requests; the server sees each artifact appear in the cache.
 """
 
 from __future__ import annotations
@@ -17,11 +16,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from .progress import progress
 
-__all__ = ["prepare_workspace", "run_steps", "BackgroundBuild"]
+__all__ = ["prepare_workspace", "run_steps", "BackgroundBuild", "start_background", "build_lock"]
 
 log = logging.getLogger(__name__)
 
@@ -104,33 +104,55 @@ def prepare_workspace(dataset="fashion-mnist", *, cache_dir=None, weights=None, 
     return ws
 
 
-class BackgroundBuild:
-    """``python -m dldiag build`` for the given steps, in a child process of lower priority.
+@contextmanager
+def build_lock(root):
+    """One build at a time per cache folder (the app's background build and a user's, say): the
+    second waits, then finds the first's results in the cache."""
+    try:
+        import fcntl
+    except ImportError:  # not on a POSIX system: builds may overlap, and duplicate some work
+        yield
+        return
+    Path(root).mkdir(parents=True, exist_ok=True)
+    with open(Path(root) / "build.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
-    The child writes into the workspace's cache; :meth:`missing` asks the cache which of the
-    steps are not there yet. Its output goes to ``build-log.txt`` in the cache folder. The child
-    is stopped when this process exits.
+
+class BackgroundBuild:
+    """Projections and sampler fits built in a child process of lower priority.
+
+    They need only the latent matrix and the labels, so the child gets those in a file (not
+    the data set or the model: any workspace, however it was made, can be built this way) and
+    stores its results in the workspace's cache under the workspace's keys; :meth:`missing`
+    asks the cache which are not there yet. The child's output goes to ``build-log.txt`` in the
+    cache folder; the child is stopped when this process exits.
 
     Parameters
     ----------
     ws : Workspace
-        The workspace whose cache the child fills (its data set must be given by name).
-    dataset : str
-        The data set's name or spec, as the command line takes it.
     projections, samplers : sequence of str
         What to build.
     nice : int
         Added to the child's niceness, so that requests keep the cores first.
     """
 
-    def __init__(self, ws, dataset: str, projections: Sequence[str], samplers: Sequence[str], *, nice: int = 10):
+    def __init__(self, ws, projections: Sequence[str], samplers: Sequence[str], *, nice: int = 10):
+        import numpy as np
+
         self.ws = ws
         self.projections = tuple(projections)
         self.samplers = tuple(samplers)
         root = Path(ws.cache.directory).parent
         self.log_path = root / "build-log.txt"
-        cmd = [sys.executable, "-m", "dldiag", "build", "--dataset", str(dataset), "--cache-dir", str(root),
-               "--weights", str(ws.model_info["weights_path"]), "--batch-size", str(ws.batch_size),
+        self.latent_path = root / f"latent-{ws.key[:16]}-{os.getpid()}.npz"
+        partial = self.latent_path.with_suffix(".partial.npz")
+        np.savez(partial, key=np.array(ws.key), latent=ws.latent, y_true=ws.y_true, y_pred=ws.y_pred)
+        partial.replace(self.latent_path)
+        cmd = [sys.executable, "-m", "dldiag.build", str(self.latent_path), "--cache-dir", str(ws.cache.directory),
                "--projections", ",".join(self.projections), "--samplers", ",".join(self.samplers),
                "--nice", str(int(nice))]
         self._log = open(self.log_path, "ab")
@@ -169,3 +191,44 @@ class BackgroundBuild:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         self._log.close()
+        self.latent_path.unlink(missing_ok=True)
+
+
+def start_background(ws, projections: Sequence[str], samplers: Sequence[str], *, nice: int = 10):
+    """A :class:`BackgroundBuild` of those of ``projections`` and ``samplers`` not yet cached, or None."""
+    rest_p = [p for p in projections if not ws.has_projection(p)]
+    rest_s = [s for s in samplers if not ws.has_fit(s)]
+    return BackgroundBuild(ws, rest_p, rest_s, nice=nice) if rest_p or rest_s else None
+
+
+def main(argv=None) -> int:
+    """``python -m dldiag.build LATENT.npz --cache-dir CORE ...``: the background build's child."""
+    import argparse
+
+    import numpy as np
+
+    from .artifacts import LatentSpace
+    from .cache import ArrayCache
+
+    p = argparse.ArgumentParser(prog="python -m dldiag.build")
+    p.add_argument("latent", help="npz with key, latent, y_true, y_pred (written by BackgroundBuild)")
+    p.add_argument("--cache-dir", required=True, help="the workspace's core tier")
+    p.add_argument("--projections", default="")
+    p.add_argument("--samplers", default="")
+    p.add_argument("--nice", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.nice:
+        os.nice(args.nice)
+    with np.load(args.latent, allow_pickle=False) as arrays:
+        space = LatentSpace(key=str(arrays["key"]), latent=arrays["latent"], y_true=arrays["y_true"],
+                            y_pred=arrays["y_pred"], cache=ArrayCache(args.cache_dir))
+    names = [n for n in args.samplers.split(",") if n]
+    with build_lock(Path(args.cache_dir).parent):
+        run_steps(space, [n for n in args.projections.split(",") if n], names, echo=sys.stdout,
+                  show_progress=False)
+    Path(args.latent).unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

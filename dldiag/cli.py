@@ -7,12 +7,11 @@ import json
 import os
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from .build import run_steps
+from .build import build_lock, run_steps
 
 __all__ = ["main", "build_parser"]
 
@@ -113,26 +112,9 @@ def _build(args) -> int:
         from .sampling import SAMPLER_NAMES
 
         names = list(SAMPLER_NAMES)
-    with _build_lock(ws):
+    with build_lock(Path(ws.cache.directory).parent):
         run_steps(ws, _split(args.projections), names, echo=sys.stdout)
     return 0
-
-
-@contextmanager
-def _build_lock(ws):
-    """One build at a time per cache folder (the app's background build and a user's, say): the
-    second waits, then finds the first's results in the cache."""
-    try:
-        import fcntl
-    except ImportError:  # not on a POSIX system: builds may overlap, and duplicate some work
-        yield
-        return
-    with open(Path(ws.cache.directory).parent / "build.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _query(args) -> int:

@@ -587,6 +587,23 @@ def test_warmup_opens_early_and_builds_the_rest_in_the_background(tmp_path):
     warmup.stop()
 
 
+def test_an_app_on_a_ready_workspace_can_build_the_rest_in_the_background(tmp_path):
+    """create_app(ws, background=True): the child gets the latent matrix, not the data or model."""
+    from dldiag.artifacts import load_workspace
+
+    ws = load_workspace("digits", cache_dir=tmp_path, show_progress=False)
+    app = create_app(ws, projections=["pca", "tsne"], samplers=["random", "vas"], background=True,
+                     default_projection="pca")
+    layout = json.dumps(app.layout().to_plotly_json(), default=str, ensure_ascii=False)
+    assert "t-SNE (computing…)" in layout and "(fitting…)" in layout
+    deadline = time.monotonic() + 180
+    while not (ws.has_projection("tsne") and ws.has_fit("vas")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ws.has_projection("tsne") and ws.has_fit("vas") and ws.has_fit("random")
+    assert not list(tmp_path.glob("latent-*.npz"))  # the child removed its input
+    np.testing.assert_array_equal(ws.projection("tsne").shape, (ws.n_items, 2))
+
+
 def test_warmup_failure_is_reported(tmp_path):
     warmup = Warmup("no-such-dataset", cache_dir=tmp_path, show_progress=False)
     warmup.start()

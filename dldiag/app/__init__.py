@@ -44,7 +44,8 @@ _PLACEHOLDER_META = AppMeta(dataset="", n_items=0, class_names=("a", "b"), layer
 
 def create_app(workspace=None, *, warmup: Warmup | None = None, title: str = "dldiag",
                default_projection: str = "umap", default_layer: str | None = None,
-               samplers=None, projections=None, sample_cache_dir=None, **dash_kwargs) -> Dash:
+               samplers=None, projections=None, sample_cache_dir=None, background: bool = False,
+               **dash_kwargs) -> Dash:
     """Build the Dash app for a workspace (or for one being prepared by ``warmup``).
 
     Parameters
@@ -65,6 +66,10 @@ def create_app(workspace=None, *, warmup: Warmup | None = None, title: str = "dl
     sample_cache_dir : path, optional
         A separate cache folder for the sample passes' aggregates and scores (default: the
         workspace's cache).
+    background : bool
+        With ``workspace``: build the projections and fits not cached yet in a background
+        process (the page marks them as computing and switches to them when they arrive),
+        instead of building each when it is first asked for.
     **dash_kwargs
         Passed to :class:`dash.Dash`.
 
@@ -75,7 +80,8 @@ def create_app(workspace=None, *, warmup: Warmup | None = None, title: str = "dl
     """
     if (workspace is None) == (warmup is None):
         raise ValueError("give exactly one of workspace or warmup")
-    provider = warmup if warmup is not None else Ready(workspace)
+    provider = warmup if warmup is not None else Ready(workspace, background=background, projections=projections,
+                                                        samplers=samplers)
     sample_cache = ArrayCache(sample_cache_dir) if sample_cache_dir is not None else None
     context = AppContext(provider, sample_cache=sample_cache, samplers=samplers, projections=projections,
                          default_layer=default_layer, default_projection=default_projection)

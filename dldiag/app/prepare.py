@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from ..build import BackgroundBuild, prepare_workspace
+from ..build import BackgroundBuild, prepare_workspace, start_background
 
 __all__ = ["prepare_workspace", "Warmup", "Ready", "FIRST_PROJECTIONS", "NOTHING_PENDING"]
 
@@ -26,25 +26,46 @@ NOTHING_PENDING = {"projections": [], "samplers": []}
 
 
 class Ready:
-    """A provider whose workspace is there from the start (tests, notebooks)."""
+    """A provider whose workspace is there from the start (tests, notebooks).
 
-    def __init__(self, ws):
+    With ``background`` the projections and fits not yet cached are built by a background
+    process (:func:`~dldiag.build.start_background`, the first time the app asks), as after a
+    :class:`Warmup`; without, what is missing is built on demand.
+    """
+
+    def __init__(self, ws, *, background: bool = False, projections=None, samplers=None):
         self.workspace = ws
         self.error = None
+        self._background = background
+        self._options = (projections, samplers)
+        self._build: BackgroundBuild | None = None
+        self._lock = threading.Lock()
 
     @property
     def ready(self) -> bool:
         return True
 
-    def start(self) -> None:
-        pass
-
     def status(self) -> dict:
         return {"step": 1, "total": 1, "message": "ready", "ready": True, "error": None}
 
+    def start(self) -> None:
+        if not self._background:
+            return
+        from ..projections import PROJECTIONS
+        from ..sampling import SAMPLER_NAMES
+
+        with self._lock:
+            if self._build is None:
+                projections, samplers = self._options
+                self._build = start_background(self.workspace, projections or PROJECTIONS, samplers or SAMPLER_NAMES)
+                self._background = False  # started (or nothing was missing)
+
     def pending(self) -> dict:
-        """Nothing is built in the background: what is missing is built when asked for."""
-        return NOTHING_PENDING
+        """What the background build has not delivered yet (nothing without one)."""
+        self.start()
+        with self._lock:
+            build = self._build
+        return build.missing() if build is not None else NOTHING_PENDING
 
 
 class Warmup:
@@ -119,10 +140,7 @@ class Warmup:
         try:
             ws = prepare_workspace(self.dataset, report=self._report, projections=first_p, samplers=first_s,
                                    **self.kwargs)
-            rest_p = [p for p in self.projections if p not in first_p and not ws.has_projection(p)]
-            rest_s = [s for s in self.samplers if s not in first_s and not ws.has_fit(s)]
-            build = (BackgroundBuild(ws, self.dataset, rest_p, rest_s, nice=self.nice)
-                     if rest_p or rest_s else None)
+            build = start_background(ws, self.projections, self.samplers, nice=self.nice)
         except Exception as exc:  # shown on the loading page and in the log; the server keeps serving
             log.exception("preparing the workspace failed")
             with self._lock:

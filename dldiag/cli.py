@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--unit-mode", default="flat", choices=("flat", "channel"))
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+    p = sub.add_parser("info", help="the report's Table I for the pair: sizes, parameters, activations per item")
+    _add_workspace_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
@@ -144,10 +148,22 @@ def _query(args) -> int:
     return 0
 
 
+def _info(args) -> int:
+    from .info import format_table_one, table_one
+
+    row = table_one(_load_workspace(args, show_progress=not args.json))
+    if args.json:
+        json.dump(row, sys.stdout, indent=2)
+        print()
+    else:
+        print(format_table_one(row))
+    return 0
+
+
 def main(argv=None) -> int:
     """Entry point of ``python -m dldiag``; returns the exit status."""
     args = build_parser().parse_args(argv)
-    handler = {"train": _train, "build": _build, "query": _query}[args.command]
+    handler = {"train": _train, "build": _build, "query": _query, "info": _info}[args.command]
     from .cache import CacheError
 
     try:

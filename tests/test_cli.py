@@ -105,3 +105,31 @@ def test_train_on_own_data_saves_beside_the_cache_and_query_finds_it(tmp_path, m
     assert main(["train", "--dataset", f"npz:{data}", "--epochs", "1", "--cache-dir", str(other)]) == 0
     assert (other / "weights" / saved[0].name).is_file()
     assert sorted(p.name for p in shipped.iterdir()) == before
+
+
+def test_info_json_reports_the_exact_parameter_count_and_activation_values(tmp_path, capsys):
+    import math
+
+    import torch
+
+    from dldiag.artifacts import resolve_weights
+    from dldiag.models import load_checkpoint
+
+    assert main(["info", "--dataset", "digits", "--cache-dir", str(tmp_path), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    model, _ = load_checkpoint(resolve_weights("digits", None))
+    assert row["parameters"] == sum(p.numel() for p in model.parameters())
+    seen = {}
+    hooks = [dict(model.named_modules())[name].register_forward_hook(
+        lambda m, i, o, name=name: seen.__setitem__(name, o[0].numel())) for name in model.diagnosed_layers]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 1, 8, 8))
+    finally:
+        for h in hooks:
+            h.remove()
+    assert row["layers"] == seen and row["activation_values_per_item"] == sum(seen.values())
+    assert row["activation_to_item"] == sum(seen.values()) / 64 and row["item_shape"] == [1, 8, 8]
+    assert (row["items"], row["classes"], row["latent_layer"], row["latent_width"]) == (450, 10, "fc1", 32)
+    assert main(["info", "--dataset", "digits", "--cache-dir", str(tmp_path)]) == 0
+    assert "activations" in capsys.readouterr().out

@@ -23,7 +23,9 @@ __all__ = ["BasicBlock", "SmallResNet", "small_resnet", "breast_cancer_mlp"]
 
 
 class BasicBlock(nn.Module):
-    """conv 3×3 → BN → ReLU → conv 3×3 → BN, plus the input (projected when the shape changes), → ReLU.
+    """conv 3×3 → BN → ReLU → conv 3×3 → BN, plus the input (projected if the shape changes) → ReLU.
+
+    One ReLU module, in place, runs twice per block, as in torchvision's ``BasicBlock``.
 
     Parameters
     ----------

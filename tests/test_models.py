@@ -262,3 +262,24 @@ def test_latent_without_a_final_linear_is_the_layer_before_the_logits():
     assert latent_layer(model, example=x) == "1"
     with pytest.raises(ValueError, match="^the default layer rule found no module with parameters"):
         default_layers(nn.Sequential(nn.ReLU()), x)
+
+
+def test_a_module_that_only_holds_others_is_expanded():
+    class Holder(nn.Module):
+        """Holds a conv and a ReLU that its parent calls directly; it never runs itself."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv, self.act = nn.Conv2d(1, 2, 3), nn.ReLU()
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.parts, self.fc = Holder(), nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.fc(self.parts.act(self.parts.conv(x)).flatten(1))
+
+    x = torch.zeros(2, 1, 4, 4)
+    assert default_layers(Net(), x) == ("parts.act", "fc")
+    assert latent_layer(Net(), example=x) == "fc:input"

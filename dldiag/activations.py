@@ -30,7 +30,10 @@ __all__ = [
     "LayerAggregates",
     "Aggregates",
     "PassResult",
+    "INPUT_SUFFIX",
+    "split_layer",
     "capture",
+    "select_output",
     "forward_with_activations",
     "run_pass",
     "unit_view",
@@ -40,64 +43,228 @@ UNIT_MODES = ("flat", "channel")
 OUTCOMES = ("correct", "incorrect")
 
 
+#: Suffix of a layer reference to a module's first positional input instead of its output.
+INPUT_SUFFIX = ":input"
+
+#: Module names an error message lists before it only counts the rest.
+_NAMES_SHOWN = 30
+
+
+def split_layer(ref: str) -> tuple[str, str]:
+    """Split a layer reference into ``(module name, "output" | "input")``.
+
+    ``"NAME"`` is the output of module ``NAME``; ``"NAME:input"`` is the first positional
+    input of module ``NAME`` (for a ResNet, ``"fc:input"`` is the pooled, flattened features
+    that no module outputs).
+
+    Examples
+    --------
+    >>> split_layer("fc:input")
+    ('fc', 'input')
+    >>> split_layer("conv1")
+    ('conv1', 'output')
+    """
+    if not isinstance(ref, str):
+        raise TypeError(f"a layer must be a str ('NAME' or 'NAME{INPUT_SUFFIX}'); got {type(ref).__name__}")
+    if ref.endswith(INPUT_SUFFIX):
+        return ref[: -len(INPUT_SUFFIX)], "input"
+    return ref, "output"
+
+
+def _module_names(modules) -> str:
+    names = [repr(n) for n in modules if n]
+    shown = ", ".join(names[:_NAMES_SHOWN])
+    return shown + (f", … ({len(names)} modules)" if len(names) > _NAMES_SHOWN else "")
+
+
 class _Captured(dict):
-    """Layer name → output, plus each output's autograd version counter when it was captured."""
+    """Layer reference → captured tensor, plus what the hooks saw while capturing.
+
+    ``versions`` holds each tensor's autograd version counter when it was captured;
+    ``calls`` counts each reference's hook calls in the current forward pass; ``problems``
+    holds the first thing a hook could not capture. Hooks record problems instead of raising
+    because an exported model runs its submodules in ``torch.fx.Interpreter``, which appends
+    paragraphs of graph context to any exception raised inside it.
+    """
 
     def __init__(self):
         super().__init__()
         self.versions: dict[str, int] = {}
+        self.calls: dict[str, int] = {}
+        self.problems: list[Exception] = []
 
     def modified(self) -> list[str]:
-        """Layers whose captured output was changed in place after the hook ran."""
+        """Layers whose captured tensor was changed in place after the hook ran."""
         return [name for name, t in self.items() if t._version != self.versions[name]]
+
+    def check(self) -> None:
+        """Raise the first problem a hook recorded."""
+        if self.problems:
+            raise self.problems[0]
 
 
 @contextmanager
 def capture(model: nn.Module, layers: Sequence[str], *, clone: bool = True):
     """Register forward hooks on ``layers`` for the duration of a ``with`` block.
 
-    Yields a dict that maps each layer name to the last output it produced, detached and,
+    Yields a dict that maps each layer reference to the last tensor it produced, detached and,
     by default, cloned (a later in-place op, such as ``ReLU(inplace=True)``, would otherwise
-    change it). With ``clone=False`` the outputs are shared with the model, and the dict's
+    change it). With ``clone=False`` the tensors are shared with the model, and the dict's
     ``modified()`` tells which of them an in-place op changed afterwards.
     The hooks are removed on exit, also when the block raised. The model's lock
     (:func:`~dldiag.replicas.model_lock`) is held throughout, so that no other thread's
     forward pass runs through these hooks.
 
+    Parameters
+    ----------
+    model : nn.Module
+        The model.
+    layers : sequence of str
+        Layer references: ``"NAME"``, the output of the module of dotted name ``NAME``, or
+        ``"NAME:input"``, its first positional input. An input is taken by a forward
+        *pre*-hook, before the module runs, so that an in-place module (``ReLU(inplace=True)``)
+        cannot overwrite it first.
+    clone : bool
+        Copy each captured tensor.
+
     Raises
     ------
     ValueError
-        If a layer name is not a module of ``model``; the message lists the names it has.
+        If a layer names no module of ``model`` (the message lists the names it has), or, when
+        the block ends, if a referenced module ran more than once in one forward pass (its
+        captured value would be ambiguous).
+    TypeError
+        When the block ends, if a referenced output or input was not a tensor.
     """
     modules = dict(model.named_modules())
-    unknown = [name for name in layers if name not in modules]
+    parsed = {ref: split_layer(ref) for ref in dict.fromkeys(layers)}
+    unknown = [ref for ref, (name, _) in parsed.items() if name not in modules]
     if unknown:
-        names = ", ".join(repr(n) for n in modules if n)
-        raise ValueError(f"layers {unknown!r} are not modules of the model; it has: {names}")
+        raise ValueError(
+            f"layers {unknown!r} are not modules of the model; it has: {_module_names(modules)} "
+            f"(a layer is 'NAME', a module's output, or 'NAME{INPUT_SUFFIX}', its first input)"
+        )
     store = _Captured()
 
-    def hook_for(name):
-        def hook(_module, _inputs, output):
-            if not isinstance(output, torch.Tensor):
-                raise TypeError(f"layer {name!r} returned {type(output).__name__}, not a tensor")
-            out = output.detach()
-            store[name] = out.clone() if clone else out
-            store.versions[name] = store[name]._version
+    def keep(ref, value, what):
+        count = store.calls[ref] = store.calls.get(ref, 0) + 1
+        if count > 1:
+            if count == 2:  # one message per module, not one per extra call
+                name = parsed[ref][0]
+                store.problems.append(ValueError(
+                    f"layer {ref!r}: module {name!r} runs more than once in one forward pass, so "
+                    "its captured value would be ambiguous; pick its parent block or a module "
+                    "that runs once"))
+            return
+        if not isinstance(value, torch.Tensor):
+            store.problems.append(TypeError(f"layer {ref!r}: the module's {what} is a "
+                                            f"{type(value).__name__}, not a tensor"))
+            return
+        out = value.detach()
+        store[ref] = out.clone() if clone else out
+        store.versions[ref] = store[ref]._version
 
+    def output_hook(ref):
+        def hook(_module, _inputs, output):
+            keep(ref, output, "output")
         return hook
+
+    def input_hook(ref):
+        def hook(_module, inputs):
+            keep(ref, inputs[0] if inputs else None, "first positional input")
+        return hook
+
+    def new_pass(_module, _inputs):
+        # Counts are per forward pass: a block that calls the model twice is not an error.
+        store.calls.clear()
 
     handles = []
     with model_lock(model):
         try:
-            for name in layers:
-                handles.append(modules[name].register_forward_hook(hook_for(name)))
+            handles.append(model.register_forward_pre_hook(new_pass))
+            for ref, (name, where) in parsed.items():
+                module = modules[name]
+                if where == "input":
+                    handles.append(module.register_forward_pre_hook(input_hook(ref)))
+                else:
+                    handles.append(module.register_forward_hook(output_hook(ref)))
             yield store
+            store.check()
         finally:
             for handle in handles:
                 handle.remove()
 
 
-def forward_with_activations(model: nn.Module, layers: Sequence[str], x: torch.Tensor):
+def select_output(output, selector=None) -> torch.Tensor:
+    """The logits out of what a model returned.
+
+    Parameters
+    ----------
+    output : Tensor, tuple, list or dict
+        What the model's forward returned.
+    selector : None, int, str or callable
+        ``None``: ``output`` must be the logits tensor itself. An int: ``output[i]`` of a tuple
+        or list. A str: ``output[key]`` of a dict (or a dict-like output, such as Hugging
+        Face's ``ModelOutput``). A callable: ``selector(output)``.
+
+    Returns
+    -------
+    Tensor
+        The logits, (batch, classes).
+
+    Raises
+    ------
+    ValueError
+        If the model returned a tuple or dict and no selector was given (the message names its
+        length or keys), or the index or key is not in it.
+    TypeError
+        If ``selector`` is of another type, or it selected something that is not a tensor.
+
+    Examples
+    --------
+    >>> out = {"logits": torch.zeros(2, 3), "features": torch.ones(2, 8)}
+    >>> select_output(out, "logits").shape
+    torch.Size([2, 3])
+    """
+    if selector is None:
+        if isinstance(output, torch.Tensor):
+            return output
+        if isinstance(output, dict):
+            keys = ", ".join(repr(k) for k in list(output)[:10])
+            raise ValueError(f"the model returned a dict with keys {keys}, not a tensor of logits; "
+                             "pass output= (a key, an index or a callable) to pick the logits")
+        if isinstance(output, (tuple, list)):
+            raise ValueError(f"the model returned a {type(output).__name__} of {len(output)} items, "
+                             "not a tensor of logits; pass output= (an index, a key or a callable) "
+                             "to pick the logits")
+        raise TypeError(f"the model returned a {type(output).__name__}, not a tensor of logits")
+    if isinstance(selector, bool) or not (isinstance(selector, (int, str)) or callable(selector)):
+        raise TypeError(f"output must be None, an int (index), a str (key) or a callable; "
+                        f"got {type(selector).__name__} {selector!r}")
+    if callable(selector):
+        picked = selector(output)
+    elif isinstance(selector, int):
+        if not isinstance(output, (tuple, list)):
+            raise ValueError(f"output={selector!r} indexes a tuple or list, but the model returned "
+                             f"a {type(output).__name__}")
+        if not -len(output) <= selector < len(output):
+            raise ValueError(f"output={selector!r} is out of range for the model's "
+                             f"{type(output).__name__} of {len(output)} items")
+        picked = output[selector]
+    else:
+        if not hasattr(output, "keys"):
+            raise ValueError(f"output={selector!r} is a dict key, but the model returned a "
+                             f"{type(output).__name__}")
+        if selector not in output:
+            keys = ", ".join(repr(k) for k in list(output.keys())[:10])
+            raise ValueError(f"output={selector!r} is not a key of the model's output; its keys: {keys}")
+        picked = output[selector]
+    if not isinstance(picked, torch.Tensor):
+        raise TypeError(f"output={selector!r} selected a {type(picked).__name__}, not a tensor of logits")
+    return picked
+
+
+def forward_with_activations(model: nn.Module, layers: Sequence[str], x: torch.Tensor, output=None):
     """Run ``model`` on ``x`` in eval mode under ``torch.no_grad()``; return ``(logits, activations)``.
 
     The model is held alone for the call (:func:`~dldiag.replicas.exclusive`) and its modes
@@ -107,6 +274,23 @@ def forward_with_activations(model: nn.Module, layers: Sequence[str], x: torch.T
     its hook (their version counters tell) is the batch run again with cloning hooks. Copying
     every output of every batch would cost as much as the aggregates themselves.
 
+    Parameters
+    ----------
+    model : nn.Module
+        The classifier.
+    layers : sequence of str
+        Layer references, ``"NAME"`` or ``"NAME:input"`` (see :func:`capture`).
+    x : Tensor
+        One batch of items.
+    output : None, int, str or callable
+        Picks the logits when the model returns a tuple or dict (see :func:`select_output`).
+
+    Returns
+    -------
+    logits : Tensor
+    activations : dict
+        Layer reference → captured tensor.
+
     Raises
     ------
     RuntimeError
@@ -115,11 +299,11 @@ def forward_with_activations(model: nn.Module, layers: Sequence[str], x: torch.T
     """
     with exclusive(model):
         with capture(model, layers, clone=False) as store, torch.no_grad():
-            logits = model(x)
+            logits = select_output(model(x), output)
         if store.modified():
             with capture(model, layers, clone=True) as store, torch.no_grad():
-                logits = model(x)
-    silent = [name for name in layers if name not in store]
+                logits = select_output(model(x), output)
+    silent = [name for name in dict.fromkeys(layers) if name not in store]
     if silent:
         raise RuntimeError(f"layers {silent!r} produced no output in the forward pass")
     return logits.detach(), dict(store)
@@ -338,6 +522,7 @@ def run_pass(
     batch_size: int = 256,
     show_progress: bool = False,
     desc: str = "pass",
+    output=None,
 ) -> PassResult:
     """One streaming pass over ``x`` (or ``x[indices]``) that yields predictions and aggregates.
 
@@ -352,19 +537,23 @@ def run_pass(
     y : ndarray of shape (N,)
         True labels in ``[0, n_classes)``.
     layers : sequence of str
-        Dotted module names of the diagnosed layers.
+        The diagnosed layers: references ``"NAME"`` (the output of the module of dotted name
+        ``NAME``) or ``"NAME:input"`` (its first positional input); see :func:`capture`.
     n_classes : int
         Number of classes (the model's logits).
     indices : ndarray of int, optional
         Pass only these items (a sample), in this order.
     latent_layer : str, optional
-        Also return this layer's flattened output for every item (the latent space).
+        Also return this layer's flattened output for every item (the latent space); a layer
+        reference like those of ``layers``.
     batch_size : int
         Items per forward pass; peak memory grows with it.
     show_progress : bool
         Show a progress bar.
     desc : str
         Label of the progress bar.
+    output : None, int, str or callable
+        Picks the logits when the model returns a tuple or dict (see :func:`select_output`).
 
     Returns
     -------
@@ -384,11 +573,11 @@ def run_pass(
     hooked = layers if latent_layer is None or latent_layer in layers else layers + (latent_layer,)
     with exclusive(model):
         return _stream(model, x, y, layers, hooked, order, n_classes, latent_layer, batch_size,
-                       show_progress, desc)
+                       show_progress, desc, output)
 
 
 def _stream(model, x, y, layers, hooked, order, n_classes, latent_layer, batch_size, show_progress,
-            desc) -> PassResult:
+            desc, output) -> PassResult:
     """The body of :func:`run_pass`, with its arguments checked and the model held."""
     n = len(order)
     y_pred = np.empty(n, dtype=np.int64)
@@ -402,7 +591,7 @@ def _stream(model, x, y, layers, hooked, order, n_classes, latent_layer, batch_s
             xb = torch.from_numpy(np.ascontiguousarray(x[idx], dtype=np.float32))
             yb = torch.from_numpy(np.asarray(y[idx], dtype=np.int64))
             size = len(yb)
-            logits, acts = forward_with_activations(model, hooked, xb)
+            logits, acts = forward_with_activations(model, hooked, xb, output)
             if xb._version:
                 # xb may be a view of x (see _as_slice): an in-place op on it changed the data.
                 raise RuntimeError(
@@ -442,7 +631,7 @@ def _stream(model, x, y, layers, hooked, order, n_classes, latent_layer, batch_s
         bar.close()
     if n == 0 and layers:
         # An empty sample: every group is absent, with the unit counts of the model's layers.
-        return _empty_result(model, x, layers, n_classes, latent_layer)
+        return _empty_result(model, x, layers, n_classes, latent_layer, output)
     cells = y[order] * n_classes + y_pred
     cell_counts = np.bincount(cells, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
     by_layer = {key: acc.result(cells, cell_counts) for key, acc in accs.items()}
@@ -463,9 +652,9 @@ def _as_slice(idx: np.ndarray):
     return idx
 
 
-def _empty_result(model, x, layers, n_classes, latent_layer) -> PassResult:
+def _empty_result(model, x, layers, n_classes, latent_layer, output) -> PassResult:
     probe = run_pass(model, x[:1], np.zeros(1, dtype=np.int64), layers, n_classes=n_classes,
-                     latent_layer=latent_layer)
+                     latent_layer=latent_layer, output=output)
     by_layer = {
         key: LayerAggregates(np.zeros_like(a.sums), np.zeros_like(a.counts),
                              np.zeros_like(a.argmax_counts), a.unit_shape)

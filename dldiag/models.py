@@ -9,18 +9,21 @@ Two architectures are built in:
 Both are ``nn.Sequential``-like modules whose diagnosed layers are named blocks ending in their
 non-linearity (``conv1``, ``conv2``, ``fc1``, ``fc2``) plus ``logits``; ``diagnosed_layers``
 lists them and ``latent_layer`` names the last hidden one. Any other ``nn.Module`` works with the
-rest of the library too: :func:`default_layers` then picks every non-linearity module plus the
-last linear layer.
+rest of the library too: :func:`default_layers` then traces one batch through it and applies a
+documented rule (each block with parameters, after its non-linearity, plus the logits), and
+:func:`latent_layer` takes the input of the final linear layer (``"fc:input"``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import pickle
+import importlib
 import io
 import math
+import pickle
 import re
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +31,11 @@ import torch
 from torch import nn
 
 from ._validation import check_int, check_interval, check_option
+from .activations import INPUT_SUFFIX
 from .cache import default_cache_dir
 from .datasets import DATASET_NAMES
 from .progress import progress
+from .replicas import exclusive
 
 __all__ = [
     "ARCHITECTURES",
@@ -49,8 +54,6 @@ __all__ = [
 ]
 
 ARCHITECTURES = ("lenet5", "small-cnn")
-
-_NONLINEAR = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softplus)
 
 
 def _conv_block(c_in: int, c_out: int, kernel: int, padding: int) -> nn.Sequential:
@@ -152,30 +155,254 @@ def build_model(arch: str, item_shape: tuple[int, int, int], n_classes: int) -> 
     return cls(in_channels=c, image_size=h, n_classes=n_classes)
 
 
-def default_layers(model: nn.Module) -> tuple[str, ...]:
-    """The diagnosed layers of ``model`` by dotted module name.
+# BatchNorm* and InstanceNorm* share _NormBase; RMSNorm is in torch >= 2.4.
+_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm) + (
+    (nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ())
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
-    Models built here declare them; for any other model these are every non-linearity module
-    (a conv/linear block after its non-linearity) plus the last ``nn.Linear`` (the logits).
+
+def _module_class(module: nn.Module) -> type | None:
+    """The class ``module`` was built from.
+
+    A module of an unflattened ``torch.export`` program is an ``InterpreterModule`` that keeps
+    its original class only as a string (``_ty``, e.g. ``"torch.nn.modules.conv.Conv2d"``);
+    torch's own classes are resolved from it, any other gives ``None`` (a plain module).
+    """
+    recorded = getattr(module, "_ty", None)
+    if not isinstance(recorded, str) or not type(module).__module__.startswith("torch.export"):
+        return type(module)
+    where, _, name = recorded.rpartition(".")
+    if not where.startswith("torch."):
+        return None
+    try:
+        cls = getattr(importlib.import_module(where), name)
+    except (ImportError, AttributeError):
+        return None
+    return cls if isinstance(cls, type) else None
+
+
+def _is(module: nn.Module, kinds) -> bool:
+    cls = _module_class(module)
+    return cls is not None and issubclass(cls, kinds)
+
+
+@dataclass
+class _Call:
+    """What one module did in the traced forward pass."""
+
+    calls: int = 0
+    order: int = -1  # when its first call returned, counted over every module
+    in_shape: tuple | None = None
+    out_shape: tuple | None = None
+
+
+def _trace(model: nn.Module, example) -> dict[str, _Call]:
+    """Run ``model`` once on ``example`` with a hook on every module; record calls and shapes.
+
+    The model is held alone and in eval mode (:func:`~dldiag.replicas.exclusive`, which gives
+    every module's mode back), under ``torch.no_grad()``; the hooks are removed in ``finally``.
+    """
+    if not isinstance(example, torch.Tensor):
+        raise TypeError(f"example must be a torch.Tensor (one batch of inputs); got {type(example).__name__}")
+    record = {name: _Call() for name, _ in model.named_modules()}
+    returned = [0]
+
+    def hook_for(name):
+        def hook(_module, args, kwargs, output):
+            call = record[name]
+            call.calls += 1
+            if call.calls > 1:
+                return
+            call.order = returned[0]
+            returned[0] += 1
+            first = args[0] if args else next(iter(kwargs.values()), None)
+            call.in_shape = tuple(first.shape) if isinstance(first, torch.Tensor) else None
+            call.out_shape = tuple(output.shape) if isinstance(output, torch.Tensor) else None
+        return hook
+
+    handles = []
+    with exclusive(model), torch.no_grad():
+        try:
+            for name, module in model.named_modules():
+                handles.append(module.register_forward_hook(hook_for(name), with_kwargs=True))
+            model(example)
+        finally:
+            for handle in handles:
+                handle.remove()
+    return record
+
+
+def _units(model: nn.Module, record: dict[str, _Call]) -> list[str]:
+    """The model's direct children, with containers expanded into their children, recursively.
+
+    A container is an ``nn.Sequential``, ``nn.ModuleList`` or ``nn.ModuleDict``, or any module
+    that never ran itself while modules inside it did (a plain holder of modules; this also
+    covers an exported ``ModuleList``, whose recorded class is not reliable).
+    """
+    def inside(prefix, module):
+        for child_name, child in module.named_children():
+            name = f"{prefix}.{child_name}" if prefix else child_name
+            holder = record[name].calls == 0 and any(
+                record[f"{name}.{sub}"].calls for sub, _ in child.named_modules() if sub)
+            if _is(child, _CONTAINERS) or holder:
+                yield from inside(name, child)
+            else:
+                yield name
+
+    return list(inside("", model))
+
+
+def _groups(model: nn.Module, record: dict[str, _Call]) -> list[list[str]]:
+    """Steps (b) and (c) of the rule of :func:`default_layers`: the units, grouped."""
+    modules = dict(model.named_modules())
+    units = [u for u in _units(model, record) if record[u].calls == 1 and record[u].out_shape is not None]
+    units.sort(key=lambda u: record[u].order)
+    groups: list[list[str]] = []
+    current = None
+    for unit in units:
+        module, call = modules[unit], record[unit]
+        if next(module.parameters(), None) is not None and not _is(module, _NORMS):
+            current = [unit]
+            groups.append(current)
+        elif call.in_shape == call.out_shape:
+            if current is not None:  # a non-linearity, normalisation or dropout of the group
+                current.append(unit)
+        else:
+            current = None  # pooling, flatten: ends the group without joining it
+    return groups
+
+
+def _group_name(group: list[str], record: dict[str, _Call], sequentials: dict[str, list[str]]) -> str:
+    """Step (d): the group's last member, or the outermost ``nn.Sequential`` that is exactly it."""
+    name = group[-1]
+    parent = name.rpartition(".")[0]
+    while parent in sequentials and sequentials[parent] == group and record[parent].calls == 1:
+        name = parent
+        parent = name.rpartition(".")[0]
+    return name
+
+
+def _rule_layers(model: nn.Module, example) -> tuple[str, ...]:
+    record = _trace(model, example)
+    groups = _groups(model, record)
+    if not groups:
+        raise ValueError("the default layer rule found no module with parameters that runs once "
+                         "in the forward pass; name the layers explicitly")
+    modules = dict(model.named_modules())
+    units = _units(model, record)
+    # The called units under each nn.Sequential, to tell when one group is a whole Sequential.
+    sequentials = {}
+    for name, module in modules.items():
+        if name and _is(module, nn.Sequential):
+            sequentials[name] = [u for u in units if u.startswith(name + ".") and record[u].calls]
+    return tuple(_group_name(g, record, sequentials) for g in groups)
+
+
+_NEEDS_EXAMPLE = ("model {name} declares no {what}; pass example= (a batch of a few inputs) so that "
+                  "the default rule can trace its forward pass, or name the layers explicitly")
+
+
+def default_layers(model: nn.Module, example: torch.Tensor | None = None) -> tuple[str, ...]:
+    """The diagnosed layers of ``model``, as layer references (dotted module names).
+
+    Models built here declare them (``diagnosed_layers``). For any other model, one forward
+    pass over ``example`` traces the order in which modules run and their output shapes, and
+    this rule picks the layers:
+
+    a. The *units* are the model's direct children, with ``nn.Sequential``, ``nn.ModuleList``
+       and ``nn.ModuleDict`` containers expanded into their children, recursively (and any
+       module that never runs itself while modules inside it do).
+    b. Units that do not run, run more than once per forward pass (a shared ``ReLU``), or
+       output something else than a tensor are dropped.
+    c. The remaining units are grouped in the order they run: a unit with parameters that is
+       not a normalisation layer (BatchNorm, LayerNorm, GroupNorm, InstanceNorm, RMSNorm)
+       starts a group; following units that keep the shape (non-linearities, normalisation,
+       dropout) join it; a shape-changing unit without parameters (pooling, flatten) ends the
+       group without joining it, and shape-keeping units after it, before the next group
+       starts, are dropped.
+    d. A group's diagnosed layer is its last member (so a block is diagnosed after its
+       non-linearity), named by the enclosing ``nn.Sequential`` when a whole Sequential is
+       the group.
+    e. The last group is the logits.
+
+    A residual block (not a container) is one unit: its output, after the skip connection
+    and its last non-linearity, is diagnosed. Functional non-linearities (``F.relu`` in a
+    ``forward``) are invisible to hooks, so such a group is diagnosed before them.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The classifier. It is run once in eval mode under ``torch.no_grad()``, held alone,
+        and every module's mode is given back; the trace's hooks are removed.
+    example : Tensor, optional
+        A batch of a few inputs; required unless the model declares its layers.
+
+    Returns
+    -------
+    tuple of str
+
+    Raises
+    ------
+    ValueError
+        If the model declares no layers and no ``example`` is given, or the rule finds none.
+
+    Examples
+    --------
+    >>> mlp = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))
+    >>> default_layers(mlp, torch.zeros(2, 4))
+    ('1', '2')
     """
     declared = getattr(model, "diagnosed_layers", None)
     if declared:
         return tuple(declared)
-    names = [n for n, m in model.named_modules() if isinstance(m, _NONLINEAR)]
-    linear = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    if linear:
-        names.append(linear[-1])
-    if not names:
-        raise ValueError("model has no non-linearity or linear module; pass layers explicitly")
-    return tuple(names)
+    if example is None:
+        raise ValueError(_NEEDS_EXAMPLE.format(name=type(model).__name__, what="diagnosed_layers"))
+    return _rule_layers(model, example)
 
 
-def latent_layer(model: nn.Module, layers: tuple[str, ...] | None = None) -> str:
-    """The last hidden layer: declared by the model, else the layer before the logits."""
+def latent_layer(model: nn.Module, layers: tuple[str, ...] | None = None,
+                 example: torch.Tensor | None = None) -> str:
+    """The last hidden layer, as a layer reference.
+
+    Declared by models built here (``latent_layer``). For any other model it is
+    ``"<final nn.Linear>:input"``, the input of the last ``nn.Linear`` to run (once) in the
+    forward pass: the features the logits are computed from. For a ResNet these are the
+    pooled, flattened features, which no module outputs. Without ``example`` the final linear
+    layer is the last of ``layers`` when that is an ``nn.Linear``. If the model has no such
+    linear layer, the latent is the layer before the logits, ``layers[-2]``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The classifier.
+    layers : tuple of str, optional
+        Its diagnosed layers; :func:`default_layers` if omitted.
+    example : Tensor, optional
+        A batch of a few inputs, to trace the forward pass (see :func:`default_layers`).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> mlp = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))
+    >>> latent_layer(mlp, example=torch.zeros(2, 4))
+    '2:input'
+    """
     declared = getattr(model, "latent_layer", None)
     if declared:
         return declared
-    layers = tuple(layers or default_layers(model))
+    modules = dict(model.named_modules())
+    if layers and layers[-1] in modules and _is(modules[layers[-1]], nn.Linear):
+        return f"{layers[-1]}{INPUT_SUFFIX}"
+    if example is None:
+        raise ValueError(_NEEDS_EXAMPLE.format(name=type(model).__name__, what="latent_layer"))
+    record = _trace(model, example)
+    linear = [n for n, m in modules.items() if n and _is(m, nn.Linear) and record[n].calls == 1]
+    if linear:
+        return f"{max(linear, key=lambda n: record[n].order)}{INPUT_SUFFIX}"
+    layers = tuple(layers or _rule_layers(model, example))
     if len(layers) < 2:
         raise ValueError(f"cannot tell the latent layer from layers={layers!r}; name it explicitly")
     return layers[-2]

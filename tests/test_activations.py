@@ -4,11 +4,11 @@ import torch
 from torch import nn
 
 from conftest import TINY_X, TINY_Y, TinyNet
-from dldiag.activations import capture, forward_with_activations, run_pass, unit_view
+from dldiag.activations import capture, forward_with_activations, run_pass, select_output, unit_view
 
 
 def _hooks(model):
-    return sum(len(m._forward_hooks) for m in model.modules())
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
 
 def test_tiny_model_aggregates_by_hand(tiny):
@@ -71,7 +71,7 @@ def test_hooks_removed_when_pass_raises():
     model = TinyNet()
     with pytest.raises(RuntimeError, match="boom"):
         with capture(model, ("act", "logits")):
-            assert _hooks(model) == 2
+            assert _hooks(model) == 3  # one per layer, and the model's per-pass call counter
             raise RuntimeError("boom")
     assert _hooks(model) == 0
 
@@ -97,8 +97,12 @@ def test_captured_activations_are_detached_clones():
 
 def test_unknown_and_silent_layers_are_loud(tiny):
     model, x, y = tiny
-    with pytest.raises(ValueError, match=r"\['nope'\] are not modules of the model; it has: 'fc', 'act'"):
+    with pytest.raises(ValueError, match=r"\['nope'\] are not modules of the model; it has: 'fc', 'act', "
+                                         r"'logits' \(a layer is 'NAME', a module's output, or "
+                                         r"'NAME:input', its first input\)$"):
         run_pass(model, x, y, ("nope",), n_classes=2)
+    with pytest.raises(ValueError, match=r"\['nope:input', 'fc:output'\] are not modules"):
+        run_pass(model, x, y, ("nope:input", "fc:output", "fc:input"), n_classes=2)
     model.unused = nn.Linear(1, 1)
     with pytest.raises(RuntimeError, match=r"\['unused'\] produced no output"):
         forward_with_activations(model, ("unused",), torch.from_numpy(x))
@@ -145,3 +149,124 @@ def test_a_model_that_changes_its_input_in_place_is_refused():
 
     with pytest.raises(RuntimeError, match="changed its input batch in place"):
         run_pass(Mutating(), TINY_X.copy(), TINY_Y, ("act",), n_classes=2)
+
+
+def test_input_references_by_hand(tiny):
+    """'NAME:input' is the module's first positional input: act's is fc's output, before the ReLU."""
+    model, x, y = tiny
+    _, acts = forward_with_activations(model, ("act:input", "logits:input", "act"), torch.from_numpy(x))
+    np.testing.assert_allclose(acts["act:input"].numpy(),
+                               [[2, 1, 3], [1, 3, 4], [-1, 2, 1], [3, -1, 2], [4, 0, 4]])
+    np.testing.assert_array_equal(acts["logits:input"].numpy(), acts["act"].numpy())
+    res = run_pass(model, x, y, ("logits:input",), n_classes=2, latent_layer="logits:input", batch_size=2)
+    np.testing.assert_allclose(res.latent, [[2, 1, 3], [1, 3, 4], [0, 2, 1], [3, 0, 2], [4, 0, 4]])
+    np.testing.assert_allclose(res.aggregates["logits:input", "flat"].sums[0, 0], [6, 1, 7])
+    assert _hooks(model) == 0
+
+
+def test_input_of_an_in_place_module_is_taken_before_it_runs():
+    model = TinyNet(inplace=True)  # the ReLU overwrites its input; the input is captured first
+    _, acts = forward_with_activations(model, ("act:input", "act"), torch.tensor([[1.0, -2.0]]))
+    np.testing.assert_allclose(acts["act:input"].numpy(), [[1.0, -2.0, -1.0]])
+    np.testing.assert_allclose(acts["act"].numpy(), [[1.0, 0.0, 0.0]])
+    with capture(model, ("act:input",), clone=False) as store:
+        model(torch.tensor([[1.0, -2.0]]))
+    assert store.modified() == ["act:input"]  # what the fallback to copies relies on
+
+
+class _SharedReLU(nn.Module):
+    """fc → ReLU → fc2 → the same ReLU → logits: the ReLU module runs twice per forward pass."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.fc2, self.logits = nn.Linear(2, 3), nn.Linear(3, 3), nn.Linear(3, 2)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.logits(self.act(self.fc2(self.act(self.fc(x.flatten(1))))))
+
+
+def test_a_module_that_runs_twice_is_refused():
+    model = _SharedReLU()
+    for ref in ("act", "act:input"):
+        with pytest.raises(ValueError, match=rf"^layer '{ref}': module 'act' runs more than once in one "
+                                             r"forward pass, so its captured value would be ambiguous; "
+                                             r"pick its parent block or a module that runs once$"):
+            run_pass(model, TINY_X, TINY_Y, ("fc", ref), n_classes=2)
+        assert _hooks(model) == 0
+    # once per forward pass is fine, however many passes a capture block holds
+    with capture(model, ("fc2",)) as store:
+        model(torch.from_numpy(TINY_X))
+        model(torch.from_numpy(TINY_X[:2]))
+    assert store["fc2"].shape == (2, 3)
+
+
+def test_a_layer_that_outputs_no_tensor_is_named():
+    class Pair(nn.Module):
+        def forward(self, x):
+            return x, x
+
+    class WithPair(TinyNet):
+        def __init__(self):
+            super().__init__()
+            self.pair = Pair()
+
+        def forward(self, x):
+            return super().forward(self.pair(x)[0])
+
+    with pytest.raises(TypeError, match=r"^layer 'pair': the module's output is a tuple, not a tensor$"):
+        forward_with_activations(WithPair(), ("pair",), torch.from_numpy(TINY_X))
+
+
+class _TwoHeads(TinyNet):
+    """TinyNet that returns its logits with its hidden features, as a tuple or a dict."""
+
+    def __init__(self, as_dict=False):
+        super().__init__()
+        self.as_dict = as_dict
+
+    def forward(self, x):
+        hidden = self.act(self.fc(x.flatten(1)))
+        logits = self.logits(hidden)
+        return {"features": hidden, "logits": logits} if self.as_dict else (hidden, logits)
+
+
+def test_output_selector_picks_the_logits(tiny):
+    _, x, y = tiny
+    want = run_pass(TinyNet(), x, y, ("act",), n_classes=2)
+    for model, output in ((_TwoHeads(), 1), (_TwoHeads(), -1), (_TwoHeads(as_dict=True), "logits"),
+                          (_TwoHeads(as_dict=True), lambda out: out["logits"])):
+        got = run_pass(model, x, y, ("act",), n_classes=2, output=output, batch_size=2)
+        np.testing.assert_array_equal(got.y_pred, want.y_pred)
+        np.testing.assert_allclose(got.probs, want.probs)
+        logits, _ = forward_with_activations(model, ("act",), torch.from_numpy(x), output=output)
+        np.testing.assert_allclose(logits.numpy(), [[2, 1], [1, 3], [0, 2], [3, 0], [4, 0]])
+
+
+def test_output_without_a_selector_says_what_the_model_returned(tiny):
+    _, x, y = tiny
+    with pytest.raises(ValueError, match=r"^the model returned a tuple of 2 items, not a tensor of logits; "
+                                         r"pass output= \(an index, a key or a callable\) to pick the logits$"):
+        run_pass(_TwoHeads(), x, y, ("act",), n_classes=2)
+    with pytest.raises(ValueError, match=r"^the model returned a dict with keys 'features', 'logits', not a "
+                                         r"tensor of logits; pass output="):
+        forward_with_activations(_TwoHeads(as_dict=True), ("act",), torch.from_numpy(x))
+
+
+def test_output_selector_errors():
+    pair, named = (torch.zeros(1), torch.ones(1)), {"logits": torch.zeros(1), "n": 3}
+    cases = [
+        (pair, 2, ValueError, r"^output=2 is out of range for the model's tuple of 2 items$"),
+        (named, 0, ValueError, r"^output=0 indexes a tuple or list, but the model returned a dict$"),
+        (named, "logit", ValueError, r"^output='logit' is not a key of the model's output; its keys: 'logits', 'n'$"),
+        (pair, "logits", ValueError, r"^output='logits' is a dict key, but the model returned a tuple$"),
+        (named, "n", TypeError, r"^output='n' selected a int, not a tensor of logits$"),
+        (pair, 1.0, TypeError, r"^output must be None, an int \(index\), a str \(key\) or a callable; got float 1.0$"),
+        (pair, True, TypeError, r"got bool True$"),
+        ([1], None, ValueError, r"^the model returned a list of 1 items"),
+        ("text", None, TypeError, r"^the model returned a str, not a tensor of logits$"),
+    ]
+    for out, selector, kind, message in cases:
+        with pytest.raises(kind, match=message):
+            select_output(out, selector)
+    assert select_output(pair, 1) is pair[1] and select_output(pair[0]) is pair[0]

@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from dldiag.datasets import load_dataset
 from dldiag.models import (
@@ -11,6 +12,15 @@ from dldiag.models import (
     evaluate_accuracy, latent_layer, load_checkpoint, save_checkpoint, train_model, weights_hash,
 )
 from conftest import TinyNet
+from dldiag.activations import forward_with_activations
+from examples.models import breast_cancer_mlp, small_resnet
+
+
+def _seeded(factory, *args, seed=0):
+    """Build a model with seeded initial weights, leaving the global generator as it was."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return factory(*args)
 
 
 def test_lenet5_shapes_and_layers():
@@ -33,10 +43,19 @@ def test_default_architecture_and_errors():
 
 
 def test_generic_model_default_layers():
-    assert default_layers(TinyNet()) == ("act", "logits")
+    assert default_layers(TinyNet()) == ("act", "logits")  # declared: no example needed
     torch_model = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.ReLU(), torch.nn.Linear(5, 2))
-    assert default_layers(torch_model) == ("1", "2")
-    assert latent_layer(torch_model) == "1"
+    assert default_layers(torch_model, torch.zeros(2, 4)) == ("1", "2")
+    assert latent_layer(torch_model, example=torch.zeros(2, 4)) == "2:input"
+    assert latent_layer(torch_model, ("1", "2")) == "2:input"  # the logits are a linear layer
+    with pytest.raises(ValueError, match=r"^model Sequential declares no diagnosed_layers; pass example= "
+                                         r"\(a batch of a few inputs\) so that the default rule can trace "
+                                         r"its forward pass, or name the layers explicitly$"):
+        default_layers(torch_model)
+    with pytest.raises(ValueError, match="^model Sequential declares no latent_layer; pass example="):
+        latent_layer(torch_model)
+    with pytest.raises(TypeError, match=r"^example must be a torch.Tensor \(one batch of inputs\); got ndarray$"):
+        default_layers(torch_model, np.zeros((2, 4), dtype=np.float32))
 
 
 def test_seeded_training_is_reproducible_and_learns():
@@ -115,3 +134,152 @@ def test_shipped_fashion_mnist_weights(fashion_small):
     _, info = load_checkpoint(default_checkpoint_path("fashion-mnist"))
     assert info["meta"]["test_accuracy"] >= 0.89
     assert evaluate_accuracy(model, x, y) >= 0.85  # on the first 300 test items
+
+
+def _lenet_sequential():
+    """The classic LeNet as one flat nn.Sequential (functional layers as modules)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(256, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
+    )
+
+
+def test_default_rule_on_a_flat_lenet():
+    model = _lenet_sequential()
+    x = torch.zeros(2, 1, 28, 28)
+    # groups: conv+ReLU (0, 1), conv+ReLU (3, 4), fc+ReLU (7, 8), fc+ReLU (9, 10), logits (11);
+    # the pools and the flatten end a group without joining it
+    assert default_layers(model, x) == ("1", "4", "8", "10", "11")
+    assert latent_layer(model, example=x) == "11:input"
+
+
+def test_default_rule_gives_lenet5_its_declared_layers():
+    assert default_layers(LeNet5(), torch.zeros(2, 1, 28, 28)) == ("conv1", "conv2", "fc1", "fc2", "logits")
+    assert latent_layer(LeNet5(), example=torch.zeros(2, 1, 28, 28)) == "fc2"
+
+    class Undeclared(LeNet5):
+        diagnosed_layers = ()
+        latent_layer = ""
+
+    model = _seeded(Undeclared).eval()
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    # each block (conv/linear, batch norm, ReLU) is a whole Sequential, so it is named by it
+    assert default_layers(model, x) == ("conv1", "conv2", "fc1", "fc2", "logits")
+    assert latent_layer(model, example=x) == "logits:input"
+    _, acts = forward_with_activations(model, ("fc2", "logits:input"), x)
+    np.testing.assert_array_equal(acts["logits:input"].numpy(), acts["fc2"].numpy())
+
+
+def test_default_rule_on_small_resnet():
+    model = _seeded(small_resnet)
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    assert default_layers(model, x) == ("stem", "block1", "block2", "block3", "fc")
+    assert latent_layer(model, example=x) == "fc:input"
+    assert 5_000 < sum(p.numel() for p in model.parameters()) < 100_000
+
+
+def test_small_resnet_in_place_activations_match_a_manual_forward():
+    model = _seeded(small_resnet).eval()
+    # non-trivial batch-norm statistics, so that every block changes its input
+    with torch.no_grad():
+        for i, m in enumerate(model.modules()):
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5, generator=torch.Generator().manual_seed(i))
+    x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    layers = ("stem", "block1.bn2", "block1", "block2", "block3", "fc:input", "fc")
+    logits, acts = forward_with_activations(model, layers, x)
+    with torch.no_grad():
+        stem = model.stem(x.clone())
+        b1 = model.block1
+        bn2 = b1.bn2(b1.conv2(b1.relu(b1.bn1(b1.conv1(stem.clone())))))
+        block1 = model.block1(stem.clone())
+        block2 = model.block2(block1.clone())
+        block3 = model.block3(block2.clone())
+        features = torch.flatten(model.pool(block3), 1)
+        want = {"stem": stem, "block1.bn2": bn2, "block1": block1, "block2": block2, "block3": block3,
+                "fc:input": features, "fc": model.fc(features)}
+    for layer in layers:
+        np.testing.assert_allclose(acts[layer].numpy(), want[layer].numpy(), rtol=1e-6, atol=1e-6)
+    # the in-place `out += shortcut` and ReLU changed bn2's output after its hook: it is the copy
+    assert (acts["block1.bn2"] < 0).any() and not (acts["block1"] < 0).any()
+    np.testing.assert_array_equal(logits.numpy(), acts["fc"].numpy())
+    # each block runs its one ReLU module twice: capturing it would be ambiguous
+    with pytest.raises(ValueError, match=r"^layer 'block2.relu': module 'block2.relu' runs more than once"):
+        forward_with_activations(model, ("block2.relu",), x)
+
+
+def test_default_rule_on_breast_cancer_mlp():
+    model = _seeded(breast_cancer_mlp)
+    x = torch.randn(5, 30, generator=torch.Generator().manual_seed(3))
+    assert default_layers(model, x) == ("relu1", "relu2", "fc3")
+    assert latent_layer(model, example=x) == "fc3:input"
+    _, acts = forward_with_activations(model, ("relu2", "fc3:input"), x)
+    np.testing.assert_array_equal(acts["fc3:input"].numpy(), acts["relu2"].numpy())
+
+
+class _Odd(nn.Module):
+    """Cases of the rule: an input norm, a ModuleList, a shared ReLU, a ReLU after a pool."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm_in = nn.BatchNorm1d(4)       # before any group: dropped
+        self.hidden = nn.ModuleList([nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 6)])
+        self.shared = nn.ReLU()               # runs twice: dropped
+        self.unused = nn.Linear(6, 6)         # never runs: dropped
+        self.pool = nn.AvgPool1d(2)           # changes the shape: ends the group
+        self.after_pool = nn.ReLU()           # no group open: dropped
+        self.head = nn.Linear(3, 2)
+
+    def forward(self, x):
+        x = self.norm_in(x)
+        for m in self.hidden:
+            x = m(x)
+        x = self.shared(self.shared(x))
+        x = self.after_pool(self.pool(x.unsqueeze(1))).squeeze(1)
+        return self.head(x)
+
+
+def test_default_rule_cases():
+    model = _Odd()
+    model.train()
+    model.hidden[1].eval()
+    stats = model.norm_in.running_mean.clone()
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(4))
+    # ModuleList expanded: Linear+Tanh is one group, the second Linear another
+    assert default_layers(model, x) == ("hidden.1", "hidden.2", "head")
+    assert latent_layer(model, example=x) == "head:input"
+    # traced in eval mode, hooks removed, every module's mode given back
+    assert torch.equal(model.norm_in.running_mean, stats)
+    assert model.training and not model.hidden[1].training and model.hidden[0].training
+    assert sum(len(m._forward_hooks) for m in model.modules()) == 0
+
+
+def test_latent_without_a_final_linear_is_the_layer_before_the_logits():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 3, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    x = torch.zeros(2, 1, 6, 6)
+    assert default_layers(model, x) == ("1", "2")
+    assert latent_layer(model, example=x) == "1"
+    with pytest.raises(ValueError, match="^the default layer rule found no module with parameters"):
+        default_layers(nn.Sequential(nn.ReLU()), x)
+
+
+def test_a_module_that_only_holds_others_is_expanded():
+    class Holder(nn.Module):
+        """Holds a conv and a ReLU that its parent calls directly; it never runs itself."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv, self.act = nn.Conv2d(1, 2, 3), nn.ReLU()
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.parts, self.fc = Holder(), nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.fc(self.parts.act(self.parts.conv(x)).flatten(1))
+
+    x = torch.zeros(2, 1, 4, 4)
+    assert default_layers(Net(), x) == ("parts.act", "fc")
+    assert latent_layer(Net(), example=x) == "fc:input"

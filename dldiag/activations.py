@@ -523,6 +523,7 @@ def run_pass(
     show_progress: bool = False,
     desc: str = "pass",
     output=None,
+    transform=None,
 ) -> PassResult:
     """One streaming pass over ``x`` (or ``x[indices]``) that yields predictions and aggregates.
 
@@ -554,6 +555,9 @@ def run_pass(
         Label of the progress bar.
     output : None, int, str or callable
         Picks the logits when the model returns a tuple or dict (see :func:`select_output`).
+    transform : callable, optional
+        Applied to each batch (a float32 tensor) before the model, e.g. the normalisation the
+        model was trained with. It must not change its input in place.
 
     Returns
     -------
@@ -573,11 +577,11 @@ def run_pass(
     hooked = layers if latent_layer is None or latent_layer in layers else layers + (latent_layer,)
     with exclusive(model):
         return _stream(model, x, y, layers, hooked, order, n_classes, latent_layer, batch_size,
-                       show_progress, desc, output)
+                       show_progress, desc, output, transform)
 
 
 def _stream(model, x, y, layers, hooked, order, n_classes, latent_layer, batch_size, show_progress,
-            desc, output) -> PassResult:
+            desc, output, transform) -> PassResult:
     """The body of :func:`run_pass`, with its arguments checked and the model held."""
     n = len(order)
     y_pred = np.empty(n, dtype=np.int64)
@@ -591,16 +595,17 @@ def _stream(model, x, y, layers, hooked, order, n_classes, latent_layer, batch_s
             xb = torch.from_numpy(np.ascontiguousarray(x[idx], dtype=np.float32))
             yb = torch.from_numpy(np.asarray(y[idx], dtype=np.int64))
             size = len(yb)
-            logits, acts = forward_with_activations(model, hooked, xb, output)
+            logits, acts = forward_with_activations(model, hooked, xb if transform is None else transform(xb), output)
             if xb._version:
                 # xb may be a view of x (see _as_slice): an in-place op on it changed the data.
                 raise RuntimeError(
-                    "the model changed its input batch in place (e.g. an in-place op on its input); "
-                    "the items in memory are no longer the data set's: reload the data and make the "
-                    "model's first operation out of place"
+                    "the model (or the transform) changed its input batch in place (e.g. an in-place op on "
+                    "its input); the items in memory are no longer the data set's: reload the data and make "
+                    "the first operation out of place"
                 )
-            if logits.shape[1] != n_classes:
-                raise ValueError(f"model has {logits.shape[1]} logits but n_classes={n_classes}")
+            if logits.ndim != 2 or logits.shape[1] != n_classes:
+                raise ValueError(f"the model's output has shape {tuple(logits.shape)} for a batch of {size} items; "
+                                 f"the data has {n_classes} classes, so (batch, {n_classes}) logits are expected")
             pred = logits.argmax(dim=1)
             cell_t = yb * n_classes + pred
             y_pred[start : start + size] = pred.numpy()
@@ -631,7 +636,7 @@ def _stream(model, x, y, layers, hooked, order, n_classes, latent_layer, batch_s
         bar.close()
     if n == 0 and layers:
         # An empty sample: every group is absent, with the unit counts of the model's layers.
-        return _empty_result(model, x, layers, n_classes, latent_layer, output)
+        return _empty_result(model, x, layers, n_classes, latent_layer, output, transform)
     cells = y[order] * n_classes + y_pred
     cell_counts = np.bincount(cells, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
     by_layer = {key: acc.result(cells, cell_counts) for key, acc in accs.items()}
@@ -652,9 +657,9 @@ def _as_slice(idx: np.ndarray):
     return idx
 
 
-def _empty_result(model, x, layers, n_classes, latent_layer, output) -> PassResult:
+def _empty_result(model, x, layers, n_classes, latent_layer, output, transform) -> PassResult:
     probe = run_pass(model, x[:1], np.zeros(1, dtype=np.int64), layers, n_classes=n_classes,
-                     latent_layer=latent_layer, output=output)
+                     latent_layer=latent_layer, output=output, transform=transform)
     by_layer = {
         key: LayerAggregates(np.zeros_like(a.sums), np.zeros_like(a.counts),
                              np.zeros_like(a.argmax_counts), a.unit_shape)

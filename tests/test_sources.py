@@ -51,18 +51,21 @@ def as_rgb(images: np.ndarray) -> np.ndarray:
 def write_folder(root, images, labels, *, names=None):
     """Write each image as ``root/<class name>/<index>.png``; return (x, y) in item order.
 
-    FolderSource orders items by class, then by file name: sorting by label (stable) gives
-    the same order because file names are zero-padded indices.
+    FolderSource's classes are the sorted sub-folders that exist, and its items are ordered by
+    class, then by file name (zero-padded indices here); (x, y) are given in that order, with
+    y the index of the item's sub-folder.
     """
     names = names or [f"digit-{k}" for k in range(10)]
     for i, (im, label) in enumerate(zip(images, labels)):
         folder = root / names[label]
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(im).save(folder / f"{i:04d}.png")
-    order = np.argsort(labels, kind="stable")
+    present = sorted({names[label] for label in labels})
+    y = np.array([present.index(names[label]) for label in labels], dtype=np.int64)
+    order = np.argsort(y, kind="stable")
     x = images[order].astype(np.float32) / np.float32(255.0)
     x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(x), labels[order]
+    return np.ascontiguousarray(x), y[order]
 
 
 class PairDataset(torch.utils.data.Dataset):
@@ -380,7 +383,7 @@ def test_torch_source_errors():
 
 def test_folder_classes_labels_and_files(gray):
     src, x, y = gray
-    assert src.class_names == tuple(f"digit-{k}" for k in range(10))
+    assert src.class_names == tuple(f"digit-{k}" for k in range(10))  # all 10 drawn
     np.testing.assert_array_equal(src.labels(), y)
     assert src.files[0].parent.name == f"digit-{y[0]}"
     assert src.item_shape == (1, 8, 8)

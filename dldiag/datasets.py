@@ -39,6 +39,7 @@ import gzip
 import hashlib
 import json
 import os
+import sys
 import zipfile
 import zlib
 from dataclasses import dataclass, replace
@@ -875,7 +876,7 @@ def _load_folder(name: str, folder: Path, splits: tuple[str, ...], skip_unreadab
             f"splits must be ('test',); got {splits!r}"
         )
     src = FolderSource(folder, skip_unreadable=skip_unreadable)
-    return _build(name, {"test": (src, src.labels())}, src.class_names,
+    return _build(name, {"test": (src, np.array(src.labels()))}, src.class_names,
                   {"test": (str(folder),)})
 
 
@@ -905,7 +906,7 @@ def _parse_h5_target(name: str, target: str) -> tuple[Path, dict[str, str], set[
 
 
 def _h5_strings(ds, path: Path, key: str) -> list[str]:
-    import h5py
+    import h5py  # h5_open imported it already; this is a name lookup
 
     if ds.ndim != 1 or h5py.check_string_dtype(ds.dtype) is None:
         raise DatasetError(
@@ -1077,7 +1078,7 @@ def as_dataset(data, *, class_names=None, name=None, skip_unreadable=False) -> D
 
 
 def _is_tensor(value) -> bool:
-    torch = __import__("sys").modules.get("torch")
+    torch = sys.modules.get("torch")
     return torch is not None and isinstance(value, torch.Tensor)
 
 

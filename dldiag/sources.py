@@ -28,6 +28,7 @@ import abc
 import hashlib
 import json
 import os
+import sys
 import warnings
 from numbers import Integral
 from pathlib import Path
@@ -244,9 +245,8 @@ class ItemSource(abc.ABC):
     ``item_shape``; ``src[a:b:c]``, ``src[[3, 1, 3]]``, ``src[np.array(...)]`` (any shape of
     integers) and ``src[mask]`` (a boolean array of length N) are a new C-contiguous batch
     whose data start on a 64-byte boundary (so that two reads of the same items run the same
-    kernels in the model).
-    A tuple key indexes items with its first element and the item axes with the rest
-    (``src[:, 0]`` is the first channel). Each distinct item is read once per call, in
+    kernels in the model). A tuple key indexes items with its first element and the item axes
+    with the rest (``src[:, 0]`` is the first channel). Each distinct item is read once per call, in
     increasing index order, then the batch is put in the order asked. An index out of range
     raises ``IndexError``; items that are not finite raise :class:`DatasetError`.
 
@@ -550,8 +550,6 @@ class TorchDatasetSource(ItemSource):
 
 def _torch_data():
     """``torch.utils.data`` if torch is imported, else None (no import just to check types)."""
-    import sys
-
     torch = sys.modules.get("torch")
     return None if torch is None else torch.utils.data
 
@@ -571,6 +569,7 @@ def _iterable_message(dataset) -> str:
 _GRAY_8 = frozenset({"1", "L", "LA"})
 _GRAY_16 = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 _COLOUR = frozenset({"P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr"})
+_MODES = _GRAY_8 | _GRAY_16 | _COLOUR
 
 
 def _pillow():
@@ -656,7 +655,7 @@ class FolderSource(ItemSource):
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
                 bad.append((path, str(exc) or type(exc).__name__))
                 size = mode = None
-            if mode is not None and mode not in _GRAY_8 | _GRAY_16 | _COLOUR:
+            if mode is not None and mode not in _MODES:
                 bad.append((path, f"unsupported image mode {mode}"))
                 size = mode = None
             sizes.append(size)
@@ -753,6 +752,11 @@ class FolderSource(ItemSource):
                     rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / np.float32(255.0)
         except (OSError, ValueError, SyntaxError) as exc:
             raise DatasetError(f"{self.description}: cannot read {path}: {exc}") from exc
+        if gray is None and channels == 1:
+            raise DatasetError(
+                f"{self.description}: {path} is now a colour image; the folder held only "
+                "grayscale images when it was opened; it changed on disk"
+            )
         if gray is None:
             out[...] = rgb.transpose(2, 0, 1)
         else:

@@ -1,19 +1,35 @@
-"""Named data sets and generic loaders.
+"""Named data sets, generic loaders, and the data a user hands to the Python API.
 
 A :class:`Dataset` holds a train split (for fitting a model) and the evaluation split D
-(``x_test``, ``y_test``) whose items are addressed by their integer index. Images are
-``float32`` arrays of shape ``(N, C, H, W)``; labels are ``int64`` arrays of shape ``(N,)``.
+(``x_test``, ``y_test``) whose items are addressed by their integer index. Items are
+``float32``, held in an array of shape ``(N, *item_shape)`` or streamed from an
+:class:`~dldiag.sources.ItemSource` that behaves like one; an item is an image ``(C, H, W)``
+or a feature vector ``(F,)`` (other shapes pass through to the model unchanged). Labels are
+``int64`` arrays of shape ``(N,)``, always in memory.
 
 :func:`load_dataset` understands
 
 - ``"digits"``: scikit-learn's bundled 8×8 digits, split 75/25 with a fixed seed;
 - ``"fashion-mnist"``: the Fashion-MNIST IDX files, looked up in a fixed list of folders;
 - ``"idx:DIR"``: any folder in MNIST's IDX layout;
-- ``"npz:FILE"``: a NumPy ``.npz`` archive holding ``x_train, y_train, x_test, y_test``.
+- ``"npz:FILE"``: a NumPy ``.npz`` archive holding ``x_train, y_train, x_test, y_test``;
+- ``"folder:DIR"``: one sub-folder of PNG/JPEG images per class (the evaluation split only),
+  streamed;
+- ``"h5:FILE"``: an HDF5 file holding the datasets ``x_test`` and ``y_test`` (and optionally
+  ``x_train``, ``y_train``, ``class_names``), items streamed. Other dataset names are given
+  after the last ``?`` as ``key=NAME`` pairs joined by ``&``, with keys ``x``, ``y``,
+  ``x_train``, ``y_train``, ``class_names``: ``"h5:/data/run:3.h5?x=images&y=labels"``.
+  Only the leading ``h5:`` is a prefix, so file names may hold colons; a file name holding
+  ``?`` is taken whole when that file exists. NAME may use %-escapes (``%26`` for ``&``).
 
-Corrupt or inconsistent files raise :class:`DatasetError` and missing files raise
-:class:`DatasetNotFoundError`; both messages name the file (or every folder looked in) and
-the problem, so that a user can fix the data from the message alone.
+:func:`as_dataset` turns what a user hands to the Python API into a :class:`Dataset` of the
+evaluation split: ``(x, y)`` arrays or tensors, a map-style torch ``Dataset``, a
+``DataLoader``, a spec string as above, or a :class:`Dataset`.
+
+Corrupt or inconsistent data raise :class:`DatasetError` and missing files raise
+:class:`DatasetNotFoundError` (both defined in :mod:`dldiag.sources`); the messages name the
+file (or every folder looked in) and the problem, so that a user can fix the data from the
+message alone.
 """
 
 from __future__ import annotations
@@ -23,25 +39,56 @@ import gzip
 import hashlib
 import json
 import os
+import sys
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
+
+from .sources import (
+    DatasetError,
+    DatasetNotFoundError,
+    FolderSource,
+    H5Source,
+    ItemSource,
+    TorchDatasetSource,
+    as_labels,
+    check_finite,
+    file_item_layout,
+    file_items_to_float,
+    h5_dataset,
+    h5_open,
+    items_digest,
+)
+from .sources import _iterable_message, _torch_data
 
 __all__ = [
     "DATASET_NAMES",
     "Dataset",
     "DatasetError",
     "DatasetNotFoundError",
+    "H5_KEYS",
+    "as_dataset",
     "load_dataset",
     "read_idx",
 ]
 
 DATASET_NAMES = ("digits", "fashion-mnist")
-"""Names of the built-in data sets; :func:`load_dataset` also takes ``"idx:DIR"`` and
-``"npz:FILE"``."""
+"""Names of the built-in data sets; :func:`load_dataset` also takes ``"idx:DIR"``,
+``"npz:FILE"``, ``"folder:DIR"`` and ``"h5:FILE"``."""
+
+#: Keys of an ``h5:FILE?key=NAME&...`` spec and the dataset name each defaults to.
+#: ``x_test`` and ``y_test`` are also accepted for ``x`` and ``y``.
+H5_KEYS = {
+    "x": "x_test",
+    "y": "y_test",
+    "x_train": "x_train",
+    "y_train": "y_train",
+    "class_names": "class_names",
+}
 
 SPLITS = ("train", "test")
 
@@ -85,14 +132,6 @@ _FASHION_MNIST_HINT = (
 _READ_ERRORS = (OSError, EOFError, zlib.error, zipfile.BadZipFile, ValueError)
 
 
-class DatasetError(ValueError):
-    """A data file is corrupt or inconsistent; the message names the file and the problem."""
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """Data files are missing; the message lists every place looked and how to get the data."""
-
-
 @dataclass(frozen=True, eq=False)
 class Dataset:
     """A classification data set: a train split and the evaluation split D.
@@ -100,13 +139,15 @@ class Dataset:
     Parameters
     ----------
     name : str
-        The name it was loaded by, e.g. ``"fashion-mnist"`` or ``"npz:/data/my.npz"``.
-    x_train : ndarray of float32, shape (N_train, C, H, W), or None
+        The name it was loaded by, e.g. ``"fashion-mnist"`` or ``"npz:/data/my.npz"``. It is
+        part of :meth:`fingerprint`, so it must not change between runs for the same data.
+    x_train : ndarray of float32, shape (N_train, *item_shape), ItemSource, or None
         Train items; ``None`` if the train split was not requested.
     y_train : ndarray of int64, shape (N_train,), or None
         Train labels; ``None`` exactly when ``x_train`` is.
-    x_test : ndarray of float32, shape (N, C, H, W)
-        The evaluation split D. Items are addressed by their index in it.
+    x_test : ndarray of float32, shape (N, *item_shape), or ItemSource
+        The evaluation split D. Items are addressed by their index in it: ``x_test[i]`` is one
+        item, ``x_test[slice]`` and ``x_test[int_array]`` a batch.
     y_test : ndarray of int64, shape (N,)
         Labels of D, in ``[0, n_classes)``.
     class_names : tuple of str
@@ -122,9 +163,9 @@ class Dataset:
     """
 
     name: str
-    x_train: np.ndarray | None
+    x_train: np.ndarray | ItemSource | None
     y_train: np.ndarray | None
-    x_test: np.ndarray
+    x_test: np.ndarray | ItemSource
     y_test: np.ndarray
     class_names: tuple[str, ...]
     sources: tuple[str, ...] = ()
@@ -143,14 +184,15 @@ class Dataset:
         if self.x_train is not None:
             pairs.insert(0, ("train", self.x_train, self.y_train))
         for split, x, y in pairs:
-            if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 4:
+            is_array = isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim >= 2
+            if not (is_array or isinstance(x, ItemSource)):
                 raise ValueError(
-                    f"x_{split} must be a float32 array of shape (N, C, H, W); "
-                    f"got {_describe(x)}"
+                    f"x_{split} must be a float32 array of shape (N, *item_shape), e.g. "
+                    f"(N, C, H, W) or (N, F), or an ItemSource; got {_describe(x)}"
                 )
-            if not isinstance(y, np.ndarray) or y.dtype != np.int64 or y.shape != x.shape[:1]:
+            if not isinstance(y, np.ndarray) or y.dtype != np.int64 or y.shape != (len(x),):
                 raise ValueError(
-                    f"y_{split} must be an int64 array of shape ({x.shape[0]},) to match "
+                    f"y_{split} must be an int64 array of shape ({len(x)},) to match "
                     f"x_{split}; got {_describe(y)}"
                 )
             if y.size and (y.min() < 0 or y.max() >= len(self.class_names)):
@@ -172,10 +214,18 @@ class Dataset:
         )
 
     @property
-    def item_shape(self) -> tuple[int, int, int]:
-        """Shape ``(C, H, W)`` of one item."""
-        c, h, w = self.x_test.shape[1:]
-        return (int(c), int(h), int(w))
+    def item_shape(self) -> tuple[int, ...]:
+        """Shape of one item: ``(C, H, W)`` for images, ``(F,)`` for feature vectors."""
+        return tuple(int(s) for s in self.x_test.shape[1:])
+
+    @property
+    def item_kind(self) -> str:
+        """``"image"`` for items (C, H, W) with C in (1, 3), ``"vector"`` for (F,), else
+        ``"other"``."""
+        shape = self.item_shape
+        if len(shape) == 3 and shape[0] in (1, 3):
+            return "image"
+        return "vector" if len(shape) == 1 else "other"
 
     @property
     def n_classes(self) -> int:
@@ -188,25 +238,32 @@ class Dataset:
         Returns
         -------
         str
-            SHA-256 hex digest of ``name``, ``class_names`` and the shapes, dtypes and bytes
-            of ``x_test`` and ``y_test``. The train split is not part of it. Computed on the
-            first call (about 30 ms for 10 000 28×28 items) and cached.
+            SHA-256 hex digest of ``name``, ``class_names``, the digest of ``x_test``'s items
+            (:func:`~dldiag.sources.items_digest`, the same for an array and for a source
+            holding equal values) and the shape and bytes of ``y_test``. The train split is
+            not part of it. Computed on the first call and cached: about 30 ms for 10 000
+            28×28 items in memory; a source reads every item once (cached by the source).
         """
         return self._fingerprint
+
+    @functools.cached_property
+    def _x_test_digest(self) -> str:
+        if isinstance(self.x_test, ItemSource):
+            return self.x_test.digest()
+        return items_digest(self.x_test)
 
     @functools.cached_property
     def _fingerprint(self) -> str:
         # cached_property writes into the instance __dict__, which a frozen dataclass allows.
         h = hashlib.sha256()
         header = {
-            "format": "dldiag.Dataset/1",
+            "format": "dldiag.Dataset/2",
             "name": self.name,
             "class_names": list(self.class_names),
-            "x_test": [str(self.x_test.dtype), list(self.x_test.shape)],
+            "x_test": self._x_test_digest,
             "y_test": [str(self.y_test.dtype), list(self.y_test.shape)],
         }
         h.update(json.dumps(header, sort_keys=True).encode("utf-8"))
-        h.update(np.ascontiguousarray(self.x_test).data)
         h.update(np.ascontiguousarray(self.y_test).data)
         return h.hexdigest()
 
@@ -216,6 +273,8 @@ def _describe(a) -> str:
         return "None"
     if isinstance(a, np.ndarray):
         return f"{a.dtype} array of shape {a.shape}"
+    if isinstance(a, ItemSource):
+        return repr(a)
     return type(a).__name__
 
 
@@ -335,7 +394,7 @@ def _find_idx_file(folder: Path, stem: str) -> Path | None:
 
 
 def _read_idx_images(path: Path) -> np.ndarray:
-    return _as_images(read_idx(path), f"{path}")
+    return _as_items(read_idx(path), f"{path}")
 
 
 def _read_idx_labels(path: Path) -> np.ndarray:
@@ -347,62 +406,24 @@ def _read_idx_labels(path: Path) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def _as_images(x: np.ndarray, source: str) -> np.ndarray:
-    """Convert items to float32 (N, C, H, W); ``source`` names the file (and array) in errors.
+def _as_items(x: np.ndarray, source: str) -> np.ndarray:
+    """Convert items read from a file to float32 (N, *item_shape); ``source`` names the file
+    (and array) in errors.
 
-    Rules: (N, F) -> (N, 1, 1, F); (N, H, W) -> (N, 1, H, W); (N, H, W, C) with C in (1, 3)
-    and H, W > 4 -> transposed to (N, C, H, W); other 4-d arrays are taken as (N, C, H, W).
-    uint8 is divided by 255; other numeric types are cast to float32 unchanged.
+    Rules (:func:`~dldiag.sources.file_item_layout`): (N, F) stays (N, F), feature vectors;
+    (N, H, W) -> (N, 1, H, W); (N, H, W, C) with C in (1, 3) and H, W > 4 -> transposed to
+    (N, C, H, W); other 4-d arrays are taken as (N, C, H, W). uint8 is divided by 255; other
+    numeric types are cast to float32 unchanged.
     """
     if x.dtype.kind not in "uif":
         raise DatasetError(f"{source}: items must be numeric; got dtype {x.dtype}")
-    if x.ndim == 2:
-        x = x[:, None, None, :]
-    elif x.ndim == 3:
-        x = x[:, None, :, :]
-    elif x.ndim == 4:
-        if x.shape[3] in (1, 3) and x.shape[1] > 4 and x.shape[2] > 4:
-            x = x.transpose(0, 3, 1, 2)
-    else:
-        raise DatasetError(
-            f"{source}: items must have 2 to 4 dimensions, (N, F), (N, H, W), (N, C, H, W) "
-            f"or (N, H, W, C); got shape {x.shape}"
-        )
-    if x.dtype == np.uint8:
-        out = x.astype(np.float32) / np.float32(255.0)
-    else:
-        out = x.astype(np.float32)
-    out = np.ascontiguousarray(out)
-    bad = ~np.isfinite(out)
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise DatasetError(
-            f"{source}: items must be finite; found {int(bad.sum())} NaN/inf values "
-            f"(as float32), the first at index {first}"
-        )
+    _, channels_last = file_item_layout(x.shape, source)
+    out = file_items_to_float(x, channels_last)
+    check_finite(out, source)
     return out
 
 
-def _as_labels(y: np.ndarray, source: str) -> np.ndarray:
-    """Convert labels to int64 (N,), checking they are whole numbers >= 0."""
-    if y.ndim != 1:
-        raise DatasetError(f"{source}: labels must be a 1-d array; got shape {y.shape}")
-    if y.dtype.kind in "iu":
-        out = y.astype(np.int64)
-    elif y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
-        out = y.astype(np.int64)
-    else:
-        raise DatasetError(
-            f"{source}: labels must be integers (or floats with whole values); got dtype "
-            f"{y.dtype}" + ("" if y.dtype.kind != "f" else " with non-integral or NaN values")
-        )
-    if out.size and out.min() < 0:
-        i = int(np.argmax(out < 0))
-        raise DatasetError(
-            f"{source}: labels must be >= 0; found {int((out < 0).sum())} negative, "
-            f"the first at index {i} ({out[i]})"
-        )
-    return out
+_as_labels = as_labels
 
 
 def _check_pair(x: np.ndarray, y: np.ndarray, x_source: str, y_source: str) -> None:
@@ -494,7 +515,12 @@ def _check_splits(splits) -> tuple[str, ...]:
     return tuple(s for s in SPLITS if s in splits)
 
 
-def load_dataset(name: str, *, splits: tuple[str, ...] = ("train", "test")) -> Dataset:
+def load_dataset(
+    name: str,
+    *,
+    splits: tuple[str, ...] = ("train", "test"),
+    skip_unreadable: bool = False,
+) -> Dataset:
     """Load a data set by name.
 
     Parameters
@@ -523,15 +549,35 @@ def load_dataset(name: str, *, splits: tuple[str, ...] = ("train", "test")) -> D
           string array). Without it, class names are ``"0"`` .. ``"K-1"`` with K = 1 + the
           largest label of the ``y_*`` arrays present.
 
-        For ``idx:`` and ``npz:``, items are converted by these rules: (N, F) becomes
-        (N, 1, 1, F); (N, H, W) becomes (N, 1, H, W); a 4-d array whose last axis is 1 or 3
-        and whose axes 1 and 2 are both larger than 4 is taken as channels-last (N, H, W, C)
-        and transposed to (N, C, H, W); any other 4-d array is taken as (N, C, H, W). uint8
-        is divided by 255; other numeric types are cast to float32 unchanged. Labels must be
-        whole numbers >= 0, and < the number of class names when names are given.
+        - ``"folder:DIR"``: one sub-folder per class holding PNG/JPEG images of one size;
+          class names are the sorted sub-folder names. The whole folder is the evaluation
+          split (``splits`` must be ``("test",)``). Items (C, H, W) in [0, 1], C = 1 if every
+          image is grayscale else 3, streamed from the files by a
+          :class:`~dldiag.sources.FolderSource` (see it for the rules and
+          ``skip_unreadable``).
+        - ``"h5:FILE"`` or ``"h5:FILE?key=NAME&key=NAME..."``: an HDF5 file. The evaluation
+          split is the datasets named by keys ``x`` and ``y`` (default ``x_test`` and
+          ``y_test``), the train split those of ``x_train`` and ``y_train`` (default the same
+          names), and the optional ``class_names`` key names a 1-d string dataset (default
+          ``class_names``, used if present). E.g. ``"h5:run.h5?x=eval/images&y=eval/labels"``.
+          Only the leading ``h5:`` is a prefix, so FILE may hold colons; the keys follow the
+          last ``?`` unless FILE itself (with its ``?``) exists; NAME may use %-escapes.
+          Items are streamed by an :class:`~dldiag.sources.H5Source`; labels and class
+          names are read whole.
+
+        For ``idx:``, ``npz:`` and ``h5:``, items are converted by these rules: (N, F) stays
+        (N, F), feature vectors; (N, H, W) becomes (N, 1, H, W); a 4-d array whose last axis
+        is 1 or 3 and whose axes 1 and 2 are both larger than 4 is taken as channels-last
+        (N, H, W, C) and transposed to (N, C, H, W); any other 4-d array is taken as
+        (N, C, H, W). uint8 is divided by 255; other numeric types are cast to float32
+        unchanged. Labels must be whole numbers >= 0, and < the number of class names when
+        names are given.
     splits : tuple of {"train", "test"}, default=("train", "test")
         Splits to load; ``"test"`` (the evaluation split) is required. A split not
         requested is ``None`` in the result and its files are not read.
+    skip_unreadable : bool, default=False
+        For ``folder:``: leave out image files that cannot be read, with one warning, instead
+        of stopping with an error naming them.
 
     Returns
     -------
@@ -540,7 +586,7 @@ def load_dataset(name: str, *, splits: tuple[str, ...] = ("train", "test")) -> D
     Raises
     ------
     ValueError
-        If ``name`` or ``splits`` is not allowed.
+        If ``name`` or ``splits`` is not allowed (a ``folder:`` data set has no train split).
     DatasetNotFoundError
         If files are missing; the message lists every place looked and how to get the data.
     DatasetError
@@ -554,26 +600,38 @@ def load_dataset(name: str, *, splits: tuple[str, ...] = ("train", "test")) -> D
     ((450, 1, 8, 8), True)
     """
     splits = _check_splits(splits)
-    forms = (
-        ", ".join(repr(n) for n in DATASET_NAMES)
-        + ", 'idx:DIR' (a folder in MNIST's IDX layout) or 'npz:FILE' (a NumPy archive)"
-    )
     if not isinstance(name, str):
-        raise ValueError(f"name must be one of {forms}; got {name!r}")
+        raise ValueError(f"name must be one of {_FORMS}; got {name!r}")
     if name == "digits":
         return _load_digits(splits)
     if name == "fashion-mnist":
         return _load_fashion_mnist(splits)
-    for prefix, loader in (("idx:", _load_idx_dir), ("npz:", _load_npz)):
+    for prefix, example in _PREFIXES.items():
         if name.startswith(prefix):
             target = name[len(prefix):]
-            if not target:
-                raise ValueError(
-                    f"name {name!r} lacks a path after {prefix!r}; e.g. "
-                    f"{prefix}{'data/my-idx' if prefix == 'idx:' else 'data/my.npz'}"
-                )
-            return loader(name, Path(target).expanduser(), splits)
-    raise ValueError(f"name must be one of {forms}; got {name!r}")
+            if not target or target.startswith("?"):
+                raise ValueError(f"name {name!r} lacks a path after {prefix!r}; e.g. {example}")
+            if prefix == "idx:":
+                return _load_idx_dir(name, Path(target).expanduser(), splits)
+            if prefix == "npz:":
+                return _load_npz(name, Path(target).expanduser(), splits)
+            if prefix == "folder:":
+                return _load_folder(name, Path(target).expanduser(), splits, skip_unreadable)
+            return _load_h5(name, target, splits)
+    raise ValueError(f"name must be one of {_FORMS}; got {name!r}")
+
+
+_PREFIXES = {
+    "idx:": "idx:data/my-idx",
+    "npz:": "npz:data/my.npz",
+    "folder:": "folder:data/my-images",
+    "h5:": "h5:data/my.h5?x=images&y=labels",
+}
+_FORMS = (
+    ", ".join(repr(n) for n in DATASET_NAMES)
+    + ", 'idx:DIR' (a folder in MNIST's IDX layout), 'folder:DIR' (one sub-folder of images "
+    "per class), 'h5:FILE[?x=KEY&y=KEY]' (an HDF5 file) or 'npz:FILE' (a NumPy archive)"
+)
 
 
 def _load_digits(splits: tuple[str, ...]) -> Dataset:
@@ -750,7 +808,7 @@ def _load_npz(name: str, path: Path, splits: tuple[str, ...]) -> Dataset:
         parts = {}
         for split in splits:
             why = "the evaluation split" if split == "test" else "for the train split"
-            x = _as_images(get(f"x_{split}", why), f"{path}[x_{split}]")
+            x = _as_items(get(f"x_{split}", why), f"{path}[x_{split}]")
             y = _as_labels(get(f"y_{split}", why), f"{path}[y_{split}]")
             _check_pair(x, y, f"{path}[x_{split}]", f"{path}[y_{split}]")
             parts[split] = (x, y)
@@ -803,3 +861,343 @@ def _build(name, parts, class_names, sources, extra=()) -> Dataset:
         class_names=tuple(class_names),
         sources=tuple(seen) + tuple(extra),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# folder: and h5:
+# --------------------------------------------------------------------------------------------
+
+
+def _load_folder(name: str, folder: Path, splits: tuple[str, ...], skip_unreadable: bool
+                 ) -> Dataset:
+    if "train" in splits:
+        raise ValueError(
+            f"dataset {name!r} is an image folder, which holds only the evaluation split; "
+            f"splits must be ('test',); got {splits!r}"
+        )
+    src = FolderSource(folder, skip_unreadable=skip_unreadable)
+    return _build(name, {"test": (src, np.array(src.labels()))}, src.class_names,
+                  {"test": (str(folder),)})
+
+
+def _parse_h5_target(name: str, target: str) -> tuple[Path, dict[str, str], set[str]]:
+    """Split ``FILE[?key=NAME&...]`` into the file, the dataset name of every key, and the
+    keys given explicitly."""
+    path_text, query = target, ""
+    if "?" in target and not Path(target).expanduser().is_file():
+        path_text, query = target.rsplit("?", 1)
+    if not path_text:
+        raise ValueError(f"name {name!r} lacks a path after 'h5:'; e.g. {_PREFIXES['h5:']}")
+    keys, given = dict(H5_KEYS), set()
+    for part in query.split("&") if query else ():
+        key, sep, value = part.partition("=")
+        key = {"x_test": "x", "y_test": "y"}.get(unquote(key), unquote(key))
+        if key not in H5_KEYS or not sep or not value:
+            raise ValueError(
+                f"name {name!r}: {part!r} must be key=NAME with key one of "
+                f"{', '.join(H5_KEYS)} (x_test, y_test also mean x, y); e.g. "
+                f"{_PREFIXES['h5:']}"
+            )
+        if key in given:
+            raise ValueError(f"name {name!r}: key {key!r} is given twice")
+        keys[key] = unquote(value)
+        given.add(key)
+    return Path(path_text).expanduser(), keys, given
+
+
+def _h5_strings(ds, path: Path, key: str) -> list[str]:
+    import h5py  # h5_open imported it already; this is a name lookup
+
+    if ds.ndim != 1 or h5py.check_string_dtype(ds.dtype) is None:
+        raise DatasetError(
+            f"{path}[{key}]: class names must be a 1-d dataset of strings; got dtype "
+            f"{ds.dtype} and shape {tuple(ds.shape)}"
+        )
+    try:
+        return [str(v) for v in ds.asstr()[()]]
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}[{key}]: cannot read class names: {exc}") from exc
+
+
+def _load_h5(name: str, target: str, splits: tuple[str, ...]) -> Dataset:
+    path, keys, given = _parse_h5_target(name, target)
+    split_keys = {"test": (keys["x"], keys["y"]), "train": (keys["x_train"], keys["y_train"])}
+    labels, names, other_top = {}, None, None
+    with h5_open(path) as f:
+        for split in splits:
+            why = "the evaluation split" if split == "test" else "for the train split"
+            x_key, y_key = split_keys[split]
+            h5_dataset(f, x_key, path, why)
+            y = h5_dataset(f, y_key, path, why)
+            try:
+                raw = np.asarray(y[()])
+            except (OSError, ValueError) as exc:
+                raise DatasetError(f"{path}[{y_key}]: cannot read labels: {exc}") from exc
+            labels[split] = _as_labels(raw, f"{path}[{y_key}]")
+        if "class_names" in given or keys["class_names"] in f:
+            ds = h5_dataset(f, keys["class_names"], path, "the class names")
+            names = _check_class_names(_h5_strings(ds, path, keys["class_names"]),
+                                       f"{path}[{keys['class_names']}]")
+        elif "train" not in splits and split_keys["train"][1] in f:
+            # Unrequested train labels also count, so the class count does not vary with splits.
+            y_key = split_keys["train"][1]
+            y = _as_labels(np.asarray(h5_dataset(f, y_key, path)[()]), f"{path}[{y_key}]")
+            other_top = int(y.max()) if y.size else None
+    parts, sources = {}, {}
+    for split in splits:
+        x_key, y_key = split_keys[split]
+        x = H5Source(path, x_key)
+        _check_pair(x, labels[split], f"{path}[{x_key}]", f"{path}[{y_key}]")
+        parts[split] = (x, labels[split])
+        sources[split] = (str(path),)
+    _check_same_item_shape(parts, {s: f"{path}[{split_keys[s][0]}]" for s in parts})
+    if names is not None:
+        for split, y in labels.items():
+            _check_label_range(y, len(names), f"{path}[{split_keys[split][1]}]",
+                               f"{path}[{keys['class_names']}]")
+    else:
+        tops = [int(y.max()) for y in labels.values() if y.size]
+        if other_top is not None:
+            tops.append(other_top)
+        names = _numbered_class_names(max(tops, default=0), str(path),
+                                      "a 'class_names' dataset")
+    return _build(name, parts, names, sources)
+
+
+# --------------------------------------------------------------------------------------------
+# as_dataset: what a user hands to the Python API
+# --------------------------------------------------------------------------------------------
+
+_AS_DATASET_FORMS = (
+    "an (x, y) pair of numpy arrays or torch tensors, a map-style torch Dataset yielding "
+    "(x, y), a DataLoader over one, a spec string such as 'digits', 'npz:FILE', "
+    "'folder:DIR' or 'h5:FILE', or a Dataset"
+)
+
+
+def as_dataset(data, *, class_names=None, name=None, skip_unreadable=False) -> Dataset:
+    """Turn the data a user hands to the Python API into a :class:`Dataset` (evaluation split).
+
+    Parameters
+    ----------
+    data : tuple (x, y), torch Dataset, DataLoader, str, or Dataset
+        - ``(x, y)``: numpy arrays or torch tensors, ``x`` of shape ``(N, *item_shape)`` (any
+          item shape, e.g. images (N, C, H, W) or feature vectors (N, F)) and ``y`` of N
+          integer labels. ``x`` is used as float32 with its values unchanged (no copy when it
+          is already a float32 array or CPU tensor); ``y`` becomes int64 (floats with whole
+          values are accepted).
+        - a map-style ``torch.utils.data.Dataset`` whose ``ds[i]`` is ``(x, y)``: its items
+          are streamed by a :class:`~dldiag.sources.TorchDatasetSource`, in index order.
+          Class names default to ``dataset.classes`` when it is a list of strings. A
+          ``TensorDataset`` of two tensors is taken as ``(x, y)``.
+        - a ``DataLoader``: its ``.dataset`` as above (its sampler, batch size and
+          ``collate_fn`` are not used). An ``IterableDataset`` cannot be indexed and is
+          refused.
+        - a spec string: ``load_dataset(data, splits=("test",))``, e.g. ``"folder:DIR"`` or
+          ``"h5:FILE?x=images&y=labels"``.
+        - a :class:`Dataset`: returned as is (with ``class_names`` and ``name`` applied if
+          given).
+    class_names : sequence of str, optional
+        One name per class. Without it: the data's own names (folder names, an archive's
+        ``class_names``, ``dataset.classes``), else ``"0"`` .. ``"K-1"`` with K = 1 + the
+        largest label. When the data name their classes, the count must match; otherwise it
+        must exceed the largest label (more names than labels seen is allowed).
+    name : str, optional
+        The data set's name, part of the cache key. Default: the spec string; for arrays
+        ``"arrays:"`` and for a torch Dataset its class name and ``":"``, followed by the
+        first 12 hex digits of the items' digest, so it is stable across runs for the same
+        data (computing it reads a streamed dataset once; the digest is cached).
+    skip_unreadable : bool, default=False
+        For ``folder:``: leave out unreadable image files with one warning instead of
+        stopping with an error naming them.
+
+    Returns
+    -------
+    Dataset
+        With ``x_train`` and ``y_train`` ``None``, except for a :class:`Dataset` given with
+        its train split.
+
+    Raises
+    ------
+    DatasetError
+        If labels are missing, not integers, negative or out of range for the class names,
+        ``len(x) != len(y)``, the split is empty, items are not finite or of mixed shapes,
+        ``class_names`` has the wrong length, or a file is unreadable; one line naming the
+        problem.
+    TypeError
+        If ``data`` is of none of the forms above.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.zeros((6, 30), dtype=np.float32)
+    >>> ds = as_dataset((x, np.array([0, 1, 1, 0, 1, 0])), class_names=["benign", "malignant"])
+    >>> ds.item_shape, ds.n_classes, ds.name[:7]
+    ((30,), 2, 'arrays:')
+    """
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ValueError(f"name must be a non-empty str or None; got {name!r}")
+    if class_names is not None:
+        if isinstance(class_names, (str, bytes)) or not hasattr(class_names, "__iter__"):
+            raise ValueError(
+                "class_names must be a sequence of str, one per class, e.g. ['cat', 'dog'], "
+                f"or None; got {class_names!r}"
+            )
+        class_names = _check_class_names(list(class_names), "class_names")
+
+    if isinstance(data, Dataset):
+        return _renamed(data, class_names, name)
+    if isinstance(data, str):
+        ds = load_dataset(data, splits=("test",), skip_unreadable=skip_unreadable)
+        return _renamed(ds, class_names, name)
+
+    torch_data = _torch_data()
+    if torch_data is not None:
+        if isinstance(data, torch_data.DataLoader):
+            data = data.dataset
+        if isinstance(data, torch_data.IterableDataset):
+            raise DatasetError(_iterable_message(data))
+        if isinstance(data, torch_data.TensorDataset) and len(data.tensors) == 2:
+            return _from_arrays(*data.tensors, class_names, name, "TensorDataset")
+        if isinstance(data, torch_data.Dataset):
+            return _from_torch_dataset(data, class_names, name)
+
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return _from_arrays(data[0], data[1], class_names, name, "arrays")
+    if isinstance(data, np.ndarray) or _is_tensor(data):
+        raise DatasetError(
+            f"labels are missing: data is a single {_kind(data)} of shape "
+            f"{tuple(data.shape)}; give an (x, y) pair with y the N integer labels"
+        )
+    if isinstance(data, (tuple, list)):
+        raise DatasetError(
+            f"data must be an (x, y) pair; got a {type(data).__name__} of {len(data)} "
+            "elements (labels missing if it is x alone)"
+        )
+    raise TypeError(f"data must be {_AS_DATASET_FORMS}; got {type(data).__name__}")
+
+
+def _is_tensor(value) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def _kind(value) -> str:
+    return "torch tensor" if _is_tensor(value) else f"{type(value).__name__}"
+
+
+def _user_array(value, what: str) -> np.ndarray:
+    """A numpy view of a tensor or array given by the user (no copy where possible)."""
+    if _is_tensor(value):
+        value = value.detach().cpu()
+        if value.dtype.is_floating_point and value.element_size() < 4:
+            value = value.float()  # float16/bfloat16 have no (or no lossless) numpy type here
+        return value.numpy()
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, (list, tuple)):
+        return np.asarray(value)
+    raise DatasetError(
+        f"{what} must be a numpy array or a torch tensor; got {type(value).__name__}"
+    )
+
+
+def _from_arrays(x, y, class_names, name, prefix: str) -> Dataset:
+    if y is None:
+        raise DatasetError(
+            "labels are missing: y is None; give an (x, y) pair with y the N integer labels"
+        )
+    x = _user_array(x, "x")
+    y = _user_array(y, "y")
+    if x.dtype.kind not in "uifb":
+        raise DatasetError(f"x: items must be numeric; got dtype {x.dtype}")
+    if x.ndim < 2:
+        raise DatasetError(
+            f"x must have shape (N, *item_shape), at least 2 dimensions; got shape {x.shape} "
+            "(for one feature per item give x[:, None])"
+        )
+    y = _as_labels(y, "y")
+    if len(x) != len(y):
+        raise DatasetError(
+            f"count mismatch: x holds {len(x)} items but y holds {len(y)} labels; give one "
+            "label per item"
+        )
+    if len(x) == 0:
+        raise DatasetError("x and y hold no items; the evaluation split needs at least one")
+    x = x if x.dtype == np.float32 else x.astype(np.float32)
+    check_finite(x, "x")
+    names = _resolve_class_names(y, class_names, None, "y", "")
+    digest = items_digest(x)
+    ds = Dataset(
+        name=name or f"{prefix}:{digest[:12]}",
+        x_train=None,
+        y_train=None,
+        x_test=x,
+        y_test=y,
+        class_names=names,
+        sources=(f"{prefix} given in Python",),
+    )
+    # The name needed the digest already; seed the fingerprint's cache so it is not redone.
+    ds.__dict__["_x_test_digest"] = digest
+    return ds
+
+
+def _from_torch_dataset(dataset, class_names, name) -> Dataset:
+    src = TorchDatasetSource(dataset)
+    y = src.labels()
+    own = getattr(dataset, "classes", None)
+    if not (isinstance(own, (list, tuple)) and own and all(isinstance(c, str) for c in own)):
+        own = None
+    kind = type(dataset).__name__
+    names = _resolve_class_names(y, class_names, own, f"torch dataset {kind} labels",
+                                 f"torch dataset {kind}.classes")
+    return Dataset(
+        name=name or f"{kind}:{src.digest()[:12]}",
+        x_train=None,
+        y_train=None,
+        x_test=src,
+        y_test=np.array(y),
+        class_names=names,
+        sources=(f"torch dataset {kind}",),
+    )
+
+
+def _resolve_class_names(y, given, own, y_source: str, own_source: str) -> tuple[str, ...]:
+    """The class names: ``given`` if not None (checked against ``own``, the data's names, and
+    the labels), else ``own``, else numbered names."""
+    if given is not None:
+        if own is not None and len(given) != len(own):
+            raise DatasetError(
+                f"class_names gives {len(given)} names but {own_source} names {len(own)} "
+                f"classes ({_short(own)}); give one name per class"
+            )
+        _check_label_range(y, len(given), y_source, "class_names")
+        return tuple(given)
+    if own is not None:
+        own = _check_class_names(own, own_source)
+        _check_label_range(y, len(own), y_source, own_source)
+        return own
+    return _numbered_class_names(int(y.max()) if y.size else 0, y_source,
+                                 "class_names")
+
+
+def _short(names, limit: int = 5) -> str:
+    names = list(names)
+    return ", ".join(names[:limit]) + (", …" if len(names) > limit else "")
+
+
+def _renamed(ds: Dataset, class_names, name) -> Dataset:
+    if class_names is None and name is None:
+        return ds
+    changes = {}
+    if name is not None:
+        changes["name"] = name
+    if class_names is not None:
+        numbered = ds.class_names == tuple(str(i) for i in range(ds.n_classes))
+        own = None if numbered else ds.class_names
+        for split, y in (("test", ds.y_test), ("train", ds.y_train)):
+            if y is not None:
+                _resolve_class_names(y, class_names, own, f"dataset {ds.name!r} y_{split}",
+                                     f"dataset {ds.name!r}")
+        changes["class_names"] = tuple(class_names)
+    return replace(ds, **changes)

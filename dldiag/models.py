@@ -140,15 +140,31 @@ class SmallCNN(_BlockClassifier):
         )
 
 
+def _check_image_shape(item_shape) -> tuple[int, int, int]:
+    # dldiag trains only its own CNNs; other data (feature vectors) come with the user's model.
+    shape = tuple(int(s) for s in item_shape)
+    if len(shape) != 3:
+        raise ValueError(
+            f"item_shape must be an image (C, H, W) for dldiag's own CNNs "
+            f"({', '.join(ARCHITECTURES)}); got {shape}: for feature vectors or other items, "
+            "diagnose a model of your own (e.g. an MLP) instead of training one here"
+        )
+    return shape
+
+
 def default_architecture(item_shape: tuple[int, ...]) -> str:
-    """Return ``"lenet5"`` for images at least 12 pixels high, else ``"small-cnn"``."""
-    return "lenet5" if item_shape[-1] >= 12 and item_shape[-2] >= 12 else "small-cnn"
+    """Return ``"lenet5"`` for images (C, H, W) at least 12 pixels high, else ``"small-cnn"``.
+
+    Raises ``ValueError`` for items that are not images, e.g. feature vectors (F,).
+    """
+    _, h, w = _check_image_shape(item_shape)
+    return "lenet5" if w >= 12 and h >= 12 else "small-cnn"
 
 
 def build_model(arch: str, item_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     """Build an untrained model of architecture ``arch`` for items of ``item_shape`` (C, H, W)."""
     check_option("arch", arch, ARCHITECTURES)
-    c, h, w = item_shape
+    c, h, w = _check_image_shape(item_shape)
     if h != w:
         raise ValueError(f"item_shape must be square for {arch}; got {item_shape}")
     cls = LeNet5 if arch == "lenet5" else SmallCNN

@@ -11,8 +11,12 @@ import gzip
 import re
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
+import torch
+from PIL import Image
+from sklearn.datasets import load_breast_cancer
 
 from dldiag import datasets
 from dldiag.datasets import (
@@ -21,9 +25,12 @@ from dldiag.datasets import (
     Dataset,
     DatasetError,
     DatasetNotFoundError,
+    as_dataset,
     load_dataset,
     read_idx,
 )
+from dldiag.sources import FolderSource, H5Source, TorchDatasetSource
+from test_sources import PairDataset, as_rgb, digits_uint8, write_folder
 
 SYSTEM_FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_fashion = pytest.mark.skipif(
@@ -467,7 +474,7 @@ def test_npz_channels_last_is_transposed(tmp_path):
     assert d.class_names == ("0", "1")
 
 
-def test_npz_channels_first_kept_and_flat_features(tmp_path):
+def test_npz_channels_first_kept_and_flat_features_stay_vectors(tmp_path):
     x = np.random.default_rng(2).random((4, 3, 8, 8)).astype(np.float32)
     path = tmp_path / "f.npz"
     np.savez(path, x_test=x, y_test=np.array([0, 1, 0, 1]))
@@ -478,7 +485,8 @@ def test_npz_channels_first_kept_and_flat_features(tmp_path):
     flat = np.random.default_rng(3).random((4, 7))
     np.savez(path, x_test=flat, y_test=np.array([0, 1, 0, 1]))
     d = load_dataset(f"npz:{path}", splits=("test",))
-    assert d.x_test.shape == (4, 1, 1, 7)
+    assert d.x_test.shape == (4, 7) and d.item_shape == (7,) and d.item_kind == "vector"
+    np.testing.assert_array_equal(d.x_test, flat.astype(np.float32))
 
 
 def test_npz_nan(tmp_path):
@@ -634,7 +642,8 @@ def test_dataset_validates_its_fields():
         "Dataset(name='tiny', item_shape=(1, 2, 2), n_classes=2, n_train=None, n_test=2)"
     )
     with pytest.raises(ValueError, match=r"x_test must be a float32 array of shape "
-                                         r"\(N, C, H, W\); got float64 array"):
+                                         r"\(N, \*item_shape\).* or an ItemSource; got "
+                                         r"float64 array"):
         small_dataset(x_test=np.zeros((2, 1, 2, 2)))
     with pytest.raises(ValueError, match=r"y_test must be an int64 array of shape \(2,\)"):
         small_dataset(y_test=np.array([0, 1, 1], dtype=np.int64))
@@ -645,3 +654,344 @@ def test_dataset_validates_its_fields():
         small_dataset(x_train=np.zeros((2, 1, 2, 2), np.float32))
     with pytest.raises(dataclasses.FrozenInstanceError):
         small_dataset().name = "x"
+
+
+def test_dataset_holds_a_source_and_checks_it(tmp_path):
+    x, y = _digit_arrays(12)
+    path = tmp_path / "d.h5"
+    with h5py.File(path, "w") as f:
+        f["x"] = x
+    src = H5Source(path, "x")
+    d = small_dataset(x_test=src, y_test=y, class_names=tuple("0123456789"))
+    assert d.item_shape == (1, 8, 8) and d.item_kind == "image" and d.x_test is src
+    assert d.fingerprint() == small_dataset(x_test=x, y_test=y,
+                                            class_names=tuple("0123456789")).fingerprint()
+    with pytest.raises(ValueError, match=r"y_test must be an int64 array of shape \(12,\) to "
+                                         r"match x_test"):
+        small_dataset(x_test=src, y_test=y[:5], class_names=tuple("0123456789"))
+    with pytest.raises(ValueError, match=r"x_train items have shape \(4,\) but x_test items "
+                                         r"have shape \(1, 8, 8\)"):
+        small_dataset(x_test=src, y_test=y, class_names=tuple("0123456789"),
+                      x_train=np.zeros((2, 4), np.float32), y_train=np.zeros(2, np.int64))
+    assert small_dataset(x_test=np.zeros((2, 5), np.float32)).item_kind == "vector"
+    assert small_dataset(x_test=np.zeros((2, 2, 4, 4), np.float32)).item_kind == "other"
+
+
+# --------------------------------------------------------------------------------------------
+# folder: and h5: specs
+# --------------------------------------------------------------------------------------------
+
+
+def _digit_arrays(n: int, seed: int = 0):
+    """``n`` digits as float32 (n, 1, 8, 8) in [0, 1] (multiples of 1/255) and int64 labels."""
+    images, labels = digits_uint8(n, seed)
+    return images[:, None].astype(np.float32) / np.float32(255.0), labels
+
+
+def test_folder_spec_gives_the_items_it_was_written_from(tmp_path):
+    x, y = write_folder(tmp_path / "imgs", *digits_uint8(40))
+    spec = f"folder:{tmp_path / 'imgs'}"
+    d = load_dataset(spec, splits=("test",))
+    assert isinstance(d.x_test, FolderSource) and d.x_train is None and d.name == spec
+    np.testing.assert_array_equal(d.x_test[:], x)
+    np.testing.assert_array_equal(d.y_test, y)
+    assert d.class_names == tuple(f"digit-{k}" for k in range(10))
+    assert d.item_shape == (1, 8, 8) and d.sources == (str(tmp_path / "imgs"),)
+    # Same items under the same name: the same cache key, streamed or in memory.
+    arrays = as_dataset((x, y), class_names=d.class_names, name=spec)
+    assert arrays.fingerprint() == d.fingerprint()
+    assert as_dataset(spec).fingerprint() == d.fingerprint()
+    with pytest.raises(ValueError, match=r"dataset 'folder:.*' is an image folder, which holds "
+                                         r"only the evaluation split; splits must be "
+                                         r"\('test',\); got \('train', 'test'\)"):
+        load_dataset(spec)
+
+
+def test_folder_spec_rgb(tmp_path):
+    images, labels = digits_uint8(30, seed=3)
+    x, y = write_folder(tmp_path, as_rgb(images), labels)
+    d = as_dataset(f"folder:{tmp_path}")
+    assert d.item_shape == (3, 8, 8) and d.item_kind == "image"
+    np.testing.assert_array_equal(d.x_test[np.arange(30)], x)
+    np.testing.assert_array_equal(d.y_test, y)
+
+
+def test_folder_spec_unreadable_files_and_mixed_sizes(tmp_path):
+    write_folder(tmp_path, *digits_uint8(10))
+    bad = sorted(tmp_path.glob("digit-*"))[1] / "zz-bad.png"
+    bad.write_bytes(b"not a png")
+    spec = f"folder:{tmp_path}"
+    with pytest.raises(DatasetError, match=r"1 of 11 image files cannot be read: "
+                                           r"digit-\d/zz-bad\.png \(.*\); fix or remove them, "
+                                           r"or pass skip_unreadable=True"):
+        as_dataset(spec)
+    with pytest.warns(UserWarning, match=r"left out 1 of 11 image files"):
+        assert len(as_dataset(spec, skip_unreadable=True).x_test) == 10
+    bad.unlink()
+    Image.fromarray(np.zeros((9, 8), np.uint8)).save(bad.parent / "zz-tall.png")
+    with pytest.raises(DatasetError, match=r"images differ in size: digit-\d/\d+\.png is 8×8 "
+                                           r"\(width×height\) but digit-\d/zz-tall\.png is 8×9"):
+        load_dataset(spec, splits=("test",))
+
+
+def _write_h5(path, **arrays):
+    with h5py.File(path, "w") as f:
+        for key, value in arrays.items():
+            if key == "class_names_vlen":
+                f.create_dataset("class_names", data=value, dtype=h5py.string_dtype())
+            else:
+                f[key] = value
+
+
+def test_h5_spec_default_keys_both_splits_and_class_names(tmp_path):
+    images, labels = digits_uint8(60, seed=4)
+    path = tmp_path / "digits.h5"
+    names = [f"digit {k}" for k in range(10)]
+    _write_h5(path, x_train=images[:40], y_train=labels[:40], x_test=images[40:],
+              y_test=labels[40:], class_names_vlen=names)
+    d = load_dataset(f"h5:{path}")
+    assert isinstance(d.x_test, H5Source) and isinstance(d.x_train, H5Source)
+    assert d.class_names == tuple(names) and d.item_shape == (1, 8, 8)
+    expected = images[:, None].astype(np.float32) / np.float32(255.0)
+    np.testing.assert_array_equal(d.x_train[:], expected[:40])
+    np.testing.assert_array_equal(d.x_test[[19, 0, 19]], expected[40:][[19, 0, 19]])
+    np.testing.assert_array_equal(d.y_test, labels[40:])
+    assert d.y_test.dtype == np.int64
+
+
+def test_h5_spec_named_keys_colons_and_feature_vectors(tmp_path):
+    bunch = load_breast_cancer()
+    path = tmp_path / "run:3 cancer.h5"
+    _write_h5(path, **{"eval/features": bunch.data, "eval/labels": bunch.target,
+                       "a&b": bunch.data[:, :4]})
+    spec = f"h5:{path}?x=eval/features&y=eval/labels"
+    d = as_dataset(spec, class_names=list(bunch.target_names))
+    assert d.name == spec and d.item_shape == (30,) and d.item_kind == "vector"
+    assert len(d.x_test) == 569 and d.class_names == ("malignant", "benign")
+    np.testing.assert_array_equal(d.x_test[:], bunch.data.astype(np.float32))
+    np.testing.assert_array_equal(d.y_test, bunch.target)
+    # x_test/y_test are aliases of x/y, and %-escapes reach names holding '&'
+    d = load_dataset(f"h5:{path}?x_test=a%26b&y_test=eval/labels", splits=("test",))
+    assert d.item_shape == (4,) and d.class_names == ("0", "1")
+    # A file whose name holds '?' is taken whole when it exists.
+    odd = tmp_path / "what?.h5"
+    _write_h5(odd, x_test=bunch.data[:5], y_test=bunch.target[:5])
+    assert len(load_dataset(f"h5:{odd}", splits=("test",)).x_test) == 5
+
+
+def test_h5_spec_errors(tmp_path):
+    path = tmp_path / "e.h5"
+    _write_h5(path, images=np.zeros((4, 6)), labels=np.array([0, 1, 2, 1]))
+    with pytest.raises(DatasetError, match=re.escape(str(path)) + r": no dataset 'x_test' "
+                                           r"\(the evaluation split\); the file holds images "
+                                           r"\(4, 6\) float64, labels \(4,\) int64$"):
+        load_dataset(f"h5:{path}", splits=("test",))
+    with pytest.raises(DatasetError, match=r"no dataset 'x_train' \(for the train split\)"):
+        load_dataset(f"h5:{path}?x=images&y=labels")
+    with pytest.raises(DatasetError, match=r"no dataset 'names' \(the class names\)"):
+        load_dataset(f"h5:{path}?x=images&y=labels&class_names=names", splits=("test",))
+    with pytest.raises(ValueError, match=r"'z=1' must be key=NAME with key one of x, y, x_train, "
+                                         r"y_train, class_names"):
+        load_dataset(f"h5:{path}?x=images&z=1", splits=("test",))
+    with pytest.raises(ValueError, match=r"key 'x' is given twice"):
+        load_dataset(f"h5:{path}?x=images&x_test=images", splits=("test",))
+    with pytest.raises(ValueError, match=r"name 'h5:\?x=a' lacks a path after 'h5:'"):
+        load_dataset("h5:?x=a", splits=("test",))
+    _write_h5(path, images=np.zeros((4, 6)), labels=np.array([0, 1, 2]))
+    with pytest.raises(DatasetError, match=r"count mismatch: .*\[images\] holds 4 items but "
+                                           r".*\[labels\] holds 3 labels"):
+        load_dataset(f"h5:{path}?x=images&y=labels", splits=("test",))
+    _write_h5(path, x_test=np.zeros((3, 6)), y_test=np.array([0, 1, 2]),
+              class_names=np.arange(3))
+    with pytest.raises(DatasetError, match=r"\[class_names\]: class names must be a 1-d dataset "
+                                           r"of strings; got dtype int64"):
+        load_dataset(f"h5:{path}", splits=("test",))
+    _write_h5(path, x_test=np.zeros((3, 6)), y_test=np.array([0, 1, 2]),
+              class_names=np.array([b"a", b"b"]))
+    with pytest.raises(DatasetError, match=r"\[y_test\]: label 2 at index 2 is out of range: "
+                                           r".*\[class_names\] names 2 classes, so labels must "
+                                           r"be in \[0, 2\)"):
+        load_dataset(f"h5:{path}", splits=("test",))
+
+
+# --------------------------------------------------------------------------------------------
+# npz: images and feature vectors give the arrays they were written from
+# --------------------------------------------------------------------------------------------
+
+
+def test_npz_feature_vectors_breast_cancer(tmp_path):
+    bunch = load_breast_cancer()
+    path = tmp_path / "cancer.npz"
+    np.savez(path, x_test=bunch.data, y_test=bunch.target, class_names=bunch.target_names)
+    d = as_dataset(f"npz:{path}")
+    assert d.x_test.shape == (569, 30) and d.item_kind == "vector"
+    assert d.class_names == ("malignant", "benign")
+    arrays = as_dataset((bunch.data, bunch.target), class_names=bunch.target_names.tolist())
+    np.testing.assert_array_equal(d.x_test, arrays.x_test)
+    np.testing.assert_array_equal(d.y_test, arrays.y_test)
+
+
+def test_npz_images_equal_the_arrays(tmp_path):
+    images, labels = digits_uint8(50, seed=5)
+    path = tmp_path / "digits.npz"
+    np.savez(path, x_test=images, y_test=labels)
+    d = as_dataset(f"npz:{path}")
+    x, _ = _digit_arrays(50, seed=5)
+    np.testing.assert_array_equal(d.x_test, x)
+    np.testing.assert_array_equal(d.y_test, labels)
+
+
+# --------------------------------------------------------------------------------------------
+# as_dataset
+# --------------------------------------------------------------------------------------------
+
+
+def test_as_dataset_numpy_arrays_no_copy_and_a_stable_name():
+    digits = load_dataset("digits", splits=("test",))
+    d = as_dataset((digits.x_test, digits.y_test))
+    assert np.shares_memory(d.x_test, digits.x_test)
+    assert re.fullmatch(r"arrays:[0-9a-f]{12}", d.name) and d.x_train is None
+    assert d.class_names == tuple(str(k) for k in range(10))
+    again = as_dataset((digits.x_test.copy(), digits.y_test.tolist()))
+    assert again.name == d.name and again.fingerprint() == d.fingerprint()
+    # The seeded digest is the one a fresh Dataset computes.
+    fresh = Dataset(d.name, None, None, d.x_test, d.y_test, d.class_names)
+    assert fresh.fingerprint() == d.fingerprint()
+    changed = digits.x_test.copy()
+    changed[3, 0, 2, 2] += 0.25
+    assert as_dataset((changed, digits.y_test)).name != d.name
+    assert as_dataset(digits) is digits
+    renamed = as_dataset(digits, name="mine", class_names=list("abcdefghij"))
+    assert renamed.name == "mine" and renamed.class_names[2] == "c"
+    assert renamed.x_test is digits.x_test
+
+
+def test_as_dataset_torch_tensors_share_memory_and_the_key():
+    x, y = _digit_arrays(30)
+    d = as_dataset((torch.from_numpy(x), torch.from_numpy(y)))
+    assert np.shares_memory(d.x_test, x) and d.y_test.dtype == np.int64
+    assert d.fingerprint() == as_dataset((x, y)).fingerprint()
+    # Other dtypes are cast with their values unchanged (no /255 for Python data).
+    d = as_dataset((torch.from_numpy(x * 255).to(torch.uint8), torch.from_numpy(y).int()))
+    np.testing.assert_array_equal(d.x_test, np.round(x * 255))
+    assert d.x_test.dtype == np.float32
+    d = as_dataset(torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y)))
+    assert d.name.startswith("TensorDataset:") and np.shares_memory(d.x_test, x)
+
+
+def test_as_dataset_any_item_shape():
+    bunch = load_breast_cancer()
+    d = as_dataset((torch.tensor(bunch.data), torch.tensor(bunch.target)))
+    assert d.item_shape == (30,) and len(d.x_test) == 569
+    np.testing.assert_array_equal(d.x_test, bunch.data.astype(np.float32))
+    d = as_dataset((np.zeros((4, 2, 3, 5), np.float32), np.arange(4)))
+    assert d.item_shape == (2, 3, 5) and d.item_kind == "other"
+
+
+def test_as_dataset_torch_dataset_and_dataloader():
+    x, y = _digit_arrays(45, seed=6)
+    ds = PairDataset(x, y)
+    ds.classes = [f"digit {k}" for k in range(10)]
+    d = as_dataset(ds)
+    assert isinstance(d.x_test, TorchDatasetSource)
+    assert re.fullmatch(r"PairDataset:[0-9a-f]{12}", d.name)
+    assert d.class_names == tuple(ds.classes)
+    np.testing.assert_array_equal(d.x_test[:], x)
+    np.testing.assert_array_equal(d.y_test, y)
+    # Through a shuffling DataLoader: the Dataset's own order, and the same name and key.
+    loader = torch.utils.data.DataLoader(PairDataset(x, y), batch_size=7, shuffle=True)
+    via_loader = as_dataset(loader, class_names=ds.classes)
+    assert via_loader.name == d.name and via_loader.fingerprint() == d.fingerprint()
+    np.testing.assert_array_equal(via_loader.x_test[[44, 3]], x[[44, 3]])
+
+
+def test_as_dataset_spec_string_and_class_names():
+    d = as_dataset("digits")
+    assert d.x_train is None and d.name == "digits" and len(d.x_test) == 450
+    # Numbered names may be replaced by as many or more names, not fewer than the labels need.
+    more = as_dataset("digits", class_names=[f"c{k}" for k in range(12)])
+    assert more.n_classes == 12
+    with pytest.raises(DatasetError, match=r"dataset 'digits' y_test: label 9 at index \d+ is "
+                                           r"out of range: class_names names 9 classes, so "
+                                           r"labels must be in \[0, 9\)"):
+        as_dataset("digits", class_names=[f"c{k}" for k in range(9)])
+
+
+class _Stream(torch.utils.data.IterableDataset):
+    def __iter__(self):
+        yield torch.zeros(3), 0
+
+
+class _Unlabelled(torch.utils.data.Dataset):
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        return torch.zeros(4)
+
+
+_X5 = np.zeros((5, 3), np.float32)
+
+
+@pytest.mark.parametrize(
+    "data, kwargs, error, message",
+    [
+        (_X5, {}, DatasetError, r"labels are missing: data is a single ndarray of shape "
+                                r"\(5, 3\); give an \(x, y\) pair"),
+        (torch.zeros(5, 3), {}, DatasetError, r"labels are missing: data is a single torch "
+                                              r"tensor of shape \(5, 3\)"),
+        ((_X5, None), {}, DatasetError, r"labels are missing: y is None"),
+        ([_X5], {}, DatasetError, r"data must be an \(x, y\) pair; got a list of 1 elements"),
+        (_Unlabelled(), {}, DatasetError, r"torch dataset _Unlabelled: item 0 is a Tensor, not "
+                                          r"an \(x, y\) pair; labels are missing"),
+        ((_X5, np.array([0, 0.5, 1, 1, 0])), {}, DatasetError,
+         r"^y: labels must be integers \(or floats with whole values\); got dtype float64 "
+         r"with non-integral or NaN values$"),
+        ((_X5, np.array(list("abcab"))), {}, DatasetError,
+         r"y: labels must be integers .*got dtype <U1"),
+        ((_X5, np.array([0, 1, 0, 2, 1])), {"class_names": ["a", "b"]}, DatasetError,
+         r"^y: label 2 at index 3 is out of range: class_names names 2 classes, so labels "
+         r"must be in \[0, 2\)$"),
+        ((_X5, np.array([0, 1, -1, 0, 1])), {}, DatasetError,
+         r"y: labels must be >= 0; found 1 negative, the first at index 2 \(-1\)"),
+        ((_X5, np.zeros(4, int)), {}, DatasetError,
+         r"^count mismatch: x holds 5 items but y holds 4 labels; give one label per item$"),
+        ((_X5[:0], np.zeros(0, int)), {}, DatasetError,
+         r"x and y hold no items; the evaluation split needs at least one"),
+        ((np.zeros(5), np.zeros(5, int)), {}, DatasetError,
+         r"x must have shape \(N, \*item_shape\), at least 2 dimensions; got shape \(5,\)"),
+        ((np.full((5, 3), np.nan), np.zeros(5, int)), {}, DatasetError,
+         r"x: items must be finite; found 15 NaN/inf values"),
+        ((_X5, np.zeros((5, 2))), {}, DatasetError,
+         r"y: labels must be a 1-d array; got shape \(5, 2\) \(for one-hot labels give "
+         r"y\.argmax\(1\)\)"),
+        ((_X5, np.zeros(5, int)), {"class_names": "a,b"}, ValueError,
+         r"class_names must be a sequence of str, one per class, e\.g\. \['cat', 'dog'\], or "
+         r"None; got 'a,b'"),
+        ((_X5, np.zeros(5, int)), {"class_names": ["a", "a"]}, DatasetError,
+         r"class_names: class names must be unique; repeated: \['a'\]"),
+        ((_X5, np.zeros(5, int)), {"name": ""}, ValueError,
+         r"name must be a non-empty str or None; got ''"),
+        (_Stream(), {}, DatasetError, r"_Stream is an IterableDataset, which cannot be "
+                                      r"indexed; .*pass a map-style Dataset"),
+        (torch.utils.data.DataLoader(_Stream()), {}, DatasetError,
+         r"_Stream is an IterableDataset, which cannot be indexed"),
+        ({"x": _X5}, {}, TypeError, r"data must be an \(x, y\) pair of numpy arrays or torch "
+                                    r"tensors, .*; got dict"),
+    ],
+)
+def test_as_dataset_bad_input_gets_one_line(data, kwargs, error, message):
+    with pytest.raises(error, match=message) as err:
+        as_dataset(data, **kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_as_dataset_class_names_of_the_wrong_length_for_a_folder(tmp_path):
+    images, _ = digits_uint8(6)
+    write_folder(tmp_path, images, np.arange(6), names=[f"k{i}" for i in range(6)])
+    with pytest.raises(DatasetError, match=r"class_names gives 2 names but dataset "
+                                           r"'folder:.*' names 6 classes \(k0, k1, k2, k3, "
+                                           r"k4, …\); give one name per class"):
+        as_dataset(f"folder:{tmp_path}", class_names=["a", "b"])
+    ok = as_dataset(f"folder:{tmp_path}", class_names=[f"n{i}" for i in range(6)])
+    assert ok.class_names[0] == "n0" and ok.y_test.tolist() == list(range(6))

@@ -22,7 +22,7 @@ from . import models
 from ._validation import check_option
 from .activations import UNIT_MODES, Aggregates, PassResult, forward_with_activations, run_pass, unit_view
 from .cache import ArrayCache, content_key, open_tiers
-from .datasets import Dataset, load_dataset
+from .datasets import Dataset
 from .projections import PROJECTIONS, project
 from .queries import QueryAccuracy, evaluate
 from .replicas import ModelPool
@@ -30,7 +30,7 @@ from .replicas import ModelPool
 __all__ = ["Workspace", "LatentSpace", "LatentArtifacts", "load_workspace", "resolve_weights"]
 
 # Bump when the layout of cached arrays changes, so that old entries are not misread.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the key holds the model's code, the transform and the output selector
 
 
 @functools.lru_cache(maxsize=1)
@@ -183,6 +183,8 @@ class Workspace(LatentArtifacts):
         Replicas of the model, each lent to one pass at a time: any number of threads may
         call :meth:`sample_pass`, :meth:`activations` and :meth:`evaluate` at once, and each
         gets the answer it would get alone.
+    transform, output : callable, int or str, optional
+        Applied to each batch before the model; picks the logits from a tuple or dict output.
     """
 
     dataset: Dataset
@@ -201,6 +203,8 @@ class Workspace(LatentArtifacts):
     cache_hit: bool = False
     model_info: dict = field(default_factory=dict)
     pool: ModelPool | None = None
+    transform: object = None
+    output: object = None
 
     def __post_init__(self):
         if self.pool is None:
@@ -226,7 +230,8 @@ class Workspace(LatentArtifacts):
         with self.pool.lease() as model:
             return run_pass(model, self.dataset.x_test, self.dataset.y_test, self.layers,
                             n_classes=self.dataset.n_classes, indices=np.asarray(indices),
-                            batch_size=self.batch_size, show_progress=show_progress, desc="sample")
+                            batch_size=self.batch_size, show_progress=show_progress, desc="sample",
+                            output=self.output, transform=self.transform)
 
     def activations(self, indices: np.ndarray, layer: str, unit_mode: str = "flat") -> np.ndarray:
         """Activations (n, units) of ``layer`` for the items ``indices`` (a sample, not all of D)."""
@@ -236,8 +241,11 @@ class Workspace(LatentArtifacts):
         out = []
         with self.pool.lease() as model:
             for start in range(0, len(indices), self.batch_size):
-                xb = torch.from_numpy(np.ascontiguousarray(self.dataset.x_test[indices[start:start + self.batch_size]]))
-                _, acts = forward_with_activations(model, (layer,), xb)
+                xb = torch.from_numpy(np.ascontiguousarray(self.dataset.x_test[indices[start:start + self.batch_size]],
+                                                           dtype=np.float32))
+                if self.transform is not None:
+                    xb = self.transform(xb)
+                _, acts = forward_with_activations(model, (layer,), xb, self.output)
                 out.append(unit_view(acts[layer], unit_mode).numpy())
         if not out:
             return np.zeros((0, self.full[layer, unit_mode].n_units), dtype=np.float32)
@@ -248,29 +256,100 @@ class Workspace(LatentArtifacts):
         return evaluate(self.sample_pass(indices).aggregates, self.full, k=k, unit_mode=unit_mode)
 
 
+def callable_key(obj):
+    """What identifies a transform or an output selector in a cache key.
+
+    ``None``, numbers and strings are themselves; an ``nn.Module`` is its class and weights
+    hash; a function is its qualified name, its source code (when Python can find it) and the
+    values it closes over; any other callable its type and ``repr``. A function whose result
+    depends on something none of these show (a global it reads, say) needs another name when
+    that changes, or the cache would serve results computed before.
+    """
+    import inspect
+
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, nn.Module):
+        return ["module", type(obj).__qualname__, repr(obj), models.weights_hash(obj)]
+    if inspect.isfunction(obj) or inspect.ismethod(obj):
+        try:
+            source = inspect.getsource(obj)
+        except (OSError, TypeError):
+            source = None
+        cells = [repr(c.cell_contents) for c in (getattr(obj, "__closure__", None) or ())]
+        return ["function", obj.__module__, obj.__qualname__, source, cells]
+    return ["callable", type(obj).__module__, type(obj).__qualname__, repr(obj)]
+
+
+def _probe(pool: ModelPool, ds: Dataset, transform, output, source: str) -> torch.Tensor:
+    """Run the model on the first two items: one clear line if it fails or its logits do not fit.
+
+    Returns the example batch (transformed) for tracing the default layers.
+    """
+    from .activations import select_output
+
+    raw = torch.from_numpy(np.ascontiguousarray(ds.x_test[:2], dtype=np.float32))
+    example = raw if transform is None else transform(raw)
+    with pool.lease() as model:
+        try:
+            with torch.no_grad():
+                out = model(example)
+        except Exception as exc:  # noqa: BLE001 - any failure of the user's model is named, once
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise ValueError(f"the model ({source}) failed on a batch of {len(raw)} items of shape "
+                             f"{tuple(raw.shape[1:])}{'' if transform is None else ' after the transform'}: "
+                             f"{type(exc).__name__}: {first}") from None
+    logits = select_output(out, output)
+    if logits.ndim != 2 or logits.shape[1] != ds.n_classes:
+        raise ValueError(f"the model ({source}) gives outputs of shape {tuple(logits.shape)} for {len(raw)} items, "
+                         f"but the data has {ds.n_classes} classes ({', '.join(ds.class_names[:5])}"
+                         f"{', …' if ds.n_classes > 5 else ''}); give the model's class names (class_names=) "
+                         "or the data it was trained for")
+    return example
+
+
 def load_workspace(
-    dataset: str | Dataset = "fashion-mnist",
+    dataset="fashion-mnist",
     *,
+    model=None,
     weights: str | Path | None = None,
     layers=None,
+    latent: str | None = None,
+    class_names=None,
+    transform=None,
+    output=None,
+    name: str | None = None,
     cache_dir: str | Path | None = None,
     sample_cache_mb: float | None = None,
     batch_size: int = 256,
     show_progress: bool = True,
     pool_size: int | None = None,
 ) -> Workspace:
-    """Load the workspace of a data set and its model, building the full pass if not cached.
+    """Load the workspace of a data set and a model, building the full pass if not cached.
 
     Parameters
     ----------
-    dataset : str or Dataset
-        A name for :func:`~dldiag.datasets.load_dataset` or a loaded data set (evaluation
-        split needed only).
+    dataset : str, Dataset, (x, y), torch Dataset or DataLoader
+        The evaluation data: anything :func:`~dldiag.datasets.as_dataset` takes.
+    model : nn.Module or str, optional
+        Anything :func:`~dldiag.model_spec.load_model` takes. Default: the dldiag checkpoint
+        trained for this data set (``weights``, else where ``python -m dldiag train`` saves it:
+        :func:`resolve_weights`).
     weights : path, optional
-        Checkpoint; if omitted, where ``python -m dldiag train`` saves one for this data set
-        and cache folder (:func:`resolve_weights`).
+        With ``model`` a factory spec: its ``state_dict``; without ``model``: a dldiag checkpoint.
     layers : sequence of str, optional
-        Diagnosed layers; the model's defaults if omitted.
+        Diagnosed layers, ``"NAME"`` or ``"NAME:input"``; default
+        :func:`~dldiag.models.default_layers`.
+    latent : str, optional
+        The latent layer; default :func:`~dldiag.models.latent_layer`.
+    class_names : sequence of str, optional
+        One name per class (default: the data's own).
+    transform : callable, optional
+        Applied to every batch before the model (see :func:`callable_key` for its cache key).
+    output : int, str or callable, optional
+        Picks the logits from a tuple or dict output.
+    name : str, optional
+        The data set's name (default: derived from the data).
     cache_dir : path, optional
         Cache folder (default :func:`~dldiag.cache.default_cache_dir`); its ``core/`` and
         ``samples/`` tiers are opened with :func:`~dldiag.cache.open_tiers`.
@@ -288,33 +367,47 @@ def load_workspace(
     -------
     Workspace
     """
+    from .datasets import as_dataset
+    from .model_spec import load_model
+
     start = time.perf_counter()
-    ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, splits=("test",))
-    weights_path = resolve_weights(ds.name, weights, cache_dir)
-    model, info = models.load_checkpoint(weights_path)
-    info["weights_path"] = str(weights_path.resolve())
-    if tuple(info["item_shape"]) != ds.item_shape or info["n_classes"] != ds.n_classes:
-        raise ValueError(
-            f"weights were trained for items {tuple(info['item_shape'])} and {info['n_classes']} "
-            f"classes; dataset {ds.name!r} has {ds.item_shape} and {ds.n_classes}"
-        )
-    layers = tuple(layers) if layers else models.default_layers(model)
-    latent_name = models.latent_layer(model, layers)
+    ds = as_dataset(dataset, class_names=class_names, name=name)
+    if model is None:
+        weights_path = resolve_weights(ds.name, weights, cache_dir)
+        loaded = load_model(weights_path)
+        info = dict(loaded.info, weights_path=str(weights_path.resolve()))
+        if tuple(info["item_shape"]) != ds.item_shape or info["n_classes"] != ds.n_classes:
+            raise ValueError(
+                f"weights were trained for items {tuple(info['item_shape'])} and {info['n_classes']} "
+                f"classes; dataset {ds.name!r} has {ds.item_shape} and {ds.n_classes}"
+            )
+    else:
+        loaded = load_model(model, weights=weights)
+        info = dict(loaded.info)
+    # The pool snapshots the model now: the caller's object is never run or changed, and later
+    # changes to it cannot reach results cached under this snapshot's weights hash.
+    pool = ModelPool(loaded.module, size=pool_size)
+    example = _probe(pool, ds, transform, output, info.get("source", "model"))
+    with pool.lease() as replica:
+        layers = tuple(layers) if layers else models.default_layers(replica, example)
+        latent_name = latent or models.latent_layer(replica, layers, example)
     tiers = open_tiers(cache_dir, sample_cache_mb=sample_cache_mb)
     cache = tiers.core
-    key = content_key("workspace", CACHE_VERSION, ds.fingerprint(), info["weights_hash"], layers, latent_name)
+    key = content_key("workspace", CACHE_VERSION, ds.fingerprint(), info["weights_hash"], info.get("code_hash"),
+                      layers, latent_name, callable_key(transform), callable_key(output))
 
     def build():
-        result = run_pass(model, ds.x_test, ds.y_test, layers, n_classes=ds.n_classes,
-                          latent_layer=latent_name, batch_size=batch_size,
-                          show_progress=show_progress, desc=f"full pass {ds.name}")
+        with pool.lease() as replica:
+            result = run_pass(replica, ds.x_test, ds.y_test, layers, n_classes=ds.n_classes,
+                              latent_layer=latent_name, batch_size=batch_size, output=output,
+                              transform=transform, show_progress=show_progress, desc=f"full pass {ds.name}")
         return {"y_pred": result.y_pred, "probs": result.probs, "latent": result.latent,
                 **result.aggregates.to_arrays()}
 
     arrays, hit = cache.get_or_build(content_key("full", key), build)
     return Workspace(
         dataset=ds,
-        model=model,
+        model=pool.model,
         layers=layers,
         latent_layer=latent_name,
         key=key,
@@ -324,9 +417,11 @@ def load_workspace(
         full=Aggregates.from_arrays(arrays),
         cache=cache,
         sample_cache=tiers.samples,
-        pool=ModelPool(model, size=pool_size),
+        pool=pool,
         batch_size=batch_size,
         build_seconds=time.perf_counter() - start,
         cache_hit=hit,
         model_info=info,
+        transform=transform,
+        output=output,
     )

@@ -260,7 +260,7 @@ def test_workspace_contents(digits_ws):
 def test_projection_is_cached(digits_ws):
     xy = digits_ws.projection("pca")
     assert xy.shape == (digits_ws.n_items, 2)
-    assert digits_ws.cache.get(content_key("projection", 1, digits_ws.key, "pca", 0)) is not None
+    assert digits_ws.cache.get(content_key("projection", 2, digits_ws.key, "pca", 0)) is not None
     with pytest.raises(ValueError, match="method must be one of 'umap', 'tsne', 'pca'; got 'mds'"):
         digits_ws.projection("mds")
 

@@ -18,18 +18,16 @@ import os
 import sys
 from pathlib import Path
 
+from dldiag._cli_args import add_workspace_args, workspace_kwargs
 from dldiag.app import Warmup, create_app
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python app.py",
                                 description="dldiag in the browser: serve the app, then open http://HOST:PORT/")
-    p.add_argument("--dataset", default=os.environ.get("DLDIAG_DATASET", "fashion-mnist"),
-                   help="digits, fashion-mnist, idx:DIR or npz:FILE (default: fashion-mnist)")
-    p.add_argument("--weights", default=None,
-                   help="checkpoint (default: where `python -m dldiag train` saves it: "
-                        "data/weights/<dataset>.pt for digits and fashion-mnist, CACHE/weights/ for others)")
-    p.add_argument("--cache-dir", default=None, help="cache folder (default: $DLDIAG_CACHE or ./cache)")
+    # Under gunicorn (no command line) the data set and model come from the environment.
+    add_workspace_args(p, dataset_default=os.environ.get("DLDIAG_DATASET", "fashion-mnist"),
+                       model_default=os.environ.get("DLDIAG_MODEL"))
     p.add_argument("--sample-cache-mb", type=float, default=None,
                    help="size cap of the cache's per-sample tier, least recently used first "
                         "(default: $DLDIAG_SAMPLE_CACHE_MB or 1024)")
@@ -45,8 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def make_app(args: argparse.Namespace):
     """The app and its warm-up (started by the caller, or by the first request)."""
-    warmup = Warmup(args.dataset, cache_dir=args.cache_dir, weights=args.weights,
-                    sample_cache_mb=args.sample_cache_mb)
+    warmup = Warmup(args.dataset, sample_cache_mb=args.sample_cache_mb, **workspace_kwargs(args))
     app = create_app(warmup=warmup, title="dldiag", default_projection=args.projection)
     return app, warmup
 

@@ -319,6 +319,7 @@ def load_workspace(
     transform=None,
     output=None,
     name: str | None = None,
+    skip_unreadable: bool = False,
     cache_dir: str | Path | None = None,
     sample_cache_mb: float | None = None,
     batch_size: int = 256,
@@ -350,6 +351,8 @@ def load_workspace(
         Picks the logits from a tuple or dict output.
     name : str, optional
         The data set's name (default: derived from the data).
+    skip_unreadable : bool
+        ``folder:`` data: leave out image files that cannot be read (default: stop, naming them).
     cache_dir : path, optional
         Cache folder (default :func:`~dldiag.cache.default_cache_dir`); its ``core/`` and
         ``samples/`` tiers are opened with :func:`~dldiag.cache.open_tiers`.
@@ -371,7 +374,7 @@ def load_workspace(
     from .model_spec import load_model
 
     start = time.perf_counter()
-    ds = as_dataset(dataset, class_names=class_names, name=name)
+    ds = as_dataset(dataset, class_names=class_names, name=name, skip_unreadable=skip_unreadable)
     if model is None:
         weights_path = resolve_weights(ds.name, weights, cache_dir)
         loaded = load_model(weights_path)

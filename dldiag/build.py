@@ -64,16 +64,14 @@ def run_steps(ws, projections: Sequence[str], samplers: Sequence[str], *,
         bar.close()
 
 
-def prepare_workspace(dataset="fashion-mnist", *, cache_dir=None, weights=None, sample_cache_mb=None,
-                      projections: Sequence[str] | None = None, samplers: Sequence[str] | None = None,
-                      report: Callable[[int, int, str], None] | None = None, show_progress: bool = True):
+def prepare_workspace(dataset="fashion-mnist", *, projections: Sequence[str] | None = None,
+                      samplers: Sequence[str] | None = None, report: Callable[[int, int, str], None] | None = None,
+                      show_progress: bool = True, **workspace):
     """Load (or build) the workspace and make sure its projections and sampler fits are cached.
 
     Parameters
     ----------
-    dataset : str or Dataset
-    cache_dir, weights : path, optional
-    sample_cache_mb : float, optional
+    dataset : str, Dataset or data
         As :func:`dldiag.artifacts.load_workspace`.
     projections : sequence of str, optional
         Default: every projection (UMAP, t-SNE, PCA).
@@ -83,6 +81,9 @@ def prepare_workspace(dataset="fashion-mnist", *, cache_dir=None, weights=None, 
         Told before each step (and once at the end with ``step == total``).
     show_progress : bool
         Progress bars on stderr.
+    **workspace
+        Passed to :func:`dldiag.artifacts.load_workspace`: ``model``, ``weights``, ``layers``,
+        ``cache_dir``, ``sample_cache_mb``, …
 
     Returns
     -------
@@ -97,8 +98,7 @@ def prepare_workspace(dataset="fashion-mnist", *, cache_dir=None, weights=None, 
     total = 1 + len(projections) + len(samplers)
     say = report or (lambda *_: None)
     say(0, total, f"loading {getattr(dataset, 'name', dataset)} and its model (full pass on first start)…")
-    ws = load_workspace(dataset, weights=weights, cache_dir=cache_dir, sample_cache_mb=sample_cache_mb,
-                        show_progress=show_progress)
+    ws = load_workspace(dataset, show_progress=show_progress, **workspace)
     run_steps(ws, projections, samplers, report=say, show_progress=show_progress, total=total)
     say(total, total, "ready")
     return ws

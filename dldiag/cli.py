@@ -11,19 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ._cli_args import add_workspace_args, workspace_kwargs
 from .build import build_lock, run_steps
 
 __all__ = ["main", "build_parser"]
-
-
-def _add_workspace_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default="fashion-mnist",
-                   help="digits, fashion-mnist, idx:DIR or npz:FILE (default: fashion-mnist)")
-    p.add_argument("--weights", default=None,
-                   help="checkpoint (default: where train saves it: data/weights/<dataset>.pt for digits "
-                        "and fashion-mnist, CACHE/weights/ for other data sets)")
-    p.add_argument("--cache-dir", default=None, help="cache folder (default: $DLDIAG_CACHE or ./cache)")
-    p.add_argument("--batch-size", type=int, default=256)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "build, query and the app look for them (default: $DLDIAG_CACHE or ./cache)")
 
     p = sub.add_parser("build", help="run the full pass once and cache every artifact")
-    _add_workspace_args(p)
+    add_workspace_args(p)
     p.add_argument("--projections", default="umap,tsne,pca",
                    help="comma-separated projections to compute (default: umap,tsne,pca; '' for none)")
     p.add_argument("--samplers", default="all",
@@ -54,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run at this much lower priority (the app's background build uses 10)")
 
     p = sub.add_parser("query", help="S1/S2/S3 accuracy of a sample against the full data")
-    _add_workspace_args(p)
+    add_workspace_args(p)
     p.add_argument("--sampler", default="random")
     p.add_argument("--fraction", type=float, default=0.05)
     p.add_argument("--j", type=float, default=0.7, help="share of boundary items (ratio samplers)")
@@ -64,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
     p = sub.add_parser("info", help="the report's Table I for the pair: sizes, parameters, activations per item")
-    _add_workspace_args(p)
+    add_workspace_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -97,11 +88,10 @@ def _split(text: str) -> list[str]:
 
 
 def _load_workspace(args, **kwargs):
-    """The workspace of ``--dataset``, its weights looked up where ``train`` saves them."""
+    """The workspace of ``--dataset`` and ``--model`` (default: the dldiag checkpoint for the data)."""
     from .artifacts import load_workspace
 
-    return load_workspace(args.dataset, weights=args.weights, cache_dir=args.cache_dir,
-                          batch_size=args.batch_size, **kwargs)
+    return load_workspace(args.dataset, **workspace_kwargs(args), **kwargs)
 
 
 def _build(args) -> int:

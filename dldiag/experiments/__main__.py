@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from .._cli_args import add_workspace_args, workspace_kwargs
+
 __all__ = ["main", "build_parser"]
 
 
@@ -38,13 +40,7 @@ def _names(text: str) -> tuple[str, ...]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dldiag.experiments",
                                 description="Reproduce the report's Section V experiments with figures.")
-    p.add_argument("--dataset", default=None,
-                   help="digits, fashion-mnist, idx:DIR or npz:FILE (default: fashion-mnist; digits with --quick)")
-    p.add_argument("--weights", default=None,
-                   help="checkpoint (default: where `python -m dldiag train` saves it: "
-                        "data/weights/<dataset>.pt for digits and fashion-mnist, CACHE/weights/ for others)")
-    p.add_argument("--cache-dir", default=None, help="cache folder (default: $DLDIAG_CACHE or ./cache)")
-    p.add_argument("--batch-size", type=int, default=256)
+    add_workspace_args(p, dataset_default=None)  # default: fashion-mnist; digits with --quick
     p.add_argument("--out", default=None, help="results folder (default: results/<dataset>)")
     p.add_argument("--quick", action="store_true",
                    help="small grid for tests: fractions 0.05,0.2,1.0, 2 seeds, j in 0,0.5,1, one creation timing")
@@ -81,8 +77,7 @@ def main(argv=None) -> int:
     # only once every cell is computed.
     png_problem = None if args.no_png else png_export_problem()
     try:
-        ws = load_workspace(dataset, weights=args.weights, cache_dir=args.cache_dir,
-                            batch_size=args.batch_size, show_progress=not args.no_progress)
+        ws = load_workspace(dataset, **workspace_kwargs(args), show_progress=not args.no_progress)
         meta = run_experiments(ws, out, config, fresh=args.fresh, show_progress=not args.no_progress)
         t_report = time.perf_counter()
         files = write_report(out, png=not args.no_png and png_problem is None, html=not args.no_html,

@@ -1,0 +1,50 @@
+"""The command-line options that name a workspace, shared by every command and ``app.py``."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_workspace_args", "workspace_kwargs"]
+
+DATASET_HELP = ("evaluation data: digits, fashion-mnist, idx:DIR, npz:FILE, folder:DIR (one sub-folder per class), "
+                "h5:FILE or h5:FILE?x=NAME&y=NAME (default: fashion-mnist)")
+MODEL_HELP = ("the classifier: FILE.py:FACTORY or package.module:FACTORY (a function returning the nn.Module; "
+              "with --weights a state_dict), a torch.export program (model.pt2) or a dldiag checkpoint "
+              "(default: the dldiag checkpoint trained for --dataset)")
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def add_workspace_args(p: argparse.ArgumentParser, *, dataset_default: str | None = "fashion-mnist",
+                       model_default: str | None = None) -> None:
+    """``--dataset --model --weights --layers --latent --class-names --output --skip-unreadable
+    --cache-dir --batch-size``."""
+    p.add_argument("--dataset", default=dataset_default, help=DATASET_HELP)
+    p.add_argument("--model", default=model_default, help=MODEL_HELP)
+    p.add_argument("--weights", default=None,
+                   help="state_dict for a FILE.py:FACTORY model; without --model a dldiag checkpoint (default: "
+                        "where train saves it: data/weights/<dataset>.pt for digits and fashion-mnist, "
+                        "CACHE/weights/ for others)")
+    p.add_argument("--layers", type=_names, default=None,
+                   help="comma-separated diagnosed layers: module names (their output) or NAME:input "
+                        "(default: one per block that changes the representation, plus the logits)")
+    p.add_argument("--latent", default=None, help="the latent layer (default: the input of the final linear layer)")
+    p.add_argument("--class-names", type=_names, default=None, help="comma-separated class names, one per class")
+    p.add_argument("--output", default=None,
+                   help="for a model returning a tuple or dict: the index or key of its logits")
+    p.add_argument("--skip-unreadable", action="store_true",
+                   help="folder: data sets: leave out image files that cannot be read (default: stop and name them)")
+    p.add_argument("--cache-dir", default=None, help="cache folder (default: $DLDIAG_CACHE or ./cache)")
+    p.add_argument("--batch-size", type=int, default=256)
+
+
+def workspace_kwargs(args: argparse.Namespace) -> dict:
+    """Keyword arguments of :func:`dldiag.artifacts.load_workspace` from the parsed options."""
+    output = args.output
+    if output is not None and output.lstrip("-").isdigit():
+        output = int(output)
+    return {"model": args.model, "weights": args.weights, "layers": args.layers, "latent": args.latent,
+            "class_names": args.class_names, "output": output, "skip_unreadable": args.skip_unreadable,
+            "cache_dir": args.cache_dir, "batch_size": args.batch_size}

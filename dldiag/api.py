@@ -12,7 +12,7 @@ __all__ = ["from_model", "launch"]
 
 def from_model(model, data, *, layers=None, latent=None, class_names=None, transform=None, output=None,
                weights=None, batch_size: int = 256, cache_dir=None, name: str | None = None,
-               show_progress: bool = True):
+               feature_names=None, show_progress: bool = True):
     """A :class:`~dldiag.artifacts.Workspace` for any torch classifier and labelled data set.
 
     Parameters
@@ -48,6 +48,8 @@ def from_model(model, data, *, layers=None, latent=None, class_names=None, trans
         Cache folder (default ``$DLDIAG_CACHE`` or ``cache/``).
     name : str, optional
         The data set's name in the app and the cache (default: derived from the data).
+    feature_names : sequence of str, optional
+        For feature vectors: one name per feature, used when the app describes an item.
     show_progress : bool
         Progress bar of the full pass (computed once, then cached).
 
@@ -59,7 +61,8 @@ def from_model(model, data, *, layers=None, latent=None, class_names=None, trans
 
     return load_workspace(data, model=model, weights=weights, layers=layers, latent=latent,
                           class_names=class_names, transform=transform, output=output, name=name,
-                          batch_size=batch_size, cache_dir=cache_dir, show_progress=show_progress)
+                          feature_names=feature_names, batch_size=batch_size, cache_dir=cache_dir,
+                          show_progress=show_progress)
 
 
 def _in_jupyter() -> bool:

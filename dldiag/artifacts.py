@@ -261,9 +261,10 @@ def callable_key(obj):
 
     ``None``, numbers and strings are themselves; an ``nn.Module`` is its class and weights
     hash; a function is its qualified name, its source code (when Python can find it) and the
-    values it closes over; any other callable its type and ``repr``. A function whose result
-    depends on something none of these show (a global it reads, say) needs another name when
-    that changes, or the cache would serve results computed before.
+    values it closes over or the globals it names hold (arrays and tensors by content); any
+    other callable its type and ``repr``. A function whose result depends on something none of
+    these show (an attribute of an object it reads, say) needs another name when that changes,
+    or the cache would serve results computed before.
     """
     import inspect
 
@@ -271,14 +272,27 @@ def callable_key(obj):
         return obj
     if isinstance(obj, nn.Module):
         return ["module", type(obj).__qualname__, repr(obj), models.weights_hash(obj)]
+    if isinstance(obj, (np.ndarray, torch.Tensor)):  # by content: a repr elides large arrays
+        arr = np.ascontiguousarray(obj.detach().cpu().numpy() if isinstance(obj, torch.Tensor) else obj)
+        return ["array", str(arr.dtype), list(arr.shape), hashlib.sha256(arr.tobytes()).hexdigest()]
     if inspect.isfunction(obj) or inspect.ismethod(obj):
         try:
             source = inspect.getsource(obj)
         except (OSError, TypeError):
             source = None
-        cells = [repr(c.cell_contents) for c in (getattr(obj, "__closure__", None) or ())]
-        return ["function", obj.__module__, obj.__qualname__, source, cells]
+        fn = getattr(obj, "__func__", obj)
+        cells = [callable_key(c.cell_contents) if _keyable(c.cell_contents) else repr(c.cell_contents)
+                 for c in (fn.__closure__ or ())]
+        # Globals it names (a notebook's `mean` and `std`, say), by value: a changed value is a
+        # changed transform.
+        named = {n: callable_key(fn.__globals__[n]) for n in fn.__code__.co_names
+                 if n in fn.__globals__ and _keyable(fn.__globals__[n])}
+        return ["function", obj.__module__, obj.__qualname__, source, cells, named]
     return ["callable", type(obj).__module__, type(obj).__qualname__, repr(obj)]
+
+
+def _keyable(value) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str, np.ndarray, torch.Tensor, nn.Module))
 
 
 def _probe(pool: ModelPool, ds: Dataset, transform, output, source: str) -> torch.Tensor:
@@ -319,6 +333,7 @@ def load_workspace(
     transform=None,
     output=None,
     name: str | None = None,
+    feature_names=None,
     skip_unreadable: bool = False,
     cache_dir: str | Path | None = None,
     sample_cache_mb: float | None = None,
@@ -351,6 +366,8 @@ def load_workspace(
         Picks the logits from a tuple or dict output.
     name : str, optional
         The data set's name (default: derived from the data).
+    feature_names : sequence of str, optional
+        Names of the features of feature-vector items (shown in the app's item previews).
     skip_unreadable : bool
         ``folder:`` data: leave out image files that cannot be read (default: stop, naming them).
     cache_dir : path, optional
@@ -374,7 +391,8 @@ def load_workspace(
     from .model_spec import load_model
 
     start = time.perf_counter()
-    ds = as_dataset(dataset, class_names=class_names, name=name, skip_unreadable=skip_unreadable)
+    ds = as_dataset(dataset, class_names=class_names, name=name, skip_unreadable=skip_unreadable,
+                    feature_names=feature_names)
     if model is None:
         weights_path = resolve_weights(ds.name, weights, cache_dir)
         loaded = load_model(weights_path)

@@ -154,6 +154,9 @@ class Dataset:
         One name per class; label ``i`` is ``class_names[i]``.
     sources : tuple of str
         Files and folders read, for messages and provenance.
+    feature_names : tuple of str, optional
+        For feature-vector items (N, F): one name per feature, shown when the app describes
+        an item (not part of the fingerprint: names do not change results).
 
     Notes
     -----
@@ -169,6 +172,7 @@ class Dataset:
     y_test: np.ndarray
     class_names: tuple[str, ...]
     sources: tuple[str, ...] = ()
+    feature_names: tuple[str, ...] | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
@@ -205,6 +209,14 @@ class Dataset:
                 f"x_train items have shape {self.x_train.shape[1:]} but x_test items have "
                 f"shape {self.x_test.shape[1:]}; both splits must share one item shape"
             )
+        if self.feature_names is not None:
+            names = tuple(str(n) for n in self.feature_names)
+            object.__setattr__(self, "feature_names", names)
+            if len(self.x_test.shape) != 2 or len(names) != self.x_test.shape[1]:
+                raise ValueError(
+                    f"feature_names must name each feature of items of shape (F,); got {len(names)} "
+                    f"names for items of shape {tuple(self.x_test.shape[1:])}"
+                )
 
     def __repr__(self) -> str:
         n_train = None if self.x_train is None else len(self.x_train)
@@ -833,7 +845,14 @@ def _load_npz(name: str, path: Path, splits: tuple[str, ...]) -> Dataset:
                     y = _as_labels(get(f"y_{split}", ""), f"{path}[y_{split}]")
                     top = max(top, int(y.max()) if y.size else 0)
             class_names = _numbered_class_names(top, str(path), "a 'class_names' array")
-    return _build(name, parts, class_names, {s: (str(path),) for s in parts})
+        feature_names = None
+        if "feature_names" in keys:
+            raw = get("feature_names", "")
+            if raw.ndim != 1 or raw.dtype.kind not in "US":
+                raise DatasetError(f"{path}[feature_names]: must be a 1-d array of strings; got {_describe(raw)}")
+            feature_names = tuple(v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in raw)
+    ds = _build(name, parts, class_names, {s: (str(path),) for s in parts})
+    return ds if feature_names is None else replace(ds, feature_names=feature_names)
 
 
 def _build(name, parts, class_names, sources, extra=()) -> Dataset:
@@ -975,7 +994,7 @@ _AS_DATASET_FORMS = (
 )
 
 
-def as_dataset(data, *, class_names=None, name=None, skip_unreadable=False) -> Dataset:
+def as_dataset(data, *, class_names=None, name=None, skip_unreadable=False, feature_names=None) -> Dataset:
     """Turn the data a user hands to the Python API into a :class:`Dataset` (evaluation split).
 
     Parameters
@@ -997,6 +1016,9 @@ def as_dataset(data, *, class_names=None, name=None, skip_unreadable=False) -> D
           ``"h5:FILE?x=images&y=labels"``.
         - a :class:`Dataset`: returned as is (with ``class_names`` and ``name`` applied if
           given).
+    feature_names : sequence of str, optional
+        For feature vectors (N, F): one name per feature (default: the data's own, e.g. an
+        npz archive's ``feature_names``).
     class_names : sequence of str, optional
         One name per class. Without it: the data's own names (folder names, an archive's
         ``class_names``, ``dataset.classes``), else ``"0"`` .. ``"K-1"`` with K = 1 + the
@@ -1035,6 +1057,16 @@ def as_dataset(data, *, class_names=None, name=None, skip_unreadable=False) -> D
     >>> ds.item_shape, ds.n_classes, ds.name[:7]
     ((30,), 2, 'arrays:')
     """
+    ds = _as_dataset(data, class_names, name, skip_unreadable)
+    if feature_names is not None:
+        if isinstance(feature_names, (str, bytes)):
+            raise ValueError(f"feature_names must be a sequence of str, one per feature; got {feature_names!r}")
+        ds = replace(ds, feature_names=tuple(feature_names))
+    return ds
+
+
+def _as_dataset(data, class_names, name, skip_unreadable) -> Dataset:
+    """:func:`as_dataset` without the feature names."""
     if name is not None and (not isinstance(name, str) or not name):
         raise ValueError(f"name must be a non-empty str or None; got {name!r}")
     if class_names is not None:

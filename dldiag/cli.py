@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unit-mode", default="flat", choices=("flat", "channel"))
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
+    sub.add_parser("experiments", add_help=False,
+                   help="the report's experiments (Figs. 4-7, Table IV): python -m dldiag experiments --help")
+
     p = sub.add_parser("info", help="the report's Table I for the pair: sizes, parameters, activations per item")
     add_workspace_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -152,6 +155,11 @@ def _info(args) -> int:
 
 def main(argv=None) -> int:
     """Entry point of ``python -m dldiag``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["experiments"]:  # the same command as python -m dldiag.experiments
+        from .experiments.__main__ import main as experiments
+
+        return experiments(argv[1:])
     args = build_parser().parse_args(argv)
     handler = {"train": _train, "build": _build, "query": _query, "info": _info}[args.command]
     from .cache import CacheError

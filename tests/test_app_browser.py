@@ -253,3 +253,62 @@ def test_the_experiments_tab_shows_the_reports_figures(dash_duo, digits_ws):
     _wait(lambda: _drawn_width(dash_duo, "latent-graph") >= 0.9 * dash_duo.find_element("#latent-graph").size["width"],
           10, "the latent view at its panel's width")  # drawn while hidden, resized when shown
     assert dash_duo.get_logs() == [], "browser console errors"
+
+
+def test_your_own_model_and_data_in_the_browser(dash_duo, tmp_path):
+    """An MLP dldiag has never seen, given as the command line gives it (FILE.py:FACTORY + a
+    state_dict, npz: feature vectors): the page opens, the tooltip describes an item by its most
+    unusual features, and the group controls work."""
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+    from sklearn.datasets import load_breast_cancer
+
+    from dldiag.app import Warmup
+
+    data = load_breast_cancer()
+    x = ((data.data - data.data.mean(0)) / data.data.std(0)).astype(np.float32)
+    npz = tmp_path / "cancer.npz"
+    np.savez(npz, x_test=x, y_test=data.target, class_names=data.target_names, feature_names=data.feature_names)
+    models = Path(__file__).resolve().parents[1] / "examples" / "models.py"
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_browser_models", models)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        mlp = module.breast_cancer_mlp()
+    opt = torch.optim.Adam(mlp.parameters(), lr=1e-2)
+    for _ in range(200):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(mlp(torch.from_numpy(x)), torch.from_numpy(data.target)).backward()
+        opt.step()
+    weights = tmp_path / "mlp.pt"
+    torch.save(mlp.state_dict(), weights)
+
+    samplers = ["random", "max-margin"]
+    warmup = Warmup(f"npz:{npz}", model=f"{models}:breast_cancer_mlp", weights=str(weights), cache_dir=tmp_path,
+                    projections=["pca"], samplers=samplers, show_progress=False)
+    app = create_app(warmup=warmup, default_projection="pca", samplers=samplers)
+    _start(dash_duo, app)
+    dash_duo.wait_for_contains_text("#table-iv", "max-margin", timeout=90)
+    for gid in GRAPH_IDS:
+        _wait(lambda gid=gid: _title(dash_duo, gid).startswith(("(", "Latent")), 30, f"{gid} drawn")
+    assert "fc3:input" in _title(dash_duo, "latent-graph") and "569 items" in _title(dash_duo, "latent-graph")
+
+    ws = warmup.workspace
+    xy = ws.projection("pca")
+    far = int(np.argmax(np.abs(x).max(axis=1)))  # an item with an unusual feature
+    drag = _drag_area(dash_duo, "latent-graph")
+    dx, dy = _plot_point(dash_duo, "latent-graph", float(xy[far, 0]), float(xy[far, 1]))
+    ActionChains(dash_duo.driver).move_to_element(drag).move_by_offset(int(dx), int(dy)).perform()
+    _wait(lambda: "most unusual features" in dash_duo.find_element("#latent-tooltip").text, 20, "the feature table")
+    tip = dash_duo.find_element("#latent-tooltip").text
+    assert "σ" in tip and any(name in tip for name in data.feature_names)
+    assert not dash_duo.driver.find_elements("css selector", "#latent-tooltip img")
+
+    dash_duo.find_element("#outcome input[value='incorrect']").find_element("xpath", "./ancestor::label").click()
+    dash_duo.wait_for_contains_text("#group-label", "incorrect", timeout=30)
+    assert "relu" in _title(dash_duo, "topk-graph") or "fc" in _title(dash_duo, "topk-graph")

@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-SUITES = ("core", "samplers", "app", "concurrency", "browser", "load", "firstview", "cachecap")
+SUITES = ("core", "samplers", "app", "concurrency", "browser", "load", "firstview", "cachecap", "streaming")
 
 
 def main(argv=None) -> int:

@@ -330,6 +330,7 @@ def test_model_files_that_hold_something_else(tmp_path):
         _one_line(err)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 def test_torchscript_is_refused_with_how_to_export(tmp_path):
     scripted = torch.jit.script(TinyNet())
     scripted.save(str(tmp_path / "net.pt"))

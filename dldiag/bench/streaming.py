@@ -4,8 +4,11 @@ Evaluation data given as ``h5:FILE`` or ``folder:DIR`` (or a torch ``Dataset``) 
 memory whole: a pass reads one batch at a time. This measures it: Fashion-MNIST's test images
 (repeated to reach N) written as an HDF5 file and as a folder of PNGs, then one full pass of the
 shipped LeNet-5 over them (every diagnosed layer, the latent), each in a fresh process, its peak
-resident memory (VmHWM) read before and after. Memory that grows with N would show in the
-ratio of N = ``--large`` to N = ``--small``; the batch size is varied to show what it does grow with.
+resident memory (VmHWM) read before and after. Held items would show as memory growing by at
+least an item's size (as float32) per item from N = ``--small`` to N = ``--large``; what does grow
+with N is the pass's own output per item (its latent vector, logits, prediction, one arg-max index
+per layer and unit mode: about half a kilobyte for LeNet-5) and, for a folder, its list of files.
+The batch size is varied to show what memory grows with instead.
 """
 
 from __future__ import annotations
@@ -124,16 +127,21 @@ def main(argv=None) -> int:
         lines.append(f"| {r['kind']}: | {r['n']:,} | {r['batch']} | {r['peak_kib'] / 1024:.0f} | "
                      f"{(r['peak_kib'] - r['before_kib']) / 1024:.0f} | {r['seconds']:.1f} |")
     b0, b1 = batches[0], batches[-1]
-    ratios = []
-    lines += ["", "| data | peak RSS, N = large / N = small (batch " + str(b0) + ") | batch " + f"{b1} / {b0} (N = large) |",
-              "|---|---:|---:|"]
+    item_kb = 784 * 4 / 1024
+    per_item = []
+    lines += ["", f"| data | peak RSS, N = {args.large:,} / {args.small:,} (batch {b0}) | memory per added item "
+              f"(item as float32: {item_kb:.2f} KB) | batch {b1} / {b0} (N = {args.large:,}) |", "|---|---:|---:|---:|"]
     for kind in ("h5", "folder"):
         grow_n = peak(kind, args.large, b0) / peak(kind, args.small, b0)
+        kb = (peak(kind, args.large, b0) - peak(kind, args.small, b0)) * 1024 / (args.large - args.small)
         grow_b = peak(kind, args.large, b1) / peak(kind, args.large, b0)
-        ratios.append(grow_n)
-        lines.append(f"| {kind}: | {grow_n:.3f} | {grow_b:.3f} |")
+        per_item.append(kb)
+        lines.append(f"| {kind}: | {grow_n:.3f} | {kb:.2f} KB | {grow_b:.3f} |")
+    lines += ["", "Memory per added item is well below an item's size: the items are read a batch at a time and "
+              "never held. What it is: the pass's output per item (latent 84 floats, 10 logits, the prediction and "
+              "an arg-max index per layer and unit mode, about 0.5 KB) and, for a folder, its file list."]
     text = "\n".join(lines)
     print(text)
     if args.write:
         write_section("streaming", text)
-    return 0 if all(r <= 1.2 for r in ratios) else 1
+    return 0 if all(kb < 0.5 * item_kb for kb in per_item) else 1

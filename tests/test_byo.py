@@ -90,10 +90,37 @@ def _standardise(mean, std):
 
 
 def _exact(ws):
+    """A sample of every item answers exactly, and the app serves the workspace."""
     acc = ws.evaluate(np.arange(ws.n_items), k=5)
     assert acc.overall == EXACT and acc.groups
     assert all((g["s1"], g["s2"], g["s3"]) == (1.0, 0.0, 0.0) for g in acc.groups)
+    _serves(ws)
     return acc
+
+
+def _serves(ws):
+    """The app's layout and the panels' callback, over HTTP (the Flask test client)."""
+    from dldiag.app import create_app
+    from dldiag.app.callbacks import derived_stores
+    from dldiag.app.service import build_meta
+
+    samplers = ["random", "max-margin"]
+    app = create_app(ws, default_projection="pca", samplers=samplers)
+    client = app.server.test_client()
+    assert "latent-graph" in client.get("/_dash-layout").get_data(as_text=True)
+    stores = derived_stores(build_meta(ws, default_projection="pca", samplers=samplers).default_state())
+    output = ("..topk-graph.figure...heatmap-graph.figure...argmax-graph.figure...confusion-graph.figure"
+              "...group-label.children...confusion-shown.data...panels-error.children..")
+    body = {"output": output, "outputs": [{"id": o.split(".")[0], "property": o.split(".")[1]}
+                                          for o in output.strip(".").split("...")],
+            "inputs": [{"id": "sample-params", "property": "data", "value": stores["sample-params"]},
+                       {"id": "panel-params", "property": "data", "value": stores["panel-params"]}],
+            "state": [{"id": "confusion-shown", "property": "data", "value": None}],
+            "changedPropIds": ["sample-params.data"]}
+    answer = client.post("/_dash-update-component", data=json.dumps(body), content_type="application/json")
+    assert answer.status_code == 200
+    response = answer.get_json()["response"]
+    assert response["panels-error"]["children"] is None and response["topk-graph"]["figure"]["data"]
 
 
 # ------------------------------------------------------------------ the Python API
@@ -141,7 +168,7 @@ def test_a_torch_export_program_on_a_torch_dataset(resnet, colour_digits, tmp_pa
     np.testing.assert_allclose(ws.latent, direct.latent, rtol=1e-4, atol=1e-5)  # the same network
 
 
-def test_a_factory_with_weights_on_an_image_folder(resnet, colour_digits, tmp_path):
+def test_a_factory_with_weights_on_an_image_folder(resnet, colour_digits, tmp_path, capsys):
     x, y = colour_digits
     weights = tmp_path / "resnet.pt"
     torch.save(resnet.state_dict(), weights)
@@ -155,6 +182,9 @@ def test_a_factory_with_weights_on_an_image_folder(resnet, colour_digits, tmp_pa
     assert ws.n_items == 120 and ws.dataset.class_names[0] == "digit-0" and ws.dataset.item_shape == (3, 16, 16)
     assert ws.model_info["kind"] == "factory"
     _exact(ws)
+    assert cli(["query", "--model", f"{MODELS}:small_resnet", "--weights", str(weights), "--dataset",
+                f"folder:{folder}", "--cache-dir", str(tmp_path), "--fraction", "1.0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["overall"] == EXACT
 
 
 def test_h5_and_npz_data(mlp, cancer, tmp_path):

@@ -106,7 +106,7 @@ def _e(key, term_, short, long, see=()):
 _WEIGHTED_LONG = (
     "Each cluster still gets seats in proportion to its size, but they are filled by a random draw in "
     "which the lower an item's [[likelihood-ratio]], the likelier it is picked; the ratio is capped, so "
-    "that [[exemplar|exemplars]] keep a small chance. [[j]] has no effect, and the [[seed]] changes the "
+    "that [[exemplar|exemplars]] keep a small chance. [[j|j]] has no effect, and the [[seed]] changes the "
     "sample (the report averages 10 seeds)."
 )
 
@@ -121,13 +121,13 @@ _ENTRIES = (
     _e("class", "class (true label)",
        "The category an item really belongs to, as given by the data set's labels.",
        "The class is the answer the model should give. The class control picks items by their true class, "
-       "not by what the model said; see [[predicted-label]] for that, and [[outcome]] for whether the two "
-       "agree.",
+       "not by what the model said; see [[predicted-label]] for that, and [[outcome|outcome]] for whether the "
+       "two agree.",
        ("predicted-label", "outcome", "group")),
     _e("predicted-label", "predicted label",
        "The class the model assigns to an item: the one with the highest score in its last layer.",
        "The prediction comes from the [[logits]], the model's one score per class: the largest score wins. "
-       "When it equals the [[class|true label]], the [[outcome]] is correct.",
+       "When it equals the [[class|true label]], the [[outcome|outcome]] is correct.",
        ("class", "outcome", "logits", "confidence")),
     _e("outcome", "outcome (correct / incorrect)",
        "Whether the model got an item right: correct when its prediction equals the true label, incorrect "
@@ -167,8 +167,8 @@ _ENTRIES = (
     _e("layer", "layer",
        "One stage of the network, which turns the numbers of the stage before into new ones; an input passes "
        "through the layers in order.",
-       "dldiag looks at each convolution or fully connected block (after the step that sets negative values "
-       "to zero) and at the final [[logits]]. Early layers respond to simple patterns such as edges, later "
+       "By default dldiag looks at each convolution or fully connected block (after the step that sets "
+       "negative values to zero) and at the final [[logits]]. Early layers respond to simple patterns such as edges, later "
        "ones to whole shapes. The layer marked \"(latent)\" in the layer menu is the one whose output is the "
        "[[latent-space]].",
        ("unit", "latent-space", "logits")),
@@ -177,12 +177,12 @@ _ENTRIES = (
        "A convolution layer outputs a stack of feature maps, one per learned pattern (channel); each position "
        "of each map is a unit, labelled \"c5 (1,14)\" for channel 5, row 1, column 14. Units of a fully "
        "connected layer are labelled \"u12\", those of the [[logits]] by class name, and in channel "
-       "[[unit-mode]] a unit is a whole map, \"ch 5\".",
+       "[[unit-mode|unit mode]] a unit is a whole map, \"ch 5\".",
        ("activation", "layer", "unit-mode")),
     _e("activation", "activation",
        "The value a unit outputs for one item: large when the unit responds strongly to something in the "
        "input.",
-       "In the layers dldiag looks at, negative values are set to zero (the logits excepted), so most "
+       "In most layers dldiag looks at, negative values are set to zero (not in the logits), so most "
        "activations are zero or positive and many units are silent for a given item. A unit that is active "
        "for most items of a class is one the model relies on to recognise that class.",
        ("unit", "mean-activation", "arg-max-unit")),
@@ -217,7 +217,7 @@ _ENTRIES = (
        "A typical item, deep inside its cluster and far from any decision boundary (a high likelihood "
        "ratio).",
        "Exemplars show what the model takes for a clear case of a class. The likelihood-ratio samplers take "
-       "the share 1 − [[j]] of their items from this end and the share j from the boundary end, whose items "
+       "the share 1 − [[j|j]] of their items from this end and the share j from the boundary end, whose items "
        "the report calls outliers.",
        ("decision-boundary", "likelihood-ratio", "j")),
     # ---------------------------------------------------------------- groups and the three questions
@@ -227,12 +227,12 @@ _ENTRIES = (
        "Every answer in panels (a)–(c) is for the current group, named in the bar above them. It can be "
        "narrowed to one cell of the [[confusion-matrix]] ([[predicted-as]]) or to a [[selection]] drawn in "
        "the latent view; \"all items\" means no narrowing. The scores of panel (d) are averages over all "
-       "groups ([[n-groups]]).",
+       "[[n-groups|groups]].",
        ("outcome", "class", "layer", "n-groups", "absent-group")),
     _e("n-groups", "number of groups (\"100 groups\")",
        "How many layer × class × outcome combinations have at least one item in the full data; panel (d) "
        "averages over all of them.",
-       "With 5 layers and 10 classes there are at most 5 × 10 × 2 = 100; a class the model never gets wrong "
+       "With 5 layers (LeNet-5's) and 10 classes there are at most 5 × 10 × 2 = 100; a class the model never gets wrong "
        "has no incorrect group, which lowers the count. Every group counts equally in the average, so a "
        "group of three misclassified items weighs as much as a group of a thousand correct ones.",
        ("group", "query-set-accuracy", "absent-group")),
@@ -248,25 +248,25 @@ _ENTRIES = (
        "S3 (most-active-unit distribution).",
        "The report gathers the questions of many model-debugging papers into these three families. Each is "
        "answered for every [[group]] on the sample and on the [[full-data]], and the two answers are "
-       "compared by a score ([[s1]], [[s2]], [[s3]]).",
+       "compared by a score ([[s1|S1]], [[s2|S2]], [[s3|S3]]).",
        ("s1", "s2", "s3", "query-set-accuracy")),
     _e("top-k", "top-k",
        "The k units of a layer with the highest mean activation over a group: the units that respond most "
        "to it.",
        "k is set in the controls (1 to 50, 10 by default); ties go to the lower unit number. Query set "
-       "[[s1]] asks whether the sample finds the same k units as the full data.",
+       "[[s1|S1]] asks whether the sample finds the same k units as the full data.",
        ("s1", "mean-activation", "unit")),
     _e("mean-activation", "mean activation",
        "A unit's activation averaged over the items of a group.",
-       "The list of every unit's mean is the group's activation pattern, which query set [[s2]] compares "
+       "The list of every unit's mean is the group's activation pattern, which query set [[s2|S2]] compares "
        "between the sample and the full data. Panel (b) draws it as images, and its largest entries are the "
-       "[[top-k]] units of [[s1]].",
+       "[[top-k]] units of [[s1|S1]].",
        ("s2", "activation", "top-k")),
     _e("arg-max-unit", "arg-max (most active) unit",
        "For one item, the unit of a layer with the largest activation: the detector that fires hardest for "
        "it.",
        "Counting, over a group's items, how often each unit is the most active one gives the arg-max "
-       "distribution that query set [[s3]] compares (ties go to the lower unit number). A few tall bars mean "
+       "distribution that query set [[s3|S3]] compares (ties go to the lower unit number). A few tall bars mean "
        "the layer has a few dominant detectors for the group; a flat spread means no single unit stands "
        "out.",
        ("s3", "activation", "unit")),
@@ -327,7 +327,7 @@ _ENTRIES = (
        "For an item x in cluster A it is P(A | x) / P(not A | x), from a Gaussian mixture ([[gmm-full]], "
        "[[gmm-spherical]]) or a calibrated linear classifier ([[max-margin]]). A ratio near 1 puts the item "
        "on a [[decision-boundary]], and a large ratio marks an [[exemplar]]. The ratio samplers sort each "
-       "cluster by it and take items from both ends ([[j]]).",
+       "cluster by it and take items from both ends ([[j|j]]).",
        ("log-likelihood-ratio", "j", "decision-boundary")),
     _e("log-likelihood-ratio", "log likelihood ratio",
        "The natural logarithm of the likelihood ratio, shown when you hover an item: near 0 on a boundary, "
@@ -362,8 +362,8 @@ _ENTRIES = (
     _e("vas", "vas",
        "Visualization-aware sampling: picks items that spread as evenly as possible over the latent space, "
        "like a well-drawn scatter plot.",
-       "VAS (Park et al., 2016) swaps items in and out of the sample so that sample items are as far from "
-       "each other as possible: dense regions are thinned and sparse ones kept. It uses neither labels nor "
+       "VAS (Park et al., 2016) swaps items in and out of the sample so that its items crowd each other as "
+       "little as possible: dense regions are thinned and sparse ones kept. It uses neither labels nor "
        "predictions, and it is fixed by its fit, so the [[seed]] does not change it.",
        ("latent-space", "random")),
     _e("eb-tree", "eb-tree",
@@ -371,9 +371,9 @@ _ENTRIES = (
        "sample is rich in mistakes.",
        "Items are visited in a random order, and an item joins the tree when the nearest tree item it reaches "
        "has a different predicted label, so the tree grows along the boundaries between the model's "
-       "predicted classes. Its natural size is the tree's own, a few % of the data. In the app, a larger "
-       "fraction grows the tree in further passes and then fills up at random; a smaller one keeps the first "
-       "items added.",
+       "predicted classes. Its natural size is the tree's own, larger when the boundaries are tangled (about "
+       "3 % of MNIST in the report). In the app, a larger fraction grows the tree in further passes and then "
+       "fills up at random; a smaller one keeps the first items added.",
        ("decision-boundary", "predicted-label")),
     _e("gmm-full", "gmm-full",
        "Fits one cluster of any shape per class to the latent space and takes a share j of each cluster "
@@ -381,14 +381,14 @@ _ENTRIES = (
        "A Gaussian mixture describes the data as overlapping bell-shaped clusters, here as many as there are "
        "classes, each free to be a stretched, tilted ellipsoid (full covariance). It is fitted without labels, "
        "on the 32 main directions of the latent space; each item belongs to its most likely cluster and is "
-       "ranked by its [[likelihood-ratio]], and [[j]] sets the boundary share.",
+       "ranked by its [[likelihood-ratio]], and [[j|j]] sets the boundary share.",
        ("likelihood-ratio", "j", "gmm-spherical", "gmm-full-weighted")),
     _e("gmm-spherical", "gmm-spherical",
        "Like gmm-full, but every cluster is round (the same spread in all directions): simpler, and a poorer "
        "fit to stretched clusters.",
        "Round clusters describe stretched or lopsided classes badly, so the ranking from boundary to centre "
        "is less reliable; the report found it worse than [[gmm-full]] on both its data sets, most of all on "
-       "the galaxies. Items are ranked by [[likelihood-ratio]] and [[j]] sets the boundary share, as for "
+       "the galaxies. Items are ranked by [[likelihood-ratio]] and [[j|j]] sets the boundary share, as for "
        "gmm-full.",
        ("gmm-full", "likelihood-ratio", "j", "gmm-spherical-weighted")),
     _e("max-margin", "max-margin",
@@ -397,7 +397,7 @@ _ENTRIES = (
        "A support vector machine (SVM) separates the classes by flat boundaries with the widest possible "
        "margin, trained on the true labels; its scores are turned into probabilities, which give each item a "
        "[[likelihood-ratio]] for the class the SVM predicts. It was the report's best sampler on all three "
-       "query sets. [[j]] sets the boundary share, and the [[seed]] does not change it.",
+       "query sets. [[j|j]] sets the boundary share, and the [[seed]] does not change it.",
        ("likelihood-ratio", "j", "max-margin-weighted")),
     _e("gmm-full-weighted", "gmm-full-weighted",
        "gmm-full's clusters, filled by a random draw in which boundary items are likelier (chance ∝ 1 / "
@@ -432,7 +432,7 @@ _ENTRIES = (
        "How different the sample's distribution of most-active units is from the full data's, from 0 "
        "(identical) to 1 (no overlap): lower is better.",
        "Query set S3 asks \"for how many of this group's items is each unit the most active one?\" "
-       "([[arg-max-unit]]). The Jensen–Shannon (JS) distance, computed with base-2 logarithms, runs from 0 "
+       "([[arg-max-unit|most active unit]]). The Jensen–Shannon (JS) distance, computed with base-2 logarithms, runs from 0 "
        "for identical distributions to 1 for distributions with no unit in common. Lower is better; a group "
        "absent from the sample scores 1.",
        ("arg-max-unit", "query-set-accuracy", "absent-group")),
@@ -453,7 +453,8 @@ _ENTRIES = (
     _e("random-baseline", "random baseline",
        "A uniformly random sample of the same size and seed, scored in the same way, for comparison.",
        "A sampler is worth its cost only if it beats random sampling. Panel (d) and the Table IV row show the "
-       "two side by side; one random draw varies from seed to seed, so small differences can be luck.",
+       "two side by side; one random draw varies from seed to seed, so small differences can be luck. With "
+       "the [[random]] sampler chosen, both are the very same sample.",
        ("random", "query-set-accuracy", "table-iv-row")),
     _e("table-iv-row", "Table IV row",
        "The sample's size and how many of its items the model gets right and wrong, as in Table IV of the "
@@ -544,8 +545,8 @@ _PANELS = (
     PanelHelp(
         "heatmap", "(b) Mean-activation maps",
         "The [[mean-activation]] of every unit of the layer for the group, drawn as images: the sample, the "
-        "full data, and their difference (sample − full). A convolution layer is one small map per channel; "
-        "other layers are a square grid of units.",
+        "full data, and their difference (sample − full). In units mode a convolution layer is one small map "
+        "per channel; other layers, and channels, are a square grid of tiles.",
         "Bright tiles are units that respond strongly to the group; the same picture in the first two images "
         "means the sample reproduces the full data. In the difference, red is where the sample is too high, "
         "blue too low, and white right.",
@@ -564,7 +565,7 @@ _PANELS = (
         ("s3", "arg-max-unit", "unit", "unit-mode")),
     PanelHelp(
         "summary", "(d) Query-set accuracy of the sample vs random",
-        "How well this sample answers the three [[query-set|query sets]] over all groups ([[n-groups]]), next "
+        "How well this sample answers the three [[query-set|query sets]] over all [[n-groups|groups]], next "
         "to a random sample of the same size: S1, S2 and S3, overall (\"all\") and per layer.",
         "Each pair of bars is the chosen sampler's score and the [[random-baseline]]'s. The [[table-iv-row]] "
         "below counts the correct and incorrect items in each sample.",
@@ -705,7 +706,7 @@ def glossary_section(*, title: str = "Glossary") -> html.Section:
     """
     children: list = [
         html.H2(title, className="glossary-title"),
-        html.P("Every underlined term on the page links here; hover one for its one-line definition.",
+        html.P("The terms marked on the page link here; hover one for its one-line definition.",
                className="glossary-lead"),
     ]
     for heading, keys in GLOSSARY_TOPICS:

@@ -49,6 +49,20 @@
   });
 })();
 
+/* Presentation mode: the arrow keys (and Page Up/Down, as a presenter's clicker sends) step between
+   panels. The step goes to the reducer through the `slide-key` store, so the URL follows. */
+document.addEventListener('keydown', function (event) {
+  if (!document.querySelector('.app.present') || !window.dash_clientside || !window.dash_clientside.set_props) {
+    return;
+  }
+  var target = event.target;
+  if (target && (target.tagName === 'INPUT' || target.tagName === 'TEXTAREA' || target.isContentEditable)) { return; }
+  var step = {ArrowRight: 1, PageDown: 1, ArrowLeft: -1, PageUp: -1}[event.key];
+  if (!step) { return; }
+  event.preventDefault();
+  window.dash_clientside.set_props('slide-key', {data: {step: step, at: Date.now()}});
+});
+
 window.dash_clientside = Object.assign({}, window.dash_clientside, {
   dldiag: {
     /* The PNG/SVG buttons of a panel's bar: plotly.js's own exporter (PNG at 2x). */

@@ -80,6 +80,13 @@ def _drag_area(dash_duo, graph_id: str):
     return el
 
 
+def _click(dash_duo, selector: str) -> None:
+    """Click an element after scrolling it to the middle of the window (clear of the sticky bar)."""
+    el = dash_duo.find_element(selector)
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", el)
+    el.click()
+
+
 def _downloaded(dash_duo, suffix: str, timeout=30) -> str:
     folder = dash_duo.download_path
 
@@ -140,7 +147,7 @@ def test_explore_select_click_and_export(dash_duo, digits_ws):
     assert "color=neuron" in dash_duo.driver.current_url
 
     # Click a confusion cell: "class a predicted as b" becomes the group.
-    dash_duo.find_element("#clear-group").click()
+    _click(dash_duo, "#clear-group")
     dash_duo.wait_for_contains_text("#group-label", "all items", timeout=20)
     drag = _drag_area(dash_duo, "confusion-graph")
     dx, dy = _plot_point(dash_duo, "confusion-graph", 3, 3)

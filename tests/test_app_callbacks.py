@@ -6,6 +6,7 @@ Runs on the digits workspace (450 items, shipped weights) with PCA, so it needs 
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 import json
 import threading
 import time
@@ -103,7 +104,10 @@ def test_events(meta):
     assert (n.color, n.neuron) == ("neuron", 9)
     assert apply_event(n, "controls", {"layer": "conv1"}, meta).color == "true"  # the unit was fc1's
     q = apply_event(s, "confusion", [3, 5], meta)
-    assert apply_event(q, "controls", {"cls": "2"}, meta).predicted is None
+    # "predicted as" is a control of its own now: picking a class keeps it, "any" clears it
+    assert apply_event(q, "controls", {"cls": "2"}, meta).predicted == 5
+    assert apply_event(q, "controls", {"cls": "2", "predicted": "any"}, meta).predicted is None
+    assert apply_event(s, "controls", {"predicted": "7"}, meta).predicted == 7
     assert apply_event(q, "clear-group", None, meta) == ViewState(**{**q.to_dict(), "cls": None,
                                                                      "predicted": None, "outcome": "all"})
     c = apply_event(s, "controls", {"fraction": 5, "k": 500, "seed": None, "sampler": "bogus"}, meta)
@@ -142,7 +146,7 @@ def test_derived_stores_split_the_state(meta):
     d = cb.derived_stores(s)
     assert d["sample-params"] == {"sampler": s.sampler, "fraction": s.fraction, "j": s.j, "seed": s.seed}
     assert d["latent-params"]["neuron"] == [s.layer, s.units, 3]
-    assert set(d["panel-params"]) == {"layer", "cls", "outcome", "predicted", "k", "units", "present"}
+    assert set(d["panel-params"]) == {"layer", "cls", "outcome", "predicted", "k", "units", "present", "sel"}
     assert cb.derived_stores(meta.default_state())["latent-params"]["neuron"] is None
 
 
@@ -347,36 +351,46 @@ def test_tooltip_outputs(meta, svc, digits_ws):
     assert cb.tooltip_outputs(meta, svc, None, "random")[0] is False
 
 
-def test_selection_from_event():
-    assert cb.selection_from_event(None, 10) is None
-    assert cb.selection_from_event({"points": []}, 10) is None
-    event = {"points": [{"customdata": 4}, {"customdata": 2}, {"customdata": 4}, {"customdata": [7]}, {}]}
-    assert cb.selection_from_event(event, 10) == [2, 4, 7]
+def test_a_box_drawn_in_the_latent_view_becomes_the_group_and_travels_in_the_link(meta, svc, stores, digits_ws):
+    state, derived, sample_params = stores
+    xy = digits_ws.projection("pca")
+    x0, x1 = np.quantile(xy[:, 0], [0.2, 0.6])
+    y0, y1 = np.quantile(xy[:, 1], [0.1, 0.7])
+    event = {"points": [{"customdata": 1}], "range": {"x": [x0, x1], "y": [y0, y1]}}
+    new, _ = cb.sync_state(meta, "latent-graph", to_query(state), {}, previous=state.to_dict(), selected=event)
+    assert new.sel.startswith("box:pca:")
+    inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
+    items = cb.selected_items(svc, new.sel, meta)
+    rounding = np.abs(np.sort(xy[inside, 0])[[0, -1]] - [x0, x1]).min() < 1e-3 * np.ptp(xy[:, 0])
+    assert len(items) == inside.sum() or rounding  # the link keeps 5 significant digits
+    query = to_query(new)
+    assert "sel=box:pca:" in query and len(query) < 400
+    parsed, notes = parse_query(query, meta)
+    assert parsed.sel == new.sel and notes == []
+    label = cb.panel_outputs(meta, svc, sample_params, cb.derived_stores(new)["panel-params"])[4]
+    assert label.startswith(f"{len(items):,} selected items")
+    cleared, _ = cb.sync_state(meta, "clear-group", query, {}, previous=new.to_dict())
+    assert cleared.sel is None
+    deselected, _ = cb.sync_state(meta, "latent-graph", query, {}, previous=new.to_dict(), selected=None)
+    assert deselected.sel is None
 
 
-@pytest.mark.parametrize("event, message", [
-    ({"points": "all"}, "a selection must be an object with a list of points; got"),
-    ([1, 2], "a selection must be an object with a list of points; got"),
-    ({"points": [{"customdata": "x"}]}, "selected item must be an integer in [0, 9]; got 'x'"),
-    ({"points": [{"customdata": 10}]}, "selected item must be an integer in [0, 9]; got 10"),
-    ({"points": [{"customdata": -1}]}, "selected item must be an integer in [0, 9]; got -1"),
-    ({"points": [{"customdata": 2.5}]}, "selected item must be an integer in [0, 9]; got 2.5"),
+@pytest.mark.parametrize("text, message", [
+    ("box:pca:1,2,3", "sel's coordinates must be numbers (4)"),
+    ("box:mds:1,2,3,4", "sel's projection must be one of"),
+    ("circle:pca:1,2,3", "sel must start with box: or lasso:"),
+    ("lasso:pca:1,2;3,4", "sel's coordinates must be numbers (3 to 120 x,y pairs)"),
+    ("box:pca:1,2,inf,4", "sel's coordinates must be finite"),
+    ("box:pca:" + "9" * 6000, "sel must be box:PROJECTION"),
 ])
-def test_a_malformed_selection_is_refused_by_name(event, message):
+def test_a_malformed_selection_in_a_link_or_store_is_refused_by_name(meta, text, message):
+    from dldiag.app.state import check_field
+
     with pytest.raises(ValueError) as info:
-        cb.selection_from_event(event, 10)
-    assert message in str(info.value)
-
-
-def test_a_selection_store_is_checked(meta, svc, stores):
-    state, _, sample_store = stores
-    with pytest.raises(ValueError, match=r"selected item must be an integer in \[0, 449\]; got 450"):
-        cb.check_selection([1, 450], meta.n_items)
-    with pytest.raises(ValueError, match="selection must be a list of at most 450 item indices; got 'x'"):
-        cb.check_selection("x", meta.n_items)
-    assert cb.check_selection([5, 1, 5], meta.n_items) == [1, 5]
-    with pytest.raises(ValueError, match="selected item"):
-        cb.panel_outputs(meta, svc, sample_store, cb.derived_stores(state)["panel-params"], [0, -3])
+        check_field("sel", text, meta)
+    assert message in str(info.value) and len(str(info.value)) < 300
+    state, notes = parse_query("?sel=" + text, meta)
+    assert state.sel is None and message in notes[0]
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -440,12 +454,17 @@ def test_controls_keep_their_value_and_say_why(meta):
 
 def test_export_outputs_downloads_the_view(meta, svc, stores):
     state, _, _ = stores
-    out = cb.export_outputs(meta, svc, state.to_dict(), [1, 2, 3], "http://127.0.0.1:8050/?x=1")
+    xy = svc.projection("pca")
+    box = f"box:pca:{xy[:, 0].min() - 1},{xy[:, 0].max() + 1},{xy[:, 1].min() - 1},{np.median(xy[:, 1])}"
+    state = replace(state, sel=cb.parse_selection(box, meta.projections).to_text())
+    n = len(cb.selected_items(svc, state.sel, meta))
+    out = cb.export_outputs(meta, svc, state.to_dict(), "http://127.0.0.1:8050/?x=1")
     assert out["filename"].endswith(".html") and out["type"] == "text/html"
     html = out["content"]
     assert html.count("Plotly.newPlot") == 6 and "<script src=" not in html
-    assert "3 items drawn in the latent view" in html and state.sampler in html
+    assert f"{n} items drawn in the latent view" in html and state.sampler in html
     assert "http://127.0.0.1:8050/" + to_query(state).replace("&", "&amp;") in html
+    assert "sel=box:pca:" in html  # the link reopens the selection
 
 
 def test_guarded_turns_an_exception_into_an_inline_alert():
@@ -481,7 +500,7 @@ def test_create_app_serves_the_layout_and_registers_every_callback(app):
     deps = client.get("/_dash-dependencies").get_json()
     outputs = " ".join(d["output"] for d in deps)
     for needle in ("sample-info.children", "pending-store.data", "topk-graph.figure", "summary-graph.figure", "latent-graph.figure",
-                   "latent-tooltip.show", "selection-store.data", "download.data", "url.search"):
+                   "latent-tooltip.show", "download.data", "url.search"):
         assert needle in outputs
     with pytest.raises(ValueError, match="exactly one"):
         create_app()
@@ -491,13 +510,12 @@ def test_a_failing_callback_shows_a_message_and_the_server_keeps_serving(app, st
     _, derived, sample_store = stores
     client = app.server.test_client()
     output = "..topk-graph.figure...heatmap-graph.figure...argmax-graph.figure...confusion-graph.figure" \
-             "...group-label.children...confusion-shown.data...panels-error.children.."
+             "...group-label.children...confusion-shown.data...selection-info.children...panels-error.children.."
     outputs = [{"id": o.split(".")[0], "property": o.split(".")[1]} for o in output.strip(".").split("...")]
 
     def inputs(panel):
         return [{"id": "sample-params", "property": "data", "value": sample_store},
-                {"id": "panel-params", "property": "data", "value": panel},
-                {"id": "selection-store", "property": "data", "value": None}]
+                {"id": "panel-params", "property": "data", "value": panel}]
 
     shown = [{"id": "confusion-shown", "property": "data", "value": None}]
     bad = _post(client, output, outputs, inputs({**derived["panel-params"], "layer": "no-such-layer"}), shown,

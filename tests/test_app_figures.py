@@ -388,7 +388,8 @@ def test_control_options_follow_the_workspace():
 
 
 def test_presentation_layout_and_loading_page():
-    assert build_layout(META, META.default_state().__class__(present=True, layer="fc")).className == "app present"
+    assert build_layout(META, META.default_state().__class__(present=True, layer="fc")).className == \
+        "app present slide-latent"
     page = loading_layout({"step": 2, "total": 4, "message": "projection umap (2/3)…", "error": None})
     ids = _ids(page)
     assert ids["boot-status"].children == "projection umap (2/3)…"

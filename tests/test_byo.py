@@ -110,7 +110,7 @@ def _serves(ws):
     assert "latent-graph" in client.get("/_dash-layout").get_data(as_text=True)
     stores = derived_stores(build_meta(ws, default_projection="pca", samplers=samplers).default_state())
     output = ("..topk-graph.figure...heatmap-graph.figure...argmax-graph.figure...confusion-graph.figure"
-              "...group-label.children...confusion-shown.data...panels-error.children..")
+              "...group-label.children...confusion-shown.data...selection-info.children...panels-error.children..")
     body = {"output": output, "outputs": [{"id": o.split(".")[0], "property": o.split(".")[1]}
                                           for o in output.strip(".").split("...")],
             "inputs": [{"id": "sample-params", "property": "data", "value": stores["sample-params"]},

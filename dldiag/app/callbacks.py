@@ -7,7 +7,7 @@ The callback graph::
                                 ├──► panel-params ──────────────────────────────┼──► panels (a)(b)(c)(e)
                                 ├──► eval-params ───────────────────────────────┼──► summary (d)
                                 └──► latent-params ─────────────────────────────┴──► latent view (Patch)
-    lasso/box ──► selection-store ──► panels
+    lasso/box ──► sync (the shape, in the URL as ``sel=``) ──► panels resolve it to items
     tabs ──► sync (the URL's ``tab=``) · tabs ──► views shown (client side)
     tabs = experiments, once ──► experiments tab's figures (read from results/, no explorer store)
 
@@ -29,6 +29,7 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 from dash import ALL, ClientsideFunction, Input, Output, Patch, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
@@ -36,11 +37,14 @@ from ..experiments.figures import RESULTS_ROOT, figures_for_dataset, load_run, r
 from . import figures as F
 from . import views
 from .export import report_filename, report_html
-from .layout import alert, color_options, experiments_panels, pending_note, pending_options
+from .glossary import GLOSSARY, PANEL_HELP
+from .glossary import tooltip as term_tooltip
+from .layout import alert, color_options, experiments_panels, pending_note, pending_options, root_class
 from .prepare import FIRST_PROJECTIONS
 from .service import Diagnosis, SampleParams, build_meta
 from .._validation import check_int, shown
-from .state import AppMeta, apply_event, parse_query, state_from_dict, to_query
+from .selection import parse_selection, selection_from_event
+from .state import SLIDES, AppMeta, apply_event, parse_query, state_from_dict, to_query
 
 __all__ = [
     "AppContext",
@@ -53,7 +57,7 @@ __all__ = [
     "summary_outputs",
     "latent_outputs",
     "tooltip_outputs",
-    "selection_from_event",
+    "selected_items",
     "export_outputs",
     "experiments_outputs",
     "CONTROL_IDS",
@@ -61,7 +65,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CONTROL_IDS = ("sampler", "fraction", "j", "seed", "layer", "cls", "outcome", "k", "units", "projection", "color")
+#: What presentation mode's slide counter calls each panel.
+SLIDE_TITLES = {**{k: PANEL_HELP[k].title for k in SLIDES if k in PANEL_HELP}}
+
+CONTROL_IDS = ("sampler", "fraction", "j", "seed", "layer", "cls", "predicted", "outcome", "k", "units",
+               "projection", "color")
 
 
 class AppContext:
@@ -129,6 +137,15 @@ def _click_value(click_data, key="customdata"):
     return click_data["points"][0].get(key)
 
 
+def _pick_cell(value):
+    """(true, predicted) of a picked row of the top-confusions list (its value: "true-predicted")."""
+    try:
+        true, pred = (int(v) for v in str(value).split("-"))
+    except ValueError:
+        raise ValueError(f"a confusion pick must be true-predicted class indices; got {shown(value)}") from None
+    return [true, pred]
+
+
 def _confusion_cell(click_data, meta: AppMeta):
     """(true, predicted) of a clicked confusion cell.
 
@@ -149,11 +166,13 @@ def _confusion_cell(click_data, meta: AppMeta):
 
 
 def sync_state(meta: AppMeta, triggered: str | None, search: str | None, controls: dict,
-               topk_click=None, confusion_click=None, previous: dict | None = None, tab: str | None = None):
+               topk_click=None, confusion_click=None, previous: dict | None = None, tab: str | None = None,
+               selected=None, slide_key=None):
     """The reducer: the new :class:`ViewState` and the notes to show.
 
     ``triggered`` is the id of the input that fired (``None`` on the first call, which
-    reads the URL); ``tab`` is the tabs' value.
+    reads the URL); ``tab`` is the tabs' value; ``selected`` the latent view's selection
+    event; ``slide_key`` the presentation keys' ``{"step": ±1}`` or ``{"slide": name}``.
     """
     notes: list[str] = []
     prev = state_from_dict(previous, meta) if previous else None
@@ -176,6 +195,14 @@ def sync_state(meta: AppMeta, triggered: str | None, search: str | None, control
         if cell is None:
             raise PreventUpdate
         return apply_event(prev, "confusion", cell, meta), notes
+    if triggered == "latent-graph":
+        sel = selection_from_event(selected, prev.projection)
+        return apply_event(prev, "select", None if sel is None else sel.to_text(), meta), notes
+    if triggered == "slide-key":
+        if not isinstance(slide_key, dict):
+            raise PreventUpdate
+        payload = slide_key.get("step") if slide_key.get("step") in (1, -1) else slide_key.get("slide")
+        return apply_event(prev, "slide", payload, meta), notes
     return apply_event(prev, "controls", _controls_from_values(controls), meta, notes), notes
 
 
@@ -185,9 +212,11 @@ def derived_stores(state) -> dict:
         "sample-params": state.sample_params,
         "panel-params": {"layer": state.layer, "cls": state.cls, "outcome": state.outcome,
                          "predicted": state.predicted, "k": state.k, "units": state.units,
-                         "present": state.present},
+                         "present": state.present, "sel": state.sel},
         "eval-params": {"k": state.k, "units": state.units, "present": state.present},
+        "group-params": {"cls": state.cls, "outcome": state.outcome, "predicted": state.predicted, "sel": state.sel},
         "latent-params": {"projection": state.projection, "color": state.color, "present": state.present,
+                          "sel": state.sel, "cls": state.cls, "outcome": state.outcome, "predicted": state.predicted,
                           "neuron": [state.layer, state.units, state.neuron] if state.color == "neuron" else None},
     }
 
@@ -234,13 +263,79 @@ def _short(value) -> str:
     return str(value)
 
 
-def panel_outputs(meta: AppMeta, svc: Diagnosis, sample_params: dict, panel_params: dict, selection=None):
+def selected_items(svc: Diagnosis, sel: str | None, meta: AppMeta):
+    """The items inside a selection's shape, in the projection it was drawn in (None: no selection)."""
+    shape = parse_selection(sel, meta.projections)
+    if shape is None:
+        return None
+    return np.flatnonzero(shape.contains(svc.projection(shape.projection)))
+
+
+def selection_info(meta: AppMeta, svc: Diagnosis, sel: str | None):
+    """The line under the latent view about its selection (None without one)."""
+    shape = parse_selection(sel, meta.projections)
+    if shape is None:
+        return None
+    n = int(shape.contains(svc.projection(shape.projection)).sum())
+    what = "box" if shape.kind == "box" else "lasso"
+    return [html.B(f"{n:,} items"), f" inside the {what} drawn in {F.PROJECTION_NAMES.get(shape.projection)} are the "
+            "group's scope (kept in the link). ", html.Span("Clear group ✕ drops it.", className="muted")]
+
+
+def panel_outputs(meta: AppMeta, svc: Diagnosis, sample_params: dict, panel_params: dict):
     """(top-k, heatmap, argmax, confusion figures, group label) for the current group."""
     state = _state_of(meta, sample_params, panel=panel_params)
-    view = views.panel_figures(svc, state, check_selection(selection, meta.n_items))
+    view = views.panel_figures(svc, state, selected_items(svc, state.sel, meta))
     counts = view["counts"]
     label = f"{view['group']} — {counts['full']:,} items in the data, {counts['sample']:,} in the sample"
     return view["topk"], view["heatmap"], view["argmax"], view["confusion"], label
+
+
+GALLERY_PAGE = 24
+
+
+def _card(svc: Diagnosis, meta: AppMeta, item: int, in_sample: bool, confidence: float) -> html.Figure:
+    """One item of the gallery: its image (or most unusual features), true label, prediction, confidence."""
+    y, p = int(svc.ws.y_true[item]), int(svc.ws.y_pred[item])
+    kind, preview = svc.item_preview(item)
+    if kind == "image":
+        shown = html.Img(src=preview, className="card-img", alt=f"item {item}")
+    else:
+        shown = html.Div(className="card-features", children=[
+            html.Div(f"{name} {z:+.1f} σ") for name, _, z in preview[:3]])
+    names = meta.class_names
+    return html.Figure(className="card" + (" in-sample" if in_sample else ""), children=[
+        shown,
+        html.Figcaption([
+            html.Div(["true ", html.B(names[y])]),
+            html.Div(["predicted ", html.B(names[p], className="ok" if y == p else "bad"),
+                      f" ({confidence:.0%})"]),
+            html.Div(f"item {item}" + (" · in the sample" if in_sample else ""), className="card-id"),
+        ]),
+    ])
+
+
+def gallery_outputs(meta: AppMeta, svc: Diagnosis, sample_params: dict, group_params: dict, limit: int):
+    """(cards, info line, whether more remain) of the group's gallery."""
+    state = _state_of(meta, sample_params, group=group_params)
+    idx = svc.sample_indices(SampleParams.from_state(state))
+    g = svc.gallery(state, idx, selected_items(svc, state.sel, meta), limit=limit)
+    cards = [_card(svc, meta, int(i), bool(s), float(c)) for i, s, c in zip(g["items"], g["in_sample"], g["confidence"])]
+    if not g["n_group"]:
+        info = f"{svc.group_label(state, selected_items(svc, state.sel, meta))}: no item of the data is in this group."
+    else:
+        info = (f"{g['n_group']:,} items in the group, {g['n_sample']:,} of them in the sample (shown first, "
+                f"framed); the model's most confident first. Showing {len(cards):,}.")
+    return cards, info, len(cards) < g["n_group"]
+
+
+def top_confusion_options(meta: AppMeta, svc: Diagnosis, sample_params: dict) -> list:
+    """The options of the top-confusions list: "true → predicted: count (share of the class) · sample"."""
+    state = _state_of(meta, sample_params)
+    idx = svc.sample_indices(SampleParams.from_state(state))
+    names = meta.class_names
+    return [{"label": f"{names[t]} → {names[p]}: {count:,} ({share:.1%} of {names[t]}) · {in_sample} in the sample",
+             "value": f"{t}-{p}"} for t, p, count, share, in_sample in svc.top_confusions(idx)]
 
 
 def confusion_update(figure: dict, meta: AppMeta, sample_params: dict, panel_params: dict, shown: str | None):
@@ -315,14 +410,25 @@ def latent_outputs(meta: AppMeta, svc: Diagnosis, latent_params: dict, sample_pa
                                waiting_for=state.projection if drawn != state.projection else None)
     key = f"{drawn}|{int(state.present)}"
     xy = svc.projection(drawn)
+    # The selection, redrawn from its shape (after a reload, a link, or a clear); only in the
+    # projection it was drawn in.
+    shape = parse_selection(state.sel, meta.projections)
+    shapes = [shape.shape()] if shape is not None and shape.projection == drawn else []
     if shown != key:
-        return "figure", F.latent_figure(xy, style, title=title, present=state.present, projection=drawn), key
+        fig = F.latent_figure(xy, style, title=title, present=state.present, projection=drawn)
+        fig["layout"]["selections"] = shapes
+        return "figure", fig, key
     parts = set()
     if "sample-params" in triggered:
         parts.add("sample")
     if "latent-params" in triggered or not parts:
         parts.add("color")
-    return "patch", F.latent_patch_spec(style, xy, title=title, present=state.present, parts=tuple(parts)), key
+    spec = F.latent_patch_spec(style, xy, title=title, present=state.present, parts=tuple(parts))
+    spec[("layout", "selections")] = shapes
+    if not shapes:  # a cleared selection: no point stays dimmed as unselected
+        spec[("data", 0, "selectedpoints")] = None
+        spec[("data", 1, "selectedpoints")] = None
+    return "patch", spec, key
 
 
 def spec_to_patch(spec: dict) -> Patch:
@@ -371,47 +477,11 @@ def tooltip_outputs(meta: AppMeta, svc: Diagnosis, hover_data: dict | None, samp
     return True, point.get("bbox", no_update), children
 
 
-def selection_from_event(selected_data, n_items: int):
-    """Item indices of a lasso/box selection (sorted, unique), or None for no selection.
-
-    Points without an item (the sample overlay's, say) are skipped.
-
-    Raises
-    ------
-    ValueError
-        If the event is not a plotly selection or names an item outside ``[0, n_items)``.
-    """
-    if not selected_data:
-        return None
-    points = selected_data.get("points") if isinstance(selected_data, dict) else None
-    if not isinstance(points, list):
-        raise ValueError(f"a selection must be an object with a list of points; got {shown(selected_data)}")
-    items = set()
-    for point in points:
-        value = point.get("customdata") if isinstance(point, dict) else None
-        if isinstance(value, list):
-            value = value[0] if value else None
-        if value is None:
-            continue
-        items.add(check_int("selected item", value, 0, n_items - 1))
-    return sorted(items) or None
-
-
-def check_selection(selection, n_items: int):
-    """A selection store's value checked: None, or sorted unique item indices in range."""
-    if selection is None:
-        return None
-    if not isinstance(selection, list) or len(selection) > n_items:
-        raise ValueError(f"selection must be a list of at most {n_items} item indices; got {shown(selection)}")
-    items = sorted({check_int("selected item", v, 0, n_items - 1) for v in selection})
-    return items or None
-
-
-def export_outputs(meta: AppMeta, svc: Diagnosis, view_state: dict, selection=None, href: str | None = None,
+def export_outputs(meta: AppMeta, svc: Diagnosis, view_state: dict, href: str | None = None,
                    title: str = "dldiag"):
     """(download dict): a self-contained HTML report of the view."""
     state = state_from_dict(view_state, meta)
-    selection = check_selection(selection, meta.n_items)
+    selection = selected_items(svc, state.sel, meta)
     view = views.full_view(svc, state, selection)
     figures = {"Latent space": view["latent"], "(d) Query-set accuracy": view["summary"],
                "(a) Top-k neurons": view["topk"], "(b) Mean activation": view["heatmap"],
@@ -464,43 +534,67 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
 
     control_inputs = [Input(c, "value") for c in CONTROL_IDS]
     control_outputs = [Output(c, "value") for c in CONTROL_IDS]
-    n_sync = 6 + len(CONTROL_IDS) + 9
+    n_sync = 7 + len(CONTROL_IDS) + 12
 
     @app.callback(
         Output("view-state", "data"), Output("sample-params", "data"), Output("panel-params", "data"),
-        Output("eval-params", "data"), Output("latent-params", "data"), Output("url", "search"),
-        *control_outputs,
+        Output("eval-params", "data"), Output("latent-params", "data"), Output("group-params", "data"),
+        Output("url", "search"), *control_outputs,
         Output("j", "disabled"), Output("seed", "disabled"), Output("color", "options"),
-        Output("root", "className"), Output("present-btn", "children"), Output("notes", "children"),
+        Output("root", "className"), Output("present-btn", "children"), Output("slide-label", "children"),
+        Output("sampler-about", "children"), Output("notes", "children"),
         Output("fraction-value", "children"), Output("j-value", "children"), Output("tabs", "value"),
+        Output("top-confusions", "value"),
         Input("url", "search"), *control_inputs,
         Input("present-btn", "n_clicks"), Input("clear-group", "n_clicks"),
         Input("topk-graph", "clickData"), Input("confusion-graph", "clickData"), Input("tabs", "value"),
+        Input("latent-graph", "selectedData"), Input("slide-key", "data"),
+        Input("slide-prev", "n_clicks"), Input("slide-next", "n_clicks"),
+        Input("top-confusions", "value"),
         State("view-state", "data"), State("sample-params", "data"), State("panel-params", "data"),
-        State("eval-params", "data"), State("latent-params", "data"),
+        State("eval-params", "data"), State("latent-params", "data"), State("group-params", "data"),
     )
-    @guarded("Reading the controls", n_sync, n_sync - 4)
+    @guarded("Reading the controls", n_sync, n_sync - 5)
     def sync(search, *args):
         values = dict(zip(CONTROL_IDS, args[:len(CONTROL_IDS)]))
-        _present, _clear, topk_click, confusion_click, tab, prev, *prev_stores = args[len(CONTROL_IDS):]
+        (_present, _clear, topk_click, confusion_click, tab, selected, slide_key, _prev_slide, _next_slide,
+         picks, prev, *prev_stores) = args[len(CONTROL_IDS):]
         meta, _ = context.get()
-        triggered = ctx.triggered_id if isinstance(ctx.triggered_id, str) else None
-        state, notes = sync_state(meta, triggered, search, values, topk_click, confusion_click, prev, tab)
+        trigger = ctx.triggered_id
+        triggered = trigger if isinstance(trigger, str) else None
+        if triggered in ("slide-prev", "slide-next"):  # the buttons step like the arrow keys
+            triggered, slide_key = "slide-key", {"step": -1 if triggered == "slide-prev" else 1}
+        if triggered == "top-confusions":
+            if not picks:  # the list was redrawn, not clicked
+                raise PreventUpdate
+            triggered, confusion_click = "confusion-graph", {"points": [{"customdata": _pick_cell(picks)}]}
+        state, notes = sync_state(meta, triggered, search, values, topk_click, confusion_click, prev, tab,
+                                  selected, slide_key)
+        if triggered not in (None, "url") and prev and not notes and state.to_dict() == prev:
+            # An event that changes nothing (plotly reports an empty selection when a figure is
+            # redrawn, say): nothing to update, and the notes of a link stay where they are.
+            raise PreventUpdate
         stores = derived_stores(state)
         store_out = [_changed(stores[name], old) for name, old in
-                     zip(("sample-params", "panel-params", "eval-params", "latent-params"), prev_stores)]
+                     zip(("sample-params", "panel-params", "eval-params", "latent-params", "group-params"),
+                         prev_stores)]
         query = to_query(state)
         controls = [state.sampler, round(state.fraction * 100, 2), state.j, state.seed, state.layer,
-                    "all" if state.cls is None else str(state.cls), state.outcome, state.k, state.units,
+                    "all" if state.cls is None else str(state.cls),
+                    "any" if state.predicted is None else str(state.predicted), state.outcome, state.k, state.units,
                     state.projection, state.color]
         note_el = [alert("Link: " + n, kind="note") for n in notes] if notes else None
+        slide = SLIDES.index(state.slide)
         return (
             _changed(state.to_dict(), prev), *store_out, _changed(query, search), *controls,
             not meta.uses_j.get(state.sampler, False), not meta.randomised.get(state.sampler, True),
             color_options(neuron_available=state.neuron is not None),
-            "app present" if state.present else "app",
+            root_class(state),
             "Exit presentation" if state.present else "Presentation mode",
+            f"{slide + 1} / {len(SLIDES)} · {SLIDE_TITLES[state.slide]}",
+            term_tooltip(state.sampler) if state.sampler in GLOSSARY else None,
             note_el, f"{state.fraction * 100:g} %", f"{state.j:g}", _changed(state.tab, tab),
+            None if picks else no_update,  # a picked mistake is now the group: the list is ready for the next
         )
 
     # The experiments tab: its own callback, fired by the tab (never by the explorer's stores),
@@ -542,20 +636,46 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
     @app.callback(
         Output("topk-graph", "figure"), Output("heatmap-graph", "figure"), Output("argmax-graph", "figure"),
         Output("confusion-graph", "figure"), Output("group-label", "children"), Output("confusion-shown", "data"),
-        Output("panels-error", "children"),
-        Input("sample-params", "data"), Input("panel-params", "data"), Input("selection-store", "data"),
+        Output("selection-info", "children"), Output("panels-error", "children"),
+        Input("sample-params", "data"), Input("panel-params", "data"),
         State("confusion-shown", "data"),
     )
-    @guarded("Updating the panels", 7, 6)
-    def panels(sample_params, panel_params, selection, shown):
+    @guarded("Updating the panels", 8, 7)
+    def panels(sample_params, panel_params, shown):
         if not sample_params or not panel_params:
             raise PreventUpdate
         meta, svc = context.get()
-        topk, heat, argmax, confusion, label = panel_outputs(meta, svc, sample_params, panel_params, selection)
+        topk, heat, argmax, confusion, label = panel_outputs(meta, svc, sample_params, panel_params)
         confusion, key = confusion_update(confusion, meta, sample_params, panel_params, shown)
         if key == shown:
             confusion = spec_to_patch(confusion)
-        return topk, heat, argmax, confusion, label, key, None
+        return topk, heat, argmax, confusion, label, key, selection_info(meta, svc, panel_params.get("sel")), None
+
+    @app.callback(
+        Output("gallery", "children"), Output("gallery-info", "children"), Output("gallery-more", "style"),
+        Output("gallery-shown", "data"), Output("gallery-error", "children"),
+        Input("sample-params", "data"), Input("group-params", "data"), Input("gallery-more", "n_clicks"),
+        State("gallery-shown", "data"),
+    )
+    @guarded("Showing the group's items", 5, 4)
+    def gallery(sample_params, group_params, _more, shown):
+        if not sample_params or not group_params:
+            raise PreventUpdate
+        meta, svc = context.get()
+        more = ctx.triggered_id == "gallery-more"
+        limit = (check_int("gallery-shown", shown or 0, 0, meta.n_items) if more else 0) + GALLERY_PAGE
+        cards, info, remain = gallery_outputs(meta, svc, sample_params, group_params, limit)
+        return cards, info, None if remain else {"display": "none"}, len(cards), None
+
+    @app.callback(
+        Output("top-confusions", "options"),
+        Input("sample-params", "data"),
+    )
+    def top_confusions(sample_params):
+        if not sample_params:
+            raise PreventUpdate
+        meta, svc = context.get()
+        return top_confusion_options(meta, svc, sample_params)
 
     @app.callback(
         Output("summary-graph", "figure"), Output("table-iv", "children"), Output("summary-error", "children"),
@@ -613,32 +733,15 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
             return True, no_update, alert(f"Tooltip failed: {type(exc).__name__}: {exc}")
 
     @app.callback(
-        Output("selection-store", "data"), Output("latent-graph", "figure", allow_duplicate=True),
-        Output("latent-error", "children", allow_duplicate=True),
-        Input("latent-graph", "selectedData"), Input("clear-group", "n_clicks"),
-        prevent_initial_call=True,
-    )
-    @guarded("Reading the selection", 3, 2)
-    def selection(selected_data, _clear):
-        if ctx.triggered_id == "clear-group":
-            patch = Patch()
-            patch["layout"]["selections"] = []
-            patch["data"][0]["selectedpoints"] = None
-            patch["data"][1]["selectedpoints"] = None
-            return None, patch, None
-        meta, _ = context.get()
-        return selection_from_event(selected_data, meta.n_items), no_update, None
-
-    @app.callback(
         Output("download", "data"), Output("export-error", "children"),
-        Input("export-btn", "n_clicks"), State("view-state", "data"), State("selection-store", "data"),
+        Input("export-btn", "n_clicks"), State("view-state", "data"),
         State("url", "href"),
         prevent_initial_call=True,
     )
     @guarded("Exporting the report", 2, 1)
-    def export(_n, view_state, selection, href):
+    def export(_n, view_state, href):
         meta, svc = context.get()
-        return export_outputs(meta, svc, view_state, selection, href, title=title), None
+        return export_outputs(meta, svc, view_state, href, title=title), None
 
     app.clientside_callback(
         ClientsideFunction(namespace="dldiag", function_name="saveImage"),

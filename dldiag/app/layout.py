@@ -5,20 +5,16 @@ from __future__ import annotations
 from dash import dcc, html
 
 from . import figures as F
-from .state import TABS, AppMeta, ViewState
+from .glossary import PANEL_HELP, glossary_section, panel_help, term
+from .state import SLIDES, TABS, AppMeta, ViewState
 
-__all__ = ["build_layout", "loading_layout", "PANELS", "GRAPH_IDS", "control_options", "alert",
+__all__ = ["build_layout", "loading_layout", "PANELS", "GRAPH_IDS", "control_options", "alert", "root_class",
            "TAB_LABELS", "tab_styles", "experiments_view", "experiments_panels", "EXPERIMENT_FIGURES"]
 
-#: (panel name, caption) in display order; each panel holds the graph ``{name}-graph``.
-PANELS = (
-    ("latent", "Latent space"),
-    ("summary", "(d) Query-set accuracy of the sample"),
-    ("topk", "(a) Top-k neurons"),
-    ("heatmap", "(b) Mean activation"),
-    ("argmax", "(c) Max-neuron distribution"),
-    ("confusion", "(e) Confusion matrix"),
-)
+#: (panel name, caption) in reading order, a → e after the latent view; each panel holds the
+#: graph ``{name}-graph``. The captions are the glossary's panel titles.
+PANELS = tuple((name, PANEL_HELP[name].title) for name in ("latent", "topk", "heatmap", "argmax", "summary",
+                                                             "confusion"))
 GRAPH_IDS = tuple(f"{name}-graph" for name, _ in PANELS)
 
 SAMPLER_LABELS = {
@@ -95,6 +91,8 @@ def control_options(meta: AppMeta, pending: dict | None = None) -> dict:
         "layer": [{"label": n + (" (latent)" if n == meta.latent_layer else ""), "value": n} for n in meta.layers],
         "cls": [{"label": "all classes", "value": "all"}]
         + [{"label": f"{i}: {name}", "value": str(i)} for i, name in enumerate(meta.class_names)],
+        "predicted": [{"label": "any class", "value": "any"}]
+        + [{"label": f"{i}: {name}", "value": str(i)} for i, name in enumerate(meta.class_names)],
         "outcome": [{"label": v, "value": v} for v in ("all", "correct", "incorrect")],
         "units": [{"label": "units", "value": "flat"}, {"label": "channels", "value": "channel"}],
         "projection": projection_options,
@@ -117,44 +115,49 @@ def _field(label, control, *, hint: str | None = None, id_: str | None = None):
 def _controls(meta: AppMeta, state: ViewState, pending: dict | None = None) -> html.Aside:
     opts = control_options(meta, pending)
     return html.Aside(id="controls", className="controls", children=[
-        html.H2("Sample", className="controls-title"),
-        _field("Sampler", dcc.Dropdown(id="sampler", options=opts["sampler"], value=state.sampler,
-                                       clearable=False, searchable=False)),
-        _field(["Fraction ", html.Span(f"{state.fraction * 100:g} %", id="fraction-value", className="value")],
+        html.H2(term("sample", "Sample"), className="controls-title"),
+        _field(term("sampler", "Sampler"), dcc.Dropdown(id="sampler", options=opts["sampler"], value=state.sampler,
+                                                        clearable=False, searchable=False)),
+        html.Div(id="sampler-about", className="field-hint sampler-about"),
+        _field([term("fraction", "Fraction"), " ", html.Span(f"{state.fraction * 100:g} %", id="fraction-value",
+                                                             className="value")],
                dcc.Slider(id="fraction", min=1, max=80, step=0.5, value=state.fraction * 100,
                           marks=FRACTION_MARKS, updatemode="mouseup")),
-        _field(["j ", html.Span(f"{state.j:g}", id="j-value", className="value"),
-                html.Span(" — share from the boundary end", className="muted")],
+        _field([term("j", "j"), " ", html.Span(f"{state.j:g}", id="j-value", className="value"),
+                html.Span(" — share of the sample taken from the decision boundary", className="muted")],
                dcc.Slider(id="j", min=0, max=1, step=0.05, value=state.j, marks={0: "0", 0.7: "0.7", 1: "1"},
                           updatemode="mouseup", tooltip={"placement": "bottom", "always_visible": False}),
                hint="used by the likelihood-ratio samplers", id_="j-field"),
-        _field("Seed", dcc.Input(id="seed", type="number", min=0, step=1, value=state.seed, debounce=True,
+        _field(term("seed", "Seed"), dcc.Input(id="seed", type="number", min=0, step=1, value=state.seed, debounce=True,
                                  className="num-input"),
                hint="used by randomised samplers (the others are fixed by their fit)", id_="seed-field"),
         html.Div(id="sample-info", className="sample-info"),
         html.Div(id="sample-error"),
-        html.H2("Group & layer", className="controls-title"),
-        _field("Layer", dcc.Dropdown(id="layer", options=opts["layer"], value=state.layer, clearable=False,
-                                     searchable=False)),
-        _field("Class (true label)", dcc.Dropdown(id="cls", options=opts["cls"],
-                                                  value="all" if state.cls is None else str(state.cls),
-                                                  clearable=False)),
-        _field("Outcome", dcc.RadioItems(id="outcome", options=opts["outcome"], value=state.outcome,
-                                         className="segmented", inline=True)),
+        html.H2([term("group", "Group"), " & ", term("layer", "layer")], className="controls-title"),
+        _field(term("class", "Class (true label)"), dcc.Dropdown(
+            id="cls", options=opts["cls"], value="all" if state.cls is None else str(state.cls), clearable=False)),
+        _field(term("predicted-as", "Predicted as"), dcc.Dropdown(
+            id="predicted", options=opts["predicted"], value="any" if state.predicted is None else str(state.predicted),
+            clearable=False)),
+        _field(term("outcome", "Outcome"), dcc.RadioItems(id="outcome", options=opts["outcome"], value=state.outcome,
+                                                          className="segmented", inline=True)),
+        _field(term("layer", "Layer"), dcc.Dropdown(id="layer", options=opts["layer"], value=state.layer,
+                                                    clearable=False, searchable=False)),
         html.Div(className="field-row", children=[
-            _field("k (top-k)", dcc.Input(id="k", type="number", min=1, max=50, step=1, value=state.k,
-                                          debounce=True, className="num-input")),
-            _field("Unit mode", dcc.RadioItems(id="units", options=opts["units"], value=state.units,
-                                               className="segmented", inline=True)),
+            _field(term("top-k", "k (top-k)"), dcc.Input(id="k", type="number", min=1, max=50, step=1, value=state.k,
+                                                         debounce=True, className="num-input")),
+            _field(term("unit-mode", "Unit mode"), dcc.RadioItems(id="units", options=opts["units"], value=state.units,
+                                                                  className="segmented", inline=True)),
         ]),
-        html.H2("Latent view", className="controls-title"),
-        _field("Projection", dcc.RadioItems(id="projection", options=opts["projection"],
-                                            value=state.projection, className="segmented", inline=True)),
+        html.H2(term("latent-space", "Latent view"), className="controls-title"),
+        _field(term("projection", "Projection"), dcc.RadioItems(id="projection", options=opts["projection"],
+                                                                value=state.projection, className="segmented",
+                                                                inline=True)),
         _field("Colour by", dcc.Dropdown(id="color", options=opts["color"], value=state.color,
                                          clearable=False, searchable=False)),
-        html.P("Draw a lasso or box in the latent view to make the selection the group; click a bar "
-               "in (a) to colour the sample by that neuron; click a confusion cell for "
-               "\"class a predicted as b\".", className="help"),
+        html.P("Draw a box or lasso in the latent view to make the items inside the group; click a bar "
+               "in (a) to colour the sample by that unit; click a confusion cell, or a row of the top "
+               "confusions, for \"class a predicted as b\".", className="help"),
     ])
 
 
@@ -168,17 +171,42 @@ def _panel_tools(graph_id: str) -> html.Div:
     ])
 
 
-def _panel(name: str, caption: str, *, graph_height: int | None = None) -> html.Section:
+def _panel(name: str, caption: str, *, extra=(), below=()) -> html.Section:
+    """A panel: its caption, tools and "how to read this", its graph, and ``below`` it."""
     graph = dcc.Graph(id=f"{name}-graph", config=F.graph_config(f"dldiag-{name}"), figure=F.message_figure("Loading…"),
-                      className="graph", style={"height": f"{graph_height}px"} if graph_height else None)
+                      className="graph", responsive=True)
     return html.Section(className=f"panel panel-{name}", id=f"{name}-panel", children=[
         html.Div(className="panel-bar", children=[
             html.Span(caption, className="panel-caption"),
+            *extra,
             _panel_tools(f"{name}-graph"),
         ]),
+        panel_help(name),
         html.Div(id=f"{name}-error"),
-        dcc.Loading(graph, type="dot", delay_show=400, color="#2f6fde",
+        dcc.Loading(graph, type="dot", delay_show=400, color="#2f6fde", parent_className="loading-wrap"),
+        *below,
+    ])
+
+
+def _gallery_panel() -> html.Section:
+    """The group as data: its items as a grid of cards, the sample's members first."""
+    return html.Section(className="panel panel-gallery", id="gallery-panel", children=[
+        html.Div(className="panel-bar", children=[html.Span(PANEL_HELP["gallery"].title, className="panel-caption")]),
+        panel_help("gallery"),
+        html.Div(id="gallery-info", className="gallery-info"),
+        html.Div(id="gallery-error"),
+        dcc.Loading(html.Div(id="gallery", className="gallery"), type="dot", delay_show=400, color="#2f6fde",
                     parent_className="loading-wrap"),
+        html.Button("Show more of the group", id="gallery-more", className="btn btn-small", n_clicks=0),
+    ])
+
+
+def _slide_nav() -> html.Nav:
+    """Presentation mode's way between panels: buttons, and the arrow keys (assets/app.js)."""
+    return html.Nav(className="slide-nav", children=[
+        html.Button("◀", id="slide-prev", className="btn", n_clicks=0, title="previous panel (←)"),
+        html.Span(id="slide-label", className="slide-label"),
+        html.Button("▶", id="slide-next", className="btn", n_clicks=0, title="next panel (→)"),
     ])
 
 
@@ -200,11 +228,13 @@ def build_layout(meta: AppMeta, state: ViewState | None = None, *, title: str | 
         dcc.Store(id="panel-params"),
         dcc.Store(id="eval-params"),
         dcc.Store(id="latent-params"),
-        dcc.Store(id="selection-store"),
+        dcc.Store(id="group-params"),
+        dcc.Store(id="slide-key"),  # presentation mode's arrow keys (assets/app.js sets it)
         dcc.Store(id="pending-store", data=pending),
         dcc.Interval(id="pending-poll", interval=2000, disabled=not busy),
         dcc.Store(id="latent-shown"),
         dcc.Store(id="confusion-shown"),
+        dcc.Store(id="gallery-shown"),
         dcc.Store(id="save-sink"),
         dcc.Download(id="download"),
     ]
@@ -219,25 +249,30 @@ def build_layout(meta: AppMeta, state: ViewState | None = None, *, title: str | 
         ]),
     ])
     group_bar = html.Div(className="group-bar", children=[
-        html.Span("Group", className="group-tag"),
+        html.Span(term("group", "Group"), className="group-tag"),
         html.Span(id="group-label", className="group-label", children="all items"),
         html.Button("Clear group ✕", id="clear-group", className="btn btn-small", n_clicks=0),
         html.Div(id="panels-error", className="group-error"),
     ])
+    captions = dict(PANELS)
+    selection_info = html.Div(id="selection-info", className="selection-info")
     main = html.Main(className="grid", children=[
-        _panel("latent", "Latent space — hover an item for its image; lasso or box to select"),
-        html.Div(className="side-stack", children=[
-            _panel("summary", "(d) Query-set accuracy of the sample vs random"),
-            html.Div(id="table-iv", className="table-iv"),
-            _panel("confusion", "(e) Confusion matrix — click a cell for \"a predicted as b\""),
-        ]),
-        group_bar,
-        _panel("topk", "(a) Top-k neurons — click a bar to colour the latent view"),
-        _panel("argmax", "(c) Max-neuron distribution"),
-        _panel("heatmap", "(b) Mean activation maps"),
+        _panel("latent", captions["latent"], below=[selection_info]),
+        html.Div(className="group-stack", children=[group_bar, _gallery_panel()]),
+        _panel("topk", captions["topk"]),
+        _panel("heatmap", captions["heatmap"]),
+        _panel("argmax", captions["argmax"]),
+        _panel("summary", captions["summary"], below=[html.Div(id="table-iv", className="table-iv")]),
+        _panel("confusion", captions["confusion"],
+               extra=[dcc.RadioItems(id="confusion-norm", value="counts", inline=True, className="segmented mini",
+                                     options=[{"label": "counts", "value": "counts"},
+                                              {"label": "row %", "value": "rows"}])],
+               below=[html.Div(className="top-confusions-box", children=[
+                   html.Div("Most frequent mistakes — pick one to make it the group", className="top-confusions-title"),
+                   dcc.RadioItems(id="top-confusions", options=[], value=None, className="top-confusions")])]),
     ])
     explorer_style, experiments_style = tab_styles(state.tab)
-    return html.Div(id="root", className="app present" if state.present else "app", children=[
+    return html.Div(id="root", className=root_class(state), children=[
         *stores,
         header,
         _tabs(state.tab),
@@ -245,11 +280,18 @@ def build_layout(meta: AppMeta, state: ViewState | None = None, *, title: str | 
         html.Div(id="export-error"),
         html.Div(id="explorer-view", style=explorer_style, children=[
             html.Div(id="pending-note", children=pending_note(pending)),
+            _slide_nav(),
             html.Div(className="body", children=[_controls(meta, state, pending), main]),
         ]),
         html.Div(id="experiments-view", style=experiments_style, children=experiments_view(meta)),
+        glossary_section(),
         dcc.Tooltip(id="latent-tooltip", direction="right", className="tooltip", loading_text="…"),
     ])
+
+
+def root_class(state: ViewState) -> str:
+    """The page's class: presentation mode shows one panel, ``slide-<name>``, at a time (CSS)."""
+    return f"app present slide-{state.slide}" if state.present else "app"
 
 
 def tab_styles(tab: str) -> tuple[dict, dict]:

@@ -330,6 +330,49 @@ class Diagnosis:
         scores = compare_group(s, f) if f.count else None  # MISSING_SCORES if the sample lacks it
         return GroupResult(s, f, scores, full_agg.unit_shape, self.group_label(state, selection))
 
+    def group_members(self, state: ViewState, selection=None) -> np.ndarray:
+        """Items of D in the state's group (class, predicted class, outcome; within a selection)."""
+        mask = np.ones(self.ws.n_items, dtype=bool)
+        if selection is not None:
+            mask[:] = False
+            mask[np.asarray(selection, dtype=np.int64)] = True
+        yt, yp = self.ws.y_true, self.ws.y_pred
+        if state.cls is not None:
+            mask &= yt == state.cls
+        if state.predicted is not None:
+            mask &= yp == state.predicted
+        if state.outcome != "all":
+            mask &= (yt == yp) if state.outcome == "correct" else (yt != yp)
+        return np.flatnonzero(mask)
+
+    def gallery(self, state: ViewState, sample: np.ndarray, selection=None, limit: int = 24) -> dict:
+        """The first ``limit`` items of the group to show: the sample's members first, then the rest.
+
+        Within each part the model's most confident items come first (a confident mistake is
+        the most telling). Returns ``items``, ``in_sample`` (bool per item), ``confidence``,
+        ``n_group`` and ``n_sample`` (the group's items, and those of them in the sample).
+        """
+        members = self.group_members(state, selection)
+        in_sample = np.isin(members, sample)
+        confidence = self.ws.probs[members].max(axis=1)
+        order = np.lexsort((members, -confidence, ~in_sample))[:limit]
+        return {"items": members[order], "in_sample": in_sample[order], "confidence": confidence[order],
+                "n_group": int(len(members)), "n_sample": int(in_sample.sum())}
+
+    def top_confusions(self, sample: np.ndarray, n: int = 10) -> list[tuple[int, int, int, float, int]]:
+        """The ``n`` most frequent mistakes: (true, predicted, count, share of the true class, sample count)."""
+        full, sampled = self.confusion(), self.confusion(sample)
+        off = full.copy()
+        np.fill_diagonal(off, 0)
+        cells = np.argsort(-off, axis=None, kind="stable")[:n]
+        rows = []
+        for cell in cells:
+            t, p = divmod(int(cell), full.shape[0])
+            if off[t, p] == 0:
+                break
+            rows.append((t, p, int(full[t, p]), float(full[t, p] / max(full[t].sum(), 1)), int(sampled[t, p])))
+        return rows
+
     def group_label(self, state: ViewState, selection=None) -> str:
         names = self.ws.dataset.class_names
         parts = []

@@ -23,6 +23,7 @@ __all__ = [
     "FRACTION_RANGE",
     "K_RANGE",
     "TABS",
+    "SLIDES",
     "parse_query",
     "to_query",
     "state_from_dict",
@@ -39,6 +40,8 @@ K_RANGE = (1, 50)
 SEED_RANGE = (0, 2**31 - 1)
 #: The page's tabs: the explorer (default) and the report's experiments (Figs. 4–7, Table IV).
 TABS = ("explorer", "experiments")
+#: The panels of presentation mode, in the order the arrow keys step through them.
+SLIDES = ("latent", "topk", "heatmap", "argmax", "summary", "confusion", "gallery")
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,9 @@ class ViewState:
 
     ``cls``/``predicted`` are class indices or ``None`` (all); ``neuron`` is the unit of
     ``layer``/``units`` that colours the latent view when ``color == "neuron"``; ``tab`` is
-    the tab shown (one of :data:`TABS`).
+    the tab shown (one of :data:`TABS`); ``sel`` a box or lasso drawn in the latent view, as
+    text (see :mod:`dldiag.app.selection`), whose items are the group's scope; ``slide`` the
+    panel shown in presentation mode (one of :data:`SLIDES`).
     """
 
     sampler: str = "random"
@@ -118,6 +123,8 @@ class ViewState:
     neuron: int | None = None
     present: bool = False
     tab: str = "explorer"
+    sel: str | None = None
+    slide: str = "latent"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -132,6 +139,13 @@ class ViewState:
 
 def _class_field(name: str, value, meta: AppMeta):
     return None if value is None else check_int(name, value, 0, meta.n_classes - 1)
+
+
+def _selection_field(value, meta: AppMeta):
+    from .selection import parse_selection
+
+    sel = parse_selection(value, meta.projections)
+    return None if sel is None else sel.to_text()
 
 
 def _bool_field(name: str, value):
@@ -163,6 +177,8 @@ def check_field(name: str, value, meta: AppMeta):
         "neuron": lambda v: None if v is None else check_int(name, v, 0),
         "present": lambda v: _bool_field(name, v),
         "tab": lambda v: check_option(name, v, TABS),
+        "sel": lambda v: _selection_field(v, meta),
+        "slide": lambda v: check_option(name, v, SLIDES),
     }
     return rules[name](value)
 
@@ -203,6 +219,8 @@ def _from_text(name: str, text: str, meta: AppMeta):
             raise ValueError(f"{name} must be a class index or name; got {shown(text)}") from None
     if name == "present":
         return text in ("1", "true", "yes", "on")
+    if name == "sel" and text in ("", "none"):
+        return None
     return text
 
 
@@ -271,7 +289,11 @@ def to_query(state: ViewState, meta: AppMeta | None = None) -> str:
         params["present"] = "1"
     if state.tab != TABS[0]:
         params["tab"] = state.tab
-    return "?" + urlencode(params)
+    if state.sel:
+        params["sel"] = state.sel
+    if state.present or state.slide != SLIDES[0]:
+        params["slide"] = state.slide
+    return "?" + urlencode(params, safe=":,;")
 
 
 def state_from_dict(data: dict | None, meta: AppMeta) -> ViewState:
@@ -335,8 +357,8 @@ def controls_to_changes(controls: dict, meta: AppMeta, state: ViewState, notes: 
                     if not float(value).is_integer():
                         raise ValueError(f"{name} must be an integer; got {shown(controls[name])}")
                     value = int(value)
-            elif name == "cls":
-                value = None if value == "all" else _class_from_control(value, meta)
+            elif name in ("cls", "predicted"):
+                value = None if value in ("all", "any") else _class_from_control(value, meta, name)
             out[name] = check_field(name, value, meta)
         except ValueError as exc:
             if notes is not None:
@@ -344,12 +366,12 @@ def controls_to_changes(controls: dict, meta: AppMeta, state: ViewState, notes: 
     return out
 
 
-def _class_from_control(value, meta: AppMeta) -> int:
+def _class_from_control(value, meta: AppMeta, name: str = "cls") -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise ValueError(f"cls must be 'all' or a class index in [0, {meta.n_classes - 1}]; "
-                         f"got {shown(value)}") from None
+        raise ValueError(f"{name} must be {'all' if name == 'cls' else 'any'} or a class index in "
+                         f"[0, {meta.n_classes - 1}]; got {shown(value)}") from None
 
 
 def apply_event(state: ViewState, event: str, payload, meta: AppMeta, notes: list | None = None) -> ViewState:
@@ -361,8 +383,10 @@ def apply_event(state: ViewState, event: str, payload, meta: AppMeta, notes: lis
     event : str
         ``"controls"`` (payload: dict of control values), ``"confusion"`` (payload: (true,
         predicted) of the clicked cell), ``"neuron"`` (payload: unit index of a clicked bar),
-        ``"clear-group"``, ``"present"`` (payload: bool or None to toggle), ``"tab"`` (payload:
-        the tab's value; an unknown one keeps the tab).
+        ``"clear-group"``, ``"select"`` (payload: a selection's text or None),
+        ``"slide"`` (payload: a slide's name, or +1 / -1 for the next / previous),
+        ``"present"`` (payload: bool or None to toggle), ``"tab"`` (payload: the tab's value;
+        an unknown one keeps the tab).
     payload
         See ``event``.
     meta : AppMeta
@@ -381,8 +405,6 @@ def apply_event(state: ViewState, event: str, payload, meta: AppMeta, notes: lis
     if event == "controls":
         changes = controls_to_changes(payload, meta, state, notes)
         new = replace(state, **changes)
-        if new.cls != state.cls and new.predicted is not None:
-            new = replace(new, predicted=None)  # picking a class by hand leaves the Q5 cell
         if (new.layer, new.units) != (state.layer, state.units) and new.color == "neuron":
             new = replace(new, color="true", neuron=None)  # the neuron belonged to the old layer
         if new.color == "neuron" and new.neuron is None:
@@ -401,9 +423,16 @@ def apply_event(state: ViewState, event: str, payload, meta: AppMeta, notes: lis
         check_neuron(new, meta)
         return new
     if event == "clear-group":
-        return replace(state, cls=None, predicted=None, outcome="all")
+        return replace(state, cls=None, predicted=None, outcome="all", sel=None)
+    if event == "select":
+        return replace(state, sel=check_field("sel", payload, meta))
+    if event == "slide":
+        if payload in (1, -1):  # the arrow keys: the next or previous panel, round the ends
+            return replace(state, slide=SLIDES[(SLIDES.index(state.slide) + payload) % len(SLIDES)])
+        return replace(state, slide=check_field("slide", payload, meta))
     if event == "present":
         return replace(state, present=(not state.present) if payload is None else bool(payload))
     if event == "tab":
         return replace(state, tab=payload) if payload in TABS else state
-    raise ValueError(f"unknown event {event!r}; expected controls, confusion, neuron, clear-group, present or tab")
+    raise ValueError(f"unknown event {event!r}; expected controls, confusion, neuron, clear-group, select, slide, "
+                     "present or tab")

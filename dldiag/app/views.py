@@ -128,6 +128,6 @@ def settings_rows(meta: AppMeta, state: ViewState, view: dict, selection=None) -
         ("projection", PROJECTION_NAMES.get(state.projection, state.projection)),
         ("colour", COLOR_NAMES[state.color] + (f" (unit {state.neuron})" if state.color == "neuron" else "")),
     ]
-    if selection:
+    if selection is not None and len(selection):
         rows.append(("selection", f"{len(selection):,} items drawn in the latent view"))
     return rows

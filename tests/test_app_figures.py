@@ -774,6 +774,16 @@ def test_panel_figures_of_a_group_the_sample_lacks_say_so(svc, digits_ws):
             fig["layout"]["annotations"][0]["text"]
 
 
+def test_panel_figures_fit_the_heights_they_are_drawn_at(svc):
+    from dldiag.app import views
+    from dldiag.app.state import ViewState
+
+    state = ViewState(sampler="vas", fraction=0.2, layer="conv1")  # 512 units: many are some item's top unit
+    panel = views.panel_figures(svc, state)["argmax"]
+    slide = views.panel_figures(svc, state, heights={"argmax": 1000})["argmax"]
+    assert len(panel["data"][0]["y"]) < len(slide["data"][0]["y"]) <= F.MAX_ARGMAX_BARS
+
+
 def test_full_view_for_export_has_no_toolbar_band(svc):
     from dldiag.app import views
     from dldiag.app.state import ViewState

@@ -2,6 +2,13 @@
 
 Nothing here touches the workspace, the cache or dash; every function can be called from a
 test or a notebook. Colours come from :mod:`dldiag.palette`.
+
+Conventions of the panel builders: a unit is named by :func:`unit_name` everywhere; ``context``
+is the title's second line (data set, sampler, fraction, group), so that an exported figure
+says what it shows; the subtitle says what a score measures and which way is better
+(:func:`score_line`); ``for_screen=False`` drops the band kept for plotly's toolbar (an
+export); ``chosen`` marks a unit without relying on colour; ``baseline`` puts the random
+sample's score beside the sample's.
 """
 
 from __future__ import annotations

@@ -47,10 +47,14 @@ def group_baseline(svc: Diagnosis, state: ViewState, selection=None) -> dict | N
     return {**res.scores, "count": int(res.sample.count), "name": "random"}
 
 
-def panel_figures(svc: Diagnosis, state: ViewState, selection=None, *, for_screen: bool = True) -> dict:
+def panel_figures(svc: Diagnosis, state: ViewState, selection=None, *, for_screen: bool = True,
+                  heights: dict | None = None) -> dict:
     """Figures (a), (b), (c), (e) and the group's description for a state.
 
     ``for_screen=False`` builds them for export (no room for a toolbar, export heights).
+    ``heights`` ({"topk", "argmax", "confusion": px}) gives the heights the figures will be
+    drawn at when they are not the app's panel heights (a full-screen slide), so that the
+    rows and cell labels fit them.
 
     Returns
     -------
@@ -70,12 +74,13 @@ def panel_figures(svc: Diagnosis, state: ViewState, selection=None, *, for_scree
     common = dict(n_sample=res.sample.count, n_full=res.full.count, layer=state.layer, present=state.present,
                   chosen=chosen, baseline=baseline, group=res.label, for_screen=for_screen,
                   context=context_line(svc, state, len(idx), res.label), sampler=state.sampler)
+    heights = heights or {}
     topk = F.topk_figure(res.sample.mean, res.full.mean, res.sample.top, res.full.top, labels=labels,
-                         s1=scores.get("s1"), k=state.k, **common)
+                         s1=scores.get("s1"), k=state.k, height=heights.get("topk"), **common)
     heat = F.heatmap_figure(res.sample.mean, res.full.mean, res.unit_shape, s2=scores.get("s2"), **naming,
                             **common)
     argmax = F.argmax_figure(res.sample.argmax_dist, res.full.argmax_dist, labels=labels,
-                             s3=scores.get("s3"), **common)
+                             s3=scores.get("s3"), height=heights.get("argmax"), **common)
     full_cm = svc.confusion()
     sample_cm = svc.confusion(idx)
     c = full_cm.shape[0]
@@ -85,7 +90,8 @@ def panel_figures(svc: Diagnosis, state: ViewState, selection=None, *, for_scree
     sample_acc = float(np.trace(sample_cm) / max(sample_cm.sum(), 1))
     confusion = F.confusion_figure(full_cm, sample_cm, svc.ws.dataset.class_names, highlight=highlight,
                                    accuracy=svc.ws.accuracy, sample_accuracy=sample_acc, present=state.present,
-                                   context=context_line(svc, state, len(idx)), for_screen=for_screen)
+                                   context=context_line(svc, state, len(idx)), for_screen=for_screen,
+                                   height=heights.get("confusion"))
     return {"topk": topk, "heatmap": heat, "argmax": argmax, "confusion": confusion,
             "group": res.label, "counts": {"full": res.full.count, "sample": res.sample.count},
             "scores": res.scores, "baseline": baseline}

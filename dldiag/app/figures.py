@@ -879,8 +879,7 @@ def _chosen_marks(idx: np.ndarray, chosen: int | None, axes) -> list:
 
 def heatmap_figure(sample_mean: np.ndarray, full_mean: np.ndarray, unit_shape: tuple[int, ...], *,
                    s2: float | None, n_sample: int, n_full: int, layer: str, sampler: str = "",
-                   channel: bool = False,
-                   class_names=None, chosen: int | None = None, baseline: dict | None = None,
+                   channel: bool = False, class_names=None, chosen: int | None = None, baseline: dict | None = None,
                    group: str = "this group", context: str = "", present: bool = False,
                    for_screen: bool = True) -> dict:
     """(b) Mean activation of every unit as maps: sample, full data, and sample − full.

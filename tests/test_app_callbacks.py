@@ -285,7 +285,7 @@ def test_panel_outputs_show_the_group_and_its_accuracy(meta, svc, stores, digits
                            answer(digits_ws.full[state.layer, "flat"], state.k))
     assert f"S1 precision {scores['s1']:.2f}" in topk["layout"]["title"]["text"]
     assert f"S2 cosine distance {scores['s2']:.3f}" in heat["layout"]["title"]["text"]
-    assert f"S3 JS distance {scores['s3']:.3f}" in argmax["layout"]["title"]["text"]
+    assert f"S3 Jensen–Shannon distance {scores['s3']:.3f}" in argmax["layout"]["title"]["text"]
     assert np.asarray(confusion["data"][0]["customdata"]).shape == (10, 10, 2)
     assert label.startswith("all items — 450 items in the data")
 

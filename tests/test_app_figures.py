@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import struct
 import zlib
 
@@ -16,7 +17,7 @@ from dldiag.app.export import report_filename, report_html
 from dldiag.app.layout import GRAPH_IDS, build_layout, control_options, loading_layout
 from dldiag.app.state import AppMeta
 from dldiag.app.thumbnails import encode_png, thumbnail_uri
-from dldiag.palette import CLASS_COLORS, OUTCOME_COLORS, SAMPLER_COLORS, class_colors
+from dldiag.palette import CLASS_COLORS, FULL_COLOR, OUTCOME_COLORS, SAMPLER_COLORS, class_colors
 
 
 def decode(spec):
@@ -58,12 +59,29 @@ def test_fade_blends_towards_white():
     assert F.fade("#000000", 0.5) == "#808080"
 
 
-def test_unit_labels():
-    assert F.unit_labels((2, 2, 3))[:4] == ["c0 (0,0)", "c0 (0,1)", "c0 (0,2)", "c0 (1,0)"]
-    assert F.unit_labels((2, 2, 3))[6] == "c1 (0,0)"
-    assert F.unit_labels((3,), channel=True) == ["ch 0", "ch 1", "ch 2"]
-    assert F.unit_labels((4,)) == ["u0", "u1", "u2", "u3"]
-    assert F.unit_labels((2,), class_names=("cat", "dog")) == ["cat", "dog"]
+def test_unit_name_one_name_per_unit():
+    conv = (4, 16, 28)  # (C, H, W): unit 3 * 16 * 28 + 14 * 28 + 2 is channel 3, y 14, x 2
+    u = 3 * 16 * 28 + 14 * 28 + 2
+    assert F.unit_name("conv1", u, conv, channel=False) == "conv1 · ch 3 (y 14, x 2)"
+    assert F.unit_name("conv1", 3, (4,), channel=True) == "conv1 · ch 3"
+    assert F.unit_name("fc2", 17, (84,), channel=False) == "fc2 · 17"
+    assert F.unit_name("fc3", 4, (10,), channel=False, class_names=FASHION) == "Coat"
+    assert F.unit_name("conv1d", 7, (2, 5), channel=False) == "conv1d · ch 1 (t 2)"
+    # class names name a layer only when it has as many units as there are classes
+    assert F.unit_name("fc2", 4, (84,), channel=False, class_names=FASHION) == "fc2 · 4"
+    with pytest.raises(ValueError, match=r"index must be a unit of 'fc2' \(0..83\); got 84"):
+        F.unit_name("fc2", 84, (84,), channel=False)
+
+
+def test_unit_names_and_neuron_label_agree_with_unit_name():
+    names = F.unit_names("conv1", (2, 2, 3), channel=False)
+    assert names[:4] == ["conv1 · ch 0 (y 0, x 0)", "conv1 · ch 0 (y 0, x 1)", "conv1 · ch 0 (y 0, x 2)",
+                         "conv1 · ch 0 (y 1, x 0)"]
+    assert names[6] == "conv1 · ch 1 (y 0, x 0)" and len(set(names)) == 12
+    assert F.unit_names("fc3", (10,), channel=False, class_names=FASHION) == list(FASHION)
+    # the latent view's colour bar: the unit's name, with the layer before a class name
+    assert F.neuron_label("conv1", 6, (2, 2, 3), channel=False) == names[6]
+    assert F.neuron_label("fc3", 4, (10,), channel=False, class_names=FASHION) == "fc3 · Coat"
 
 
 def test_pct():
@@ -155,30 +173,114 @@ def test_latent_patch_spec_sends_the_members_not_every_item():
 
 # ------------------------------------------------------------------ panels
 
-def test_topk_figure_bars_union_in_full_order_with_missed_units_outlined():
-    full_mean = np.array([0.1, 0.9, 0.5, 0.7, 0.3])
-    sample_mean = np.array([0.8, 0.85, 0.2, 0.6, 0.3])
-    full_top, sample_top = np.array([1, 3, 2]), np.array([1, 0, 3])
-    fig = F.topk_figure(sample_mean, full_mean, sample_top, full_top, labels=[f"u{i}" for i in range(5)],
+FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+CONTEXT = "Fashion-MNIST · vas sample of 40 items (5%) · group: class Shirt, incorrect"
+
+
+def title_of(fig) -> str:
+    return fig["layout"]["title"]["text"]
+
+
+def _topk_inputs():
+    full_mean = np.array([0.1, 0.9, 0.5, 0.7, 0.3, 0.05])
+    sample_mean = np.array([0.8, 0.85, 0.2, 0.6, 0.3, 0.1])
+    full_top, sample_top = np.array([1, 3, 2]), np.array([1, 0, 3])  # best first
+    return sample_mean, full_mean, sample_top, full_top
+
+
+def test_topk_figure_shows_the_three_kinds_in_blocks_named_by_the_legend():
+    sample_mean, full_mean, sample_top, full_top = _topk_inputs()
+    fig = F.topk_figure(sample_mean, full_mean, sample_top, full_top, labels=[f"fc1 · {i}" for i in range(6)],
                         sampler="vas", s1=2 / 3, k=3, n_sample=4, n_full=40, layer="fc1")
     valid(fig)
-    full_bar, sample_bar = fig["data"][0], fig["data"][1]
-    assert full_bar["x"] == ["u1", "u3", "u2", "u0"]  # union, ordered by the full data's mean
-    assert full_bar["customdata"] == [1, 3, 2, 0]
-    assert sample_bar["y"] == [0.85, 0.6, 0.2, 0.8]
-    outline = sample_bar["marker"]["line"]["color"]
-    assert outline[2] == "#c62828" and outline[0] != "#c62828"  # u2: in the full top-3 only
-    assert sample_bar["marker"]["color"] == SAMPLER_COLORS["vas"]
-    assert "S1 precision 0.67" in fig["layout"]["title"]["text"]
-    assert fig["data"][2]["name"].startswith("missed")
+    full_bar, both, missed, extra = fig["data"]
+    # one row per unit of either list: both lists (in the full data's order), missed, sample-only
+    assert full_bar["y"] == ["fc1 · 1", "fc1 · 3", "fc1 · 2", "fc1 · 0"] and full_bar["customdata"] == [1, 3, 2, 0]
+    assert full_bar["x"] == [0.9, 0.7, 0.5, 0.1] and full_bar["orientation"] == "h"
+    assert (both["y"], both["x"], both["customdata"]) == (["fc1 · 1", "fc1 · 3"], [0.85, 0.6], [1, 3])
+    assert (missed["y"], missed["x"]) == (["fc1 · 2"], [0.2])
+    assert (extra["y"], extra["x"]) == (["fc1 · 0"], [0.8])
+    # the legend names and counts each kind; S1 = |both| / k
+    assert both["name"] == "sample · in both top-3 lists (2)"
+    assert missed["name"] == "sample · missed: in the full data's top-3 only (1)"
+    assert extra["name"] == "sample · only in the sample's top-3 (1)"
+    assert full_bar["name"] == "full data (40 items)"
+    # the kinds differ by hatching, not only by colour; every sample bar is in the sampler's colour
+    assert "pattern" not in both["marker"] and both["marker"]["color"] == SAMPLER_COLORS["vas"]
+    assert {missed["marker"]["pattern"]["shape"], extra["marker"]["pattern"]["shape"]} == {"/", "x"}
+    assert missed["marker"]["pattern"]["fgcolor"] == SAMPLER_COLORS["vas"]
+    assert full_bar["marker"]["color"] == FULL_COLOR
+    # the sample bars share one slot beside the full data's (not four slots per row)
+    assert {t["offsetgroup"] for t in fig["data"][1:]} == {"sample"} and full_bar["offsetgroup"] == "full"
+    # dotted rules between the blocks, at rows 2 and 3
+    rules = [s for s in fig["layout"]["shapes"] if s["type"] == "line"]
+    assert [r["y0"] for r in rules] == [1.5, 2.5]
+    # every row labelled, top to bottom in that order
+    yaxis = fig["layout"]["yaxis"]
+    assert yaxis["tickvals"] == full_bar["y"] and yaxis["autorange"] == "reversed"
 
 
-def test_topk_figure_of_an_empty_group_says_so():
+def test_topk_figure_marks_the_chosen_unit_and_states_its_score_in_words():
+    sample_mean, full_mean, sample_top, full_top = _topk_inputs()
+    baseline = {"s1": 0.4, "s2": 0.1, "s3": 0.2, "spread": {"s1": 0.05}, "count": 3}
+    fig = F.topk_figure(sample_mean, full_mean, sample_top, full_top, labels=[f"u{i}" for i in range(6)],
+                        sampler="vas", s1=2 / 3, k=3, n_sample=4, n_full=40, layer="fc1", chosen=3,
+                        baseline=baseline, context=CONTEXT)
+    title = title_of(fig)
+    assert title.startswith("(a) Top-3 neurons of fc1<br>") and CONTEXT in title.split("<br>")[1]
+    assert "S1 precision 0.67 (random 0.40 ± 0.05): share of the full data's top-3 found by the sample" in title
+    assert "higher is better" in title and "↑" not in title
+    both = fig["data"][1]
+    assert both["marker"]["line"]["color"] == [SAMPLER_COLORS["vas"], F.CHOSEN_COLOR]
+    assert both["marker"]["line"]["width"] == [1, 3]
+    band = [s for s in fig["layout"]["shapes"] if s["type"] == "rect"]
+    assert len(band) == 1 and (band[0]["y0"], band[0]["y1"]) == (0.5, 1.5)  # row 1: unit 3
+    assert fig["layout"]["yaxis"]["ticktext"][1] == "<b>▸ u3</b>" and fig["layout"]["yaxis"]["ticktext"][0] == "u1"
+    # a chosen unit outside both lists marks nothing
+    other = F.topk_figure(sample_mean, full_mean, sample_top, full_top, labels=[f"u{i}" for i in range(6)],
+                          sampler="vas", s1=2 / 3, k=3, n_sample=4, n_full=40, layer="fc1", chosen=5)
+    assert not [s for s in other["layout"]["shapes"] if s["type"] == "rect"]
+
+
+def test_topk_figure_grows_rather_than_crowd_its_labels():
+    n = 100
+    mean = np.linspace(1, 0, n)
+    top = np.arange(50)
+    fig = F.topk_figure(mean, mean, top[::-1].copy(), top, labels=[f"u{i}" for i in range(n)], sampler="vas",
+                        s1=1.0, k=50, n_sample=4, n_full=40, layer="fc1", height=360)
+    layout = fig["layout"]
+    assert layout["height"] >= layout["margin"]["t"] + F.MIN_ROW_PX[0] * 50
+    few = F.topk_figure(mean, mean, top[:3], top[:3], labels=[f"u{i}" for i in range(n)], sampler="vas",
+                        s1=1.0, k=3, n_sample=4, n_full=40, layer="fc1", height=360)
+    assert "height" not in few["layout"]  # the panel's own height
+
+
+def test_panels_of_an_empty_group_say_so():
     z = np.zeros(3)
     fig = F.topk_figure(z, z, np.empty(0, int), np.empty(0, int), labels=["a", "b", "c"], sampler="vas",
                         s1=None, k=3, n_sample=0, n_full=0, layer="fc1")
     assert fig["data"] == [] and "No item" in fig["layout"]["annotations"][0]["text"]
-    assert "S1 precision –" in fig["layout"]["title"]["text"]
+    assert "S1 precision –" in title_of(fig)
+
+
+def test_a_group_the_sample_lacks_gets_a_plain_statement_not_bars_of_zeros():
+    z = np.zeros(4)
+    common = dict(n_sample=0, n_full=37, layer="fc1", sampler="vas", group="class Shirt, incorrect", context=CONTEXT)
+    figs = [
+        F.topk_figure(z, np.arange(4.0), np.empty(0, int), np.array([3, 2]), labels=list("abcd"), s1=0.0, k=2,
+                      **common),
+        F.heatmap_figure(z, np.arange(4.0), (4,), s2=1.0, **common),
+        F.argmax_figure(z, np.full(4, 0.25), labels=list("abcd"), s3=1.0, **common),
+    ]
+    for fig in figs:
+        valid(fig)
+        assert fig["data"] == []
+        text = fig["layout"]["annotations"][0]["text"]
+        assert "The vas sample holds none of the 37 items of the group “class Shirt, incorrect”" in text
+        assert "S1 = 0, S2 = 1, S3 = 1" in text  # why the summary counts the group as missed
+        assert CONTEXT in title_of(fig)
+    direct = F.absent_figure("(a) x", group="all items", n_full=1234, sampler="", context="")
+    assert direct["layout"]["annotations"][0]["text"].startswith("The sample holds none of the 1,234 items")
 
 
 def test_unit_mosaic_conv_maps_with_gutters():
@@ -195,66 +297,249 @@ def test_unit_mosaic_conv_maps_with_gutters():
     assert idx_dense.ravel()[:10].tolist() == list(range(10))
 
 
-def test_heatmap_figure_sample_full_and_difference():
+def hover_name(trace, row, col) -> str:
+    """What plotly.js shows as the unit's name when hovering pixel (row, col) of a heatmap trace."""
+    template = trace["hovertemplate"].split("<br>")[0]
+    custom = decode(trace["customdata"])[row, col]
+    if "%{text}" in template:
+        return template.replace("%{text}", trace["text"][row][col])
+    if "%{customdata}" in template:
+        return template.replace("%{customdata}", str(int(custom)))
+    return re.sub(r"%\{customdata\[(\d)\]\}", lambda m: str(int(custom[int(m.group(1))])), template)
+
+
+@pytest.mark.parametrize("shape, channel, classes", [
+    ((3, 4, 5), False, None),   # a conv map: channel, y, x
+    ((6,), True, None),         # channel mode
+    ((13,), False, None),       # dense
+    ((10,), False, FASHION),    # logits
+    ((2, 5), False, None),      # a 1-D conv
+])
+def test_heatmap_hover_names_each_unit_as_unit_name_does(shape, channel, classes):
+    n = int(np.prod(shape))
+    values = np.arange(n, dtype=float)
+    fig = F.heatmap_figure(values, values, shape, s2=0.0, n_sample=5, n_full=50, layer="L", channel=channel,
+                           class_names=classes)
+    valid(fig)
+    _, idx = F.unit_mosaic(values, shape)
+    for trace in fig["data"][:3]:
+        assert trace["hoverongaps"] is False  # no hover label on a gutter
+        for row, col in zip(*np.nonzero(idx >= 0)):
+            assert hover_name(trace, row, col) == F.unit_name("L", idx[row, col], shape, channel=channel,
+                                                               class_names=classes)
+
+
+def test_heatmap_figure_titles_tiles_and_colour_bars_and_marks_the_chosen_unit():
     full = np.linspace(0, 1, 2 * 4 * 4)
     sample = full + 0.1
-    fig = F.heatmap_figure(sample, full, (2, 4, 4), s2=0.0123, n_sample=5, n_full=50, layer="conv1")
+    fig = F.heatmap_figure(sample, full, (2, 4, 4), s2=0.0123, n_sample=5, n_full=50, layer="conv1", chosen=21,
+                           baseline={"s2": 0.02, "s1": 0.5, "s3": 0.3}, context=CONTEXT)
     valid(fig)
-    s, f, d = (decode(t["z"]) for t in fig["data"])
+    s, f, d = (decode(t["z"]) for t in fig["data"][:3])
     np.testing.assert_allclose(np.nan_to_num(d), np.nan_to_num(s - f), atol=1e-6)
     assert fig["data"][2]["colorscale"] == F.DIVERGING and fig["data"][2]["zmin"] == -fig["data"][2]["zmax"]
-    assert "S2 cosine distance 0.012" in fig["layout"]["title"]["text"]
-    assert [a["text"] for a in fig["layout"]["annotations"]] == ["sample (n=5)", "full data (n=50)", "sample − full"]
+    assert fig["data"][1]["colorbar"]["title"]["text"] == "mean activation"
+    assert fig["data"][2]["colorbar"]["title"]["text"] == "sample − full"
+    assert fig["data"][0]["showscale"] is False  # the two mean maps share one scale and one bar
+    assert fig["data"][0]["zmax"] == fig["data"][1]["zmax"]
+    title = title_of(fig)
+    assert "S2 cosine distance 0.012 (random 0.020) between the sample's and the full data's mean activations" in title
+    assert "lower is better" in title and CONTEXT in title
+    assert [a["text"] for a in fig["layout"]["annotations"]] == [
+        "sample (5 items)", "full data (50 items)", "difference: sample − full"]
+    # unit 21 = channel 1, y 1, x 1: the mosaic puts channel 1 to the right of channel 0 (after a gutter)
+    _, idx = F.unit_mosaic(full, (2, 4, 4))
+    (row,), (col,) = np.nonzero(idx == 21)
+    marks = fig["data"][3:]
+    assert len(marks) == 6 and {m["xaxis"] for m in marks} == {"x", "x2", "x3"}
+    assert all(m["x"] == [col] and m["y"] == [row] for m in marks) and (row, col) == (1, 6)
 
 
-def test_argmax_figure_keeps_used_units_and_sums_the_rest():
+def test_argmax_figure_keeps_an_honest_scale_without_an_other_bar():
     full = np.zeros(200)
-    full[:F.MAX_ARGMAX_BARS + 10] = 1 / (F.MAX_ARGMAX_BARS + 10)
+    full[:100] = 0.005  # 100 units of 0.5 % each: half of the items
+    full[100] = 0.5
     sample = np.zeros(200)
-    sample[0] = 1.0
+    sample[0], sample[100] = 0.25, 0.75
     fig = F.argmax_figure(sample, full, labels=[f"u{i}" for i in range(200)], sampler="max-margin",
-                          s3=0.5, n_sample=3, n_full=40, layer="fc2")
+                          s3=0.5, n_sample=4, n_full=400, layer="fc2", height=360)
     valid(fig)
-    names = fig["data"][0]["x"]
-    assert len(names) == F.MAX_ARGMAX_BARS + 1 and names[-1] == "other (10)"
-    assert names[0] == "u0"  # the sample's only unit first (largest share of either), then by unit
-    assert sum(fig["data"][0]["y"]) == pytest.approx(1.0) and sum(fig["data"][1]["y"]) == pytest.approx(1.0)
-    assert fig["data"][0]["customdata"][-1] == -1
-    assert "S3 JS distance 0.500" in fig["layout"]["title"]["text"]
+    full_bar, sample_bar = fig["data"]
+    names = full_bar["y"]
+    assert not any(n.startswith("other") for n in names) and -1 not in full_bar["customdata"]
+    assert 5 <= len(names) < 101  # as many as fit the panel's rows
+    assert names[:2] == ["u100", "u0"]  # by the full data's share, then the sample's
+    # the bars are shares of all the group's items, as the data gives them (not renormalised)
+    assert full_bar["x"][0] == 0.5 and sample_bar["x"][:2] == [0.75, 0.25]
+    assert fig["layout"]["xaxis"]["range"][1] == pytest.approx(0.75 * 1.08)
+    # what is not shown is said: the shown units' share of each, and how many units hold the rest
+    shown = full_bar["customdata"]
+    note = fig["layout"]["xaxis"]["title"]["text"]
+    assert f"the {len(shown)} units shown are the top unit of {full[shown].sum():.0%} of the full data's items" in note
+    assert f"and {sample[shown].sum():.0%} of the sample's" in note and f"{101 - len(shown)} other units" in note
+    assert "S3 Jensen–Shannon distance 0.500" in title_of(fig) and "lower is better" in title_of(fig)
+    # a taller panel shows more units
+    taller = F.argmax_figure(sample, full, labels=[f"u{i}" for i in range(200)], sampler="max-margin",
+                             s3=0.5, n_sample=4, n_full=400, layer="fc2", height=900)
+    assert len(taller["data"][0]["y"]) == F.MAX_ARGMAX_BARS > len(names)
+
+
+def test_argmax_figure_adds_and_marks_the_chosen_unit():
+    full = np.full(50, 1 / 50)
+    sample = np.zeros(50)
+    sample[:4] = 0.25
+    labels = [f"u{i}" for i in range(50)]
+    fig = F.argmax_figure(sample, full, labels=labels, sampler="vas", s3=0.3, n_sample=4, n_full=50,
+                          layer="fc2", chosen=49, height=360)
+    full_bar, sample_bar = fig["data"]
+    assert full_bar["customdata"][-1] == 49 and full_bar["y"][-1] == "u49"
+    assert "the chosen unit is added last" in fig["layout"]["xaxis"]["title"]["text"]
+    assert sample_bar["marker"]["line"]["width"][-1] == 3 and sample_bar["marker"]["line"]["width"][0] == 0
+    row = len(full_bar["y"]) - 1
+    assert fig["layout"]["shapes"][0]["y0"] == row - 0.5
+    assert fig["layout"]["yaxis"]["ticktext"][-1] == "<b>▸ u49</b>"
+    narrow = np.full(20, 1 / 20)
+    everything = F.argmax_figure(narrow, narrow, labels=labels, sampler="vas", s3=0.0, n_sample=4, n_full=50,
+                                 layer="fc2", height=900)
+    assert "every unit that is ever an item's top unit is shown (20)" in everything["layout"]["xaxis"]["title"]["text"]
+
+
+def _summary(sampler_scores, random_scores):
+    return {"layers": ["a", "b"], "n_groups": 12,
+            "sample": {"overall": sampler_scores, "per_layer": {"a": sampler_scores, "b": sampler_scores}},
+            "random": {"overall": random_scores, "per_layer": {"a": random_scores, "b": random_scores}}}
 
 
 def test_summary_figure_compares_with_random_per_metric_and_layer():
     scores = {"s1": 0.8, "s2": 0.1, "s3": 0.2}
     rnd = {"s1": 0.6, "s2": 0.2, "s3": 0.3}
-    summary = {"layers": ["a", "b"], "n_groups": 12,
-               "sample": {"overall": scores, "per_layer": {"a": scores, "b": scores}},
-               "random": {"overall": rnd, "per_layer": {"a": rnd, "b": rnd}}}
-    fig = F.summary_figure(summary, sampler="vas", fraction=0.05)
+    fig = F.summary_figure(_summary(scores, rnd), sampler="vas", fraction=0.05, context="toy · vas sample")
     valid(fig)
     assert len(fig["data"]) == 6
-    assert fig["data"][0]["x"] == ["all", "a", "b"] and fig["data"][0]["y"] == [0.8, 0.8, 0.8]
+    assert fig["data"][0]["x"] == ["all layers", "a", "b"] and fig["data"][0]["y"] == [0.8, 0.8, 0.8]
     assert fig["data"][1]["marker"]["color"] == SAMPLER_COLORS["random"]
-    title = fig["layout"]["title"]["text"]
+    title = title_of(fig)
     assert "vas" in title and "random" in title and "5%" in title and "12 groups" in title
+    assert "a group = layer × true class × outcome" in title and "toy · vas sample" in title
     assert {fig["data"][i]["yaxis"] for i in (0, 2, 4)} == {"y", "y2", "y3"}
+    subplot_titles = " ".join(a["text"] for a in fig["layout"]["annotations"])
+    assert "↑" not in subplot_titles and "↓" not in subplot_titles
+    assert subplot_titles.count("higher is better") == 1 and subplot_titles.count("lower is better") == 2
 
 
-def test_confusion_figure_cells_carry_their_coordinates():
+def test_summary_figure_of_the_random_sampler_does_not_compare_it_with_itself():
+    scores = {"s1": 0.6, "s2": 0.2, "s3": 0.3}
+    fig = F.summary_figure(_summary(scores, scores), sampler="random", fraction=0.1)
+    assert len(fig["data"]) == 3 and {t["name"] for t in fig["data"]} == {"random"}
+    assert " vs " not in title_of(fig) and "the random sampler is the baseline itself" in title_of(fig)
+
+
+def test_score_line_names_the_score_its_baseline_and_the_better_direction():
+    assert F.score_line("s2", 0.1234) == ("S2 cosine distance 0.123 between the sample's and the full data's mean "
+                                          "activations — lower is better")
+    line = F.score_line("s1", 0.6, {"s1": 0.4, "spread": {"s1": 0.05}}, k=10)
+    assert line == "S1 precision 0.60 (random 0.40 ± 0.05): share of the full data's top-10 found by the sample — " \
+                   "higher is better"
+    assert "(random 0.400)" in F.score_line("s3", 0.5, {"s3": 0.4})
+    assert "holds none of it" in F.score_line("s3", 0.5, {"s3": 1.0, "count": 0})
+    assert F.score_line("s1", None, k=5).startswith("S1 precision –:")
+    with pytest.raises(ValueError, match="metric must be one of s1, s2, s3; got 's4'"):
+        F.score_line("s4", 0.1)
+
+
+def test_confusion_figure_counts_colour_bar_and_square_cells():
     cm = np.array([[5, 1], [2, 7]])
     fig = F.confusion_figure(cm, cm // 2, ["a", "b"], highlight=np.array([[False, True], [False, False]]),
-                             accuracy=0.8, sample_accuracy=0.75)
+                             accuracy=0.8, sample_accuracy=0.75, context="toy · vas sample", height=800)
     valid(fig)
-    assert fig["data"][0]["customdata"][0][1] == [0, 1]
-    assert fig["data"][0]["text"][1][0].startswith("2<br>")
+    trace = fig["data"][0]
+    assert trace["customdata"][0][1] == [0, 1]  # (true, predicted): a click makes the cell a group
+    assert trace["text"][1][0].startswith("2<br>") and trace["text"][1][0].endswith(">1</span>")
+    assert "2 items (22.2% of the true class), 1 in the sample" in trace["hovertext"][1][0]
     rect = fig["layout"]["shapes"][0]
     assert (rect["x0"], rect["y0"]) == (0.5, -0.5)
-    assert "80.0%" in fig["layout"]["title"]["text"] and "75.0%" in fig["layout"]["title"]["text"]
+    # log colours with a titled bar whose ticks read as counts
+    assert trace["showscale"] is True and trace["colorbar"]["title"]["text"] == "items (log scale)"
+    assert trace["z"][1][1] == pytest.approx(np.log10(8), abs=1e-4)
+    ticks = dict(zip(trace["colorbar"]["ticktext"], trace["colorbar"]["tickvals"]))
+    assert ticks["1"] == pytest.approx(np.log10(2)) and ticks["7"] == pytest.approx(np.log10(8))
+    assert trace["z"][1][1] == pytest.approx(ticks["7"], abs=1e-4)
+    # square cells in any export
+    assert fig["layout"]["yaxis"]["scaleanchor"] == "x" and fig["layout"]["yaxis"]["scaleratio"] == 1
+    title = title_of(fig)
+    assert "model accuracy 80.0% on all items; 75.0% on the sample, which over-represents the decision boundary" \
+        in title and "toy · vas sample" in title
+
+
+def test_confusion_figure_row_normalised_rates():
+    cm = np.array([[90, 10, 0], [5, 45, 0], [0, 0, 0]])
+    fig = F.confusion_figure(cm, cm // 5, ["a", "b", "c"], normalise="rows", accuracy=0.9, sample_accuracy=0.9,
+                             height=800)
+    valid(fig)
+    trace = fig["data"][0]
+    assert trace["text"][0][:2] == ["90%", "10%"] and trace["text"][1][:2] == ["10%", "90%"]
+    assert trace["text"][2] == ["", "", ""]  # an empty class has no rates, not 0 %
+    assert "over-represents" not in title_of(fig)  # the sample is not harder than the data
+    # a rate's colour and the colour bar's tick of that rate agree
+    ticks = dict(zip(trace["colorbar"]["ticktext"], trace["colorbar"]["tickvals"]))
+    assert trace["z"][1][0] == pytest.approx(ticks["10%"], abs=1e-4) and ticks["100%"] == 1.0
+    assert (trace["zmin"], trace["zmax"]) == (0.0, 1.0)
+    assert "share of the true class" in trace["colorbar"]["title"]["text"]
+    with pytest.raises(ValueError, match="normalise must be None or 'rows'; got 'columns'"):
+        F.confusion_figure(cm, cm, ["a", "b", "c"], normalise="columns")
+
+
+def test_confusion_figure_text_fits_its_cells():
+    rng = np.random.default_rng(0)
+    cm = rng.integers(0, 99, (10, 10))
+    cm[np.diag_indices(10)] = 950
+    roomy = F.confusion_figure(cm, cm // 10, FASHION, height=1000)["data"][0]
+    tight = F.confusion_figure(cm, cm // 10, FASHION, height=380)["data"][0]
+    assert "<br>" in roomy["text"][0][0] and roomy["textfont"]["size"] == 11
+    assert "<br>" not in tight["text"][0][0] and tight["textfont"]["size"] < 11  # the sample's count in hover only
+    assert "1 in the sample" in tight["hovertext"][0][1] or "in the sample" in tight["hovertext"][0][1]
+
+
+def test_top_confusions_rank_the_off_diagonal_cells():
+    full = np.array([[50, 7, 3], [7, 40, 0], [1, 9, 30]])
+    sample = np.array([[5, 2, 1], [0, 4, 0], [0, 3, 3]])
+    top = F.top_confusions(full, sample, ["a", "b", "c"], n=3)
+    assert [(d["true"], d["predicted"]) for d in top] == [(2, 1), (1, 0), (0, 1)]  # 9, then 7 at 7/47 > 7/60
+    assert top[0] == {"true": 2, "predicted": 1, "true_name": "c", "predicted_name": "b", "count": 9,
+                      "rate": pytest.approx(9 / 40), "sample_count": 3}
+    assert len(F.top_confusions(full, sample, ["a", "b", "c"], n=10)) == 5  # empty cells left out
+    assert F.top_confusions(np.eye(3, dtype=int), np.eye(3, dtype=int), "abc") == []
+    with pytest.raises(ValueError, match="square and of one shape"):
+        F.top_confusions(full, sample[:2], "abc")
 
 
 def test_titles_never_share_the_toolbar_row():
     fig = F.message_figure("x", title="t")
     assert fig["layout"]["title"]["pad"]["t"] == F.TOOLBAR_PX
     assert fig["layout"]["margin"]["t"] > F.TOOLBAR_PX
+
+
+def test_exported_figures_have_no_blank_band_and_fit_a_slide():
+    sample_mean, full_mean, sample_top, full_top = _topk_inputs()
+    args = (sample_mean, full_mean, sample_top, full_top)
+    kw = dict(labels=[f"u{i}" for i in range(6)], sampler="vas", s1=0.5, k=3, n_sample=4, n_full=40, layer="fc1",
+              context=CONTEXT)
+    screen, export = F.topk_figure(*args, **kw), F.topk_figure(*args, **kw, for_screen=False)
+    band = F.TOOLBAR_PX - F.EXPORT_TOP_PX
+    assert screen["layout"]["title"]["pad"]["t"] - export["layout"]["title"]["pad"]["t"] == band
+    assert screen["layout"]["margin"]["t"] - export["layout"]["margin"]["t"] == band
+    assert export["layout"]["title"]["pad"]["t"] < F.TOOLBAR_PX
+    # a title of three lines keeps them all inside the top margin: 1.3 em apart
+    size = export["layout"]["title"]["font"]["size"]
+    assert export["layout"]["margin"]["t"] >= F.EXPORT_TOP_PX + size * (1 + 2 * 1.3)
+    assert F.export_size("topk") == (1600, 900) and F.export_size("heatmap")[0] / F.export_size("heatmap")[1] == 16 / 9
+    width, height = F.export_size("confusion")
+    assert width == height <= 1080
+    with pytest.raises(ValueError, match="kind must be one of"):
+        F.export_size("table")
+    config = F.graph_config("dldiag-confusion", "confusion")
+    assert (config["toImageButtonOptions"]["width"], config["toImageButtonOptions"]["height"]) == (width, height)
+    assert "width" not in F.graph_config("dldiag-topk")["toImageButtonOptions"]
 
 
 def test_presentation_mode_enlarges_type():
@@ -418,3 +703,93 @@ def test_many_classes_get_distinct_colours_a_short_legend_and_a_readable_confusi
     assert len(conf["layout"]["xaxis"]["tickvals"]) <= 20 and conf["layout"]["xaxis"]["tickvals"][0] == "c0"
     small = F.confusion_figure(cm[:10, :10], cm[:10, :10], names[:10])
     assert small["data"][0]["texttemplate"] == "%{text}" and "tickvals" not in small["layout"]["xaxis"]
+
+
+# ------------------------------------------------------------------ views (state to figures)
+
+@pytest.fixture(scope="module")
+def svc(digits_ws):
+    from dldiag.app.service import Diagnosis
+
+    return Diagnosis(digits_ws)
+
+
+def test_panel_figures_name_units_one_way_and_mark_the_chosen_one(svc, digits_ws):
+    from dldiag.app import views
+    from dldiag.app.state import ViewState
+
+    state = ViewState(sampler="stratified-cm", fraction=0.2, layer="conv1", k=5, color="neuron", neuron=0)
+    view = views.panel_figures(svc, state)
+    topk = view["topk"]
+    shape = digits_ws.full["conv1", "flat"].unit_shape
+    names = F.unit_names("conv1", shape, channel=False)
+    for trace in topk["data"]:
+        assert trace["y"] == [names[u] for u in trace["customdata"]]
+    # the chosen unit: marked where it is drawn, and named alike on the latent view's colour bar
+    marks = [t for t in view["heatmap"]["data"] if t["type"] == "scatter"]
+    assert len(marks) == 6
+    label = views.latent_view_style(svc, state, svc.sample_indices(views.SampleParams.from_state(state)))
+    assert label.colorbar_title == names[0] == "conv1 · ch 0 (y 0, x 0)"
+    assert "colour: unit conv1 · ch 0 (y 0, x 0)" in views.latent_title(
+        state, 450, 90, "fc1", neuron_name=views.latent_neuron_name(svc, state))
+    logits = views.latent_neuron_name(svc, ViewState(layer="logits", color="neuron", neuron=3))
+    assert logits == f"logits · {digits_ws.dataset.class_names[3]}"
+
+
+def test_panel_figures_carry_the_context_and_the_random_baseline(svc, digits_ws):
+    from dldiag.app import views
+    from dldiag.app.state import ViewState
+
+    state = ViewState(sampler="stratified-cm", fraction=0.2, seed=1, layer="fc1", cls=3)
+    view = views.panel_figures(svc, state)
+    ridx = svc.random_indices(0.2, 1)
+    expected = svc.group(ridx, state).scores
+    assert view["baseline"]["s1"] == expected["s1"] and view["baseline"]["count"] > 0
+    title = view["topk"]["layout"]["title"]["text"]
+    assert f"(random {expected['s1']:.2f})" in title
+    assert f"(random {expected['s2']:.3f})" in view["heatmap"]["layout"]["title"]["text"]
+    assert f"(random {expected['s3']:.3f})" in view["argmax"]["layout"]["title"]["text"]
+    n = len(svc.sample_indices(views.SampleParams.from_state(state)))
+    context = f"digits · stratified-cm sample of {n:,} items (20%) · group: class 3"
+    assert context in title and "digits · stratified-cm sample" in view["confusion"]["layout"]["title"]["text"]
+    # the random sampler is its own baseline: nothing to put beside it
+    own = views.panel_figures(svc, ViewState(sampler="random", fraction=0.2, layer="fc1", cls=3))
+    assert own["baseline"] is None and "(random" not in own["topk"]["layout"]["title"]["text"]
+
+
+def test_panel_figures_of_a_group_the_sample_lacks_say_so(svc, digits_ws):
+    from dldiag.app import views
+    from dldiag.app.state import ViewState
+
+    for cls in range(10):  # a class with errors that a tiny random sample misses
+        state = ViewState(sampler="random", fraction=0.01, layer="fc1", cls=cls, outcome="incorrect")
+        view = views.panel_figures(svc, state)
+        if view["counts"]["full"] and not view["counts"]["sample"]:
+            break
+    else:
+        pytest.skip("every class's errors are in the sample")
+    for key in ("topk", "heatmap", "argmax"):
+        fig = view[key]
+        assert fig["data"] == []
+        assert f"holds none of the {view['counts']['full']:,} items of the group “{view['group']}”" in \
+            fig["layout"]["annotations"][0]["text"]
+
+
+def test_panel_figures_fit_the_heights_they_are_drawn_at(svc):
+    from dldiag.app import views
+    from dldiag.app.state import ViewState
+
+    state = ViewState(sampler="vas", fraction=0.2, layer="conv1")  # 512 units: many are some item's top unit
+    panel = views.panel_figures(svc, state)["argmax"]
+    slide = views.panel_figures(svc, state, heights={"argmax": 1000})["argmax"]
+    assert len(panel["data"][0]["y"]) < len(slide["data"][0]["y"]) <= F.MAX_ARGMAX_BARS
+
+
+def test_full_view_for_export_has_no_toolbar_band(svc):
+    from dldiag.app import views
+    from dldiag.app.state import ViewState
+
+    state = ViewState(sampler="vas", fraction=0.1, layer="conv2", projection="pca")
+    view = views.full_view(svc, state, for_screen=False)
+    for key in ("latent", "summary", "topk", "heatmap", "argmax", "confusion"):
+        assert view[key]["layout"]["title"]["pad"]["t"] < F.TOOLBAR_PX, key

@@ -2,6 +2,13 @@
 
 Nothing here touches the workspace, the cache or dash; every function can be called from a
 test or a notebook. Colours come from :mod:`dldiag.palette`.
+
+Conventions of the panel builders: a unit is named by :func:`unit_name` everywhere; ``context``
+is the title's second line (data set, sampler, fraction, group), so that an exported figure
+says what it shows; the subtitle says what a score measures and which way is better
+(:func:`score_line`); ``for_screen=False`` drops the band kept for plotly's toolbar (an
+export); ``chosen`` marks a unit without relying on colour; ``baseline`` puts the random
+sample's score beside the sample's.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..palette import OUTCOME_COLORS, class_colors, sampler_color
+from ..palette import FULL_COLOR, OUTCOME_COLORS, class_colors, sampler_color
 
 #: Display names of the projections.
 PROJECTION_NAMES = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}
@@ -20,7 +27,9 @@ __all__ = [
     "typed_array",
     "class_color",
     "fade",
-    "unit_labels",
+    "unit_name",
+    "unit_names",
+    "neuron_label",
     "LatentStyle",
     "latent_style",
     "latent_figure",
@@ -31,7 +40,12 @@ __all__ = [
     "argmax_figure",
     "summary_figure",
     "confusion_figure",
+    "top_confusions",
+    "absent_figure",
     "message_figure",
+    "score_line",
+    "export_size",
+    "EXPORT_SIZES",
     "below_toolbar",
     "GRAPH_CONFIG",
     "graph_config",
@@ -41,11 +55,24 @@ __all__ = [
     "typed_matrix",
 ]
 
-TOOLBAR_PX = 30  # height kept free at the top of every figure for plotly's toolbar
-FULL_COLOR = "#4d4d4d"  # the full data's bars: neutral, so the sampler's colour stands out
+TOOLBAR_PX = 30  # height kept free at the top of an on-screen figure for plotly's toolbar
+EXPORT_TOP_PX = 12  # above the title of an exported figure (no toolbar there)
 BG_GREY = "#d9d9d9"
 FONT = "Inter, 'Segoe UI', Helvetica, Arial, sans-serif"
-MAX_ARGMAX_BARS = 60
+#: Most units of the arg-max panel (c); fewer when the panel is too short for their labels.
+MAX_ARGMAX_BARS = 30
+#: The chosen unit: its bars are outlined in this colour and its row is underlaid with
+#: CHOSEN_BAND, so that it is found without telling colours apart.
+CHOSEN_COLOR = "#111111"
+CHOSEN_BAND = "#FFF1B8"
+#: The height (px) each panel is drawn at in the app (see assets/style.css), on screen and in
+#: presentation mode: the builders fit the number of labelled rows to it.
+PANEL_HEIGHTS = {"topk": (360, 440), "argmax": (360, 440), "heatmap": (360, 440), "confusion": (380, 460),
+                 "summary": (300, 380), "latent": (640, 760)}
+#: Export sizes in CSS px (PNG at scale 2 doubles them): 16:9 for the wide panels, so that a
+#: figure fills a slide; square for the confusion matrix, whose cells are square.
+EXPORT_SIZES = {"topk": (1600, 900), "argmax": (1600, 900), "heatmap": (1600, 900), "summary": (1600, 900),
+                "latent": (1600, 900), "confusion": (1000, 1000)}
 #: sample − full: blue below, white at zero, red above (ColorBrewer RdBu)
 DIVERGING = [[0.0, "#2166ac"], [0.25, "#67a9cf"], [0.5, "#f7f7f7"], [0.75, "#ef8a62"], [1.0, "#b2182b"]]
 
@@ -58,9 +85,26 @@ GRAPH_CONFIG = {
 }
 
 
-def graph_config(filename: str) -> dict:
-    """:data:`GRAPH_CONFIG` with the file name the toolbar's camera saves under."""
-    return {**GRAPH_CONFIG, "toImageButtonOptions": {**GRAPH_CONFIG["toImageButtonOptions"], "filename": filename}}
+def export_size(kind: str) -> tuple[int, int]:
+    """(width, height) in CSS px of an exported panel: ``kind`` is one of :data:`EXPORT_SIZES`.
+
+    1600×900 for the wide panels (a 16:9 slide), 1000×1000 for the confusion matrix.
+    """
+    if kind not in EXPORT_SIZES:
+        raise ValueError(f"kind must be one of {', '.join(EXPORT_SIZES)}; got {kind!r}")
+    return EXPORT_SIZES[kind]
+
+
+def graph_config(filename: str, kind: str | None = None) -> dict:
+    """:data:`GRAPH_CONFIG` with the file name the toolbar's camera saves under.
+
+    With ``kind`` (a key of :data:`EXPORT_SIZES`) the camera saves at :func:`export_size`
+    instead of the size on screen.
+    """
+    options = {**GRAPH_CONFIG["toImageButtonOptions"], "filename": filename}
+    if kind is not None:
+        options["width"], options["height"] = export_size(kind)
+    return {**GRAPH_CONFIG, "toImageButtonOptions": options}
 
 
 def typed_array(values: np.ndarray) -> dict:
@@ -105,24 +149,72 @@ def _discrete_scale(colors) -> list:
     return scale
 
 
-def top_margin(present: bool = False, extra: int = 0) -> int:
-    """Top margin in px: toolbar row + title line (+ ``extra`` for subplot titles or a legend)."""
-    return TOOLBAR_PX + (34 if present else 26) + extra
+def _font_size(present: bool) -> int:
+    return 17 if present else 12
 
 
-def base_layout(title: str = "", *, present: bool = False, height: int | None = None, **kwargs) -> dict:
-    """Shared layout: one font, white background, light grid, compact margins."""
-    size = 17 if present else 12
+def _title_size(present: bool) -> int:
+    return _font_size(present) + 3
+
+
+def _lines(title: str) -> int:
+    return title.count("<br>") + 1 if title else 0
+
+
+def _title_pad(present: bool, for_screen: bool, lines: int) -> int:
+    # plotly.js places a one-line title's top at the pad; a title of several lines loses the
+    # 0.7 em shift that does it (its first line's baseline sits at the pad), so it gets it here.
+    top = TOOLBAR_PX if for_screen else EXPORT_TOP_PX
+    return top + (round(0.7 * _title_size(present)) if lines > 1 else 0)
+
+
+def top_margin(present: bool = False, extra: int = 0, *, for_screen: bool = True, lines: int = 1) -> int:
+    """Top margin in px: the toolbar row (on screen only), ``lines`` title lines and ``extra``
+    (subplot titles), so that nothing drawn in the plot area meets the title.
+
+    Lines after the first are a title's smaller context and subtitle lines; plotly.js spaces
+    every line 1.3 em of the title's size apart.
+    """
+    size = _title_size(present)
+    top = TOOLBAR_PX if for_screen else EXPORT_TOP_PX
+    if lines <= 0:
+        return top + 8 + extra
+    return top + round(size * (1.0 + 1.3 * (lines - 1))) + 12 + extra
+
+
+def _title_text(main: str, *, context: str = "", subtitle: str = "") -> str:
+    """A figure title: ``main``, then the ``context`` (data set, sampler, fraction, group) and
+    the ``subtitle`` (what is measured, which way is better) in smaller type."""
+    parts = [main]
+    if context:
+        parts.append(f"<span style='font-size:0.8em;color:#3e4c59'>{context}</span>")
+    if subtitle:
+        parts.append(f"<span style='font-size:0.8em;color:#52606d'>{subtitle}</span>")
+    return "<br>".join(parts)
+
+
+def base_layout(title: str = "", *, present: bool = False, height: int | None = None, for_screen: bool = True,
+                **kwargs) -> dict:
+    """Shared layout: one font, white background, light grid, compact margins.
+
+    ``for_screen`` keeps a band free for plotly's toolbar above the title; an exported figure
+    (``for_screen=False``) has no toolbar and so no blank band at its top.
+    """
+    size = _font_size(present)
+    lines = _lines(title)
     layout = dict(
         # The title sits below the toolbar row (yref container, 30 px down), so they never overlap.
         title=dict(text=title, x=0.01, xanchor="left", yref="container", y=1.0, yanchor="top",
-                   pad=dict(t=TOOLBAR_PX), font=dict(size=size + 3, color="#1f2933")),
+                   pad=dict(t=_title_pad(present, for_screen, lines)),
+                   font=dict(size=_title_size(present), color="#1f2933")),
         font=dict(family=FONT, size=size, color="#323f4b"),
         paper_bgcolor="white",
         plot_bgcolor="white",
-        margin=dict(l=56, r=16, t=top_margin(present), b=48),
+        margin=dict(l=56, r=16, t=top_margin(present, for_screen=for_screen, lines=lines), b=48),
         hoverlabel=dict(font=dict(family=FONT, size=size)),
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0,
+        # Below the plot (in the container's coordinates, so the margin grows to hold it): a
+        # legend above the plot met long titles at 1280 px.
+        legend=dict(orientation="h", yref="container", yanchor="bottom", y=0.0, xanchor="left", x=0.0,
                     bgcolor="rgba(255,255,255,0.8)", font=dict(size=size)),
         xaxis=_axis(),
         yaxis=_axis(),
@@ -133,9 +225,9 @@ def base_layout(title: str = "", *, present: bool = False, height: int | None = 
     return layout
 
 
-def message_figure(text: str, *, present: bool = False, title: str = "") -> dict:
+def message_figure(text: str, *, present: bool = False, title: str = "", for_screen: bool = True) -> dict:
     """An empty figure that says why there is nothing to show."""
-    layout = base_layout(title, present=present)
+    layout = base_layout(title, present=present, for_screen=for_screen)
     layout["xaxis"] = {"visible": False}
     layout["yaxis"] = {"visible": False}
     layout["annotations"] = [dict(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
@@ -184,21 +276,97 @@ def _row_of_three(layout: dict, *, gap: float = 0.06, titles=None, present: bool
                                     font=dict(size=15 if present else 11, color="#52606d")))
 
 
-def unit_labels(unit_shape: tuple[int, ...], *, class_names=None, channel: bool = False) -> list[str]:
-    """Readable names of a layer's units: ``c3 (4,7)`` in conv maps, ``ch 3``, ``u12`` or classes.
+def _is_class_layer(unit_shape, class_names) -> bool:
+    return class_names is not None and int(np.prod(unit_shape)) == len(class_names)
 
-    ``class_names`` names the units of a logits layer (as many units as classes); ``channel``
-    says that the units are conv channels (the channel unit mode).
+
+def unit_name(layer: str, index: int, unit_shape: tuple[int, ...], *, channel: bool, class_names=None) -> str:
+    """The one name of a unit, used by every panel, hover and colour bar.
+
+    ``conv1 · ch 3 (y 14, x 2)`` for a unit of a conv map (C, H, W); ``conv1 · ch 3`` in the
+    channel unit mode (``channel=True``: a unit is a channel, ``unit_shape`` is (C,));
+    ``fc2 · 17`` for a dense unit; the class name for a unit of the logits (``class_names``
+    given and as many units as classes).
+
+    Parameters
+    ----------
+    layer : str
+    index : int
+        The unit's index in the layer's flattened output (row-major, as the activations are).
+    unit_shape : tuple of int
+        Shape of one item's output of the layer in this unit mode.
+    channel : bool
+        Whether the units are conv channels.
+    class_names : sequence of str, optional
+        Names the units of a logits layer.
     """
-    n = int(np.prod(unit_shape)) if unit_shape else 0
-    if class_names is not None and n == len(class_names):
-        return [str(c) for c in class_names]
-    if len(unit_shape) == 3:
-        c, h, w = unit_shape
-        return [f"c{u // (h * w)} ({(u % (h * w)) // w},{u % w})" for u in range(n)]
+    u = int(index)
+    n = int(np.prod(unit_shape)) if len(unit_shape) else 0
+    if not 0 <= u < max(n, 1):
+        raise ValueError(f"index must be a unit of {layer!r} (0..{n - 1}); got {u}")
+    if _is_class_layer(unit_shape, class_names):
+        return str(class_names[u])
     if channel:
-        return [f"ch {u}" for u in range(n)]
-    return [f"u{u}" for u in range(n)]
+        return f"{layer} · ch {u}"
+    if len(unit_shape) == 3:
+        _, h, w = unit_shape
+        return f"{layer} · ch {u // (h * w)} (y {(u % (h * w)) // w}, x {u % w})"
+    if len(unit_shape) == 2:  # a 1-D conv: channel and position
+        return f"{layer} · ch {u // unit_shape[1]} (t {u % unit_shape[1]})"
+    if len(unit_shape) > 3:
+        return f"{layer} · {tuple(int(v) for v in np.unravel_index(u, unit_shape))}"
+    return f"{layer} · {u}"
+
+
+def unit_names(layer: str, unit_shape: tuple[int, ...], *, channel: bool, class_names=None) -> list[str]:
+    """:func:`unit_name` of every unit of a layer, by unit index (what the bar panels take)."""
+    n = int(np.prod(unit_shape)) if len(unit_shape) else 0
+    return [unit_name(layer, u, unit_shape, channel=channel, class_names=class_names) for u in range(n)]
+
+
+def neuron_label(layer: str, index: int, unit_shape: tuple[int, ...], *, channel: bool, class_names=None) -> str:
+    """A unit's name where nothing else names its layer (the latent view's colour bar and title).
+
+    :func:`unit_name`, with the layer before a class name: ``fc3 · Coat``.
+    """
+    name = unit_name(layer, index, unit_shape, channel=channel, class_names=class_names)
+    return f"{layer} · {name}" if _is_class_layer(unit_shape, class_names) else name
+
+
+def _unit_hover(layer: str, unit_shape: tuple[int, ...], idx: np.ndarray, *, channel: bool,
+                class_names=None) -> dict:
+    """Heatmap attributes that make a hover name the unit under it as :func:`unit_name` does.
+
+    ``idx`` (the mosaic's unit index per pixel, -1 in gutters) becomes ``customdata``. Conv
+    maps carry (unit, channel, y, x) per pixel so that the template spells the name out; a
+    text matrix of names would be as large as the layer (a million strings for a wide conv
+    layer), and plotly.js reads typed arrays of three dimensions.
+    """
+    idx = np.asarray(idx, dtype=np.int32)
+    if _is_class_layer(unit_shape, class_names):
+        text = [[str(class_names[u]) if u >= 0 else "" for u in row] for row in idx.tolist()]
+        return {"customdata": typed_matrix(idx, np.int32), "text": text, "name": "%{text}"}
+    if len(unit_shape) == 3 and not channel:
+        _, h, w = unit_shape
+        parts = np.stack([idx, idx // (h * w), (idx % (h * w)) // w, idx % w], axis=-1)
+        parts[idx < 0] = -1
+        spec = typed_array(np.ascontiguousarray(parts, dtype=np.int32).ravel())
+        spec["shape"] = f"{idx.shape[0]},{idx.shape[1]},4"
+        return {"customdata": spec,
+                "name": f"{layer} · ch %{{customdata[1]}} (y %{{customdata[2]}}, x %{{customdata[3]}})"}
+    if len(unit_shape) == 2 and not channel:
+        length = unit_shape[1]
+        parts = np.stack([idx, idx // length, idx % length], axis=-1)
+        parts[idx < 0] = -1
+        spec = typed_array(np.ascontiguousarray(parts, dtype=np.int32).ravel())
+        spec["shape"] = f"{idx.shape[0]},{idx.shape[1]},3"
+        return {"customdata": spec, "name": f"{layer} · ch %{{customdata[1]}} (t %{{customdata[2]}})"}
+    if len(unit_shape) > 3 and not channel:  # rare: spelled out per pixel
+        text = [[unit_name(layer, u, unit_shape, channel=False) if u >= 0 else "" for u in row]
+                for row in idx.tolist()]
+        return {"customdata": typed_matrix(idx, np.int32), "text": text, "name": "%{text}"}
+    prefix = "ch " if channel else ""
+    return {"customdata": typed_matrix(idx, np.int32), "name": f"{layer} · {prefix}%{{customdata}}"}
 
 
 # ------------------------------------------------------------------ latent view
@@ -332,13 +500,13 @@ def _colorbar(style: LatentStyle, present: bool) -> dict:
 
 
 def latent_figure(xy: np.ndarray, style: LatentStyle, *, title: str, present: bool = False,
-                  projection: str = "", height: int | None = None) -> dict:
+                  projection: str = "", height: int | None = None, for_screen: bool = True) -> dict:
     """The latent view: every item of D, WebGL, with its item index in ``customdata``.
 
     Trace 0 draws every item small and faded (and carries the item indices for hover and
     selections), trace 1 the same positions with only the sample members sized; traces 2..
     are legend entries. Hover labels are off: the app shows a tooltip with the item's
-    thumbnail instead.
+    thumbnail instead. ``for_screen=False`` leaves out the toolbar's band (an export).
     """
     xy = np.asarray(xy, dtype=np.float32)
     # customdata as plain lists: dcc.Graph copies it into hover/click/selection events by
@@ -366,14 +534,14 @@ def latent_figure(xy: np.ndarray, style: LatentStyle, *, title: str, present: bo
         data.append(dict(type="scattergl", x=[None], y=[None], mode="markers", name=slot["name"],
                          visible=slot["visible"], marker=dict(color=slot["marker.color"], size=10),
                          hoverinfo="skip", showlegend=True))
-    layout = base_layout(title, present=present, height=height)
+    layout = base_layout(title, present=present, height=height, for_screen=for_screen)
     layout.update(
         dragmode="lasso",
         hovermode="closest",
         uirevision=projection,  # zoom survives in-place updates, resets with a new projection
         legend=dict(orientation="v", yanchor="top", y=1.0, xanchor="left", x=1.01,
                     itemclick=False, itemdoubleclick=False, font=dict(size=15 if present else 11)),
-        margin=dict(l=20, r=20, t=top_margin(present, 26), b=20),
+        margin=dict(l=20, r=20, t=top_margin(present, for_screen=for_screen, lines=_lines(title)), b=20),
         xaxis=dict(showticklabels=False, showgrid=False, zeroline=False),
         yaxis=dict(showticklabels=False, showgrid=False, zeroline=False),
     )
@@ -438,42 +606,219 @@ def _fmt(value, digits=3):
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+#: Per score: its name, digits shown, what it measures and which way is better, in words.
+METRICS = {
+    "s1": ("S1 precision", 2, "share of the full data's top-{k} found by the sample", "higher is better"),
+    "s2": ("S2 cosine distance", 3, "between the sample's and the full data's mean activations", "lower is better"),
+    "s3": ("S3 Jensen–Shannon distance", 3, "between the sample's and the full data's arg-max distributions",
+           "lower is better"),
+}
+
+
+def _baseline_text(metric: str, baseline: dict, digits: int) -> str:
+    name = baseline.get("name", "random")
+    if baseline.get("count") == 0:
+        return f"a {name} sample of this size holds none of it"
+    value = baseline.get(metric)
+    if value is None:
+        return ""
+    text = f"{name} {value:.{digits}f}"
+    spread = (baseline.get("spread") or {}).get(metric)
+    if spread is not None:
+        text += f" ± {spread:.{digits}f}"
+    return text
+
+
+def score_line(metric: str, value: float | None, baseline: dict | None = None, *, k: int | None = None) -> str:
+    """A score in words: its value, the baseline's beside it, what it measures, which way is better.
+
+    ``score_line("s1", 0.6, {"s1": 0.4, "spread": {"s1": 0.05}}, k=10)`` reads "S1 precision
+    0.60 (random 0.40 ± 0.05): share of the full data's top-10 found by the sample — higher
+    is better".
+
+    Parameters
+    ----------
+    metric : {"s1", "s2", "s3"}
+    value : float or None
+        None (no score: the group is empty) shows as "–".
+    baseline : dict, optional
+        The scores of a random sample of the same size on the same group: keys ``"s1"``,
+        ``"s2"``, ``"s3"`` (floats), optionally ``"spread"`` ({metric: float}, e.g. the
+        standard deviation over seeds, shown as ±), ``"count"`` (the group's items in that
+        sample; 0 says that it holds none) and ``"name"`` (default "random").
+    k : int, optional
+        The k of top-k (S1).
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
+    name, digits, what, better = METRICS[metric]
+    text = f"{name} {_fmt(value, digits)}"
+    if baseline:
+        beside = _baseline_text(metric, baseline, digits)
+        if beside:
+            text += f" ({beside})"
+    sep = ":" if metric == "s1" else ""
+    return f"{text}{sep} {what.format(k=k if k is not None else 'k')} — {better}"
+
+
+def absent_figure(title: str, *, group: str, n_full: int, sampler: str, context: str = "",
+                  present: bool = False, for_screen: bool = True) -> dict:
+    """The panel of a group that the sample holds none of: says so, instead of bars of zeros.
+
+    Parameters
+    ----------
+    title : str
+        The panel's title, e.g. "(a) Top-10 neurons of conv1".
+    group : str
+        The group's name, e.g. "class Shirt, incorrect".
+    n_full : int
+        The group's items in the full data.
+    sampler : str
+    context : str
+        The title's second line (data set, sampler, fraction, group).
+    """
+    who = f"The {sampler} sample" if sampler else "The sample"
+    text = (f"{who} holds none of the {n_full:,} items of the group “{group}”.<br>"
+            "There is nothing to compare with the full data; the summary (d) counts this group<br>"
+            "as missed by the sample (S1 = 0, S2 = 1, S3 = 1).")
+    return message_figure(text, present=present, title=_title_text(title, context=context), for_screen=for_screen)
+
+
+ROW_PX = (17, 24)  # comfortable height of a row of horizontal bars (screen, presentation)
+MIN_ROW_PX = (11, 15)  # least height at which a row's label still reads
+
+
+def _panel_height(kind: str, height: int | None, present: bool, for_screen: bool) -> int:
+    if height is not None:
+        return int(height)
+    return PANEL_HEIGHTS[kind][int(present)] if for_screen else EXPORT_SIZES[kind][1]
+
+
+def _bottom_px(present: bool, legend_rows: int = 1, axis_lines: int = 1) -> int:
+    """Room below a bar chart's plot area: tick labels, axis title lines and the legend."""
+    size = _font_size(present)
+    return round(size * (2.6 + 1.4 * axis_lines + 1.6 * legend_rows)) + 8
+
+
+def _chosen_band(row: int) -> dict:
+    """A light band behind the chosen unit's row (category position ``row``)."""
+    return dict(type="rect", xref="paper", x0=0, x1=1, yref="y", y0=row - 0.5, y1=row + 0.5,
+                fillcolor=CHOSEN_BAND, line=dict(width=0), layer="below")
+
+
+def _row_ticks(names: list[str], chosen_row: int | None, font_size: int) -> dict:
+    """Every row labelled (an array of ticks: plotly.js would thin crowded ones), the chosen one bold."""
+    text = [f"<b>▸ {n}</b>" if i == chosen_row else n for i, n in enumerate(names)]
+    return dict(tickmode="array", tickvals=list(names), ticktext=text, tickfont=dict(size=font_size))
+
+
 def topk_figure(sample_mean: np.ndarray, full_mean: np.ndarray, sample_top: np.ndarray,
                 full_top: np.ndarray, *, labels, sampler: str, s1: float | None, k: int,
-                n_sample: int, n_full: int, layer: str, present: bool = False) -> dict:
+                n_sample: int, n_full: int, layer: str, chosen: int | None = None,
+                baseline: dict | None = None, group: str = "this group", context: str = "",
+                present: bool = False, for_screen: bool = True, height: int | None = None) -> dict:
     """(a) The top-k neurons of the group: mean activation on the full data and on the sample.
 
-    Bars cover the union of both top-k sets, ordered by the full data's mean; units the
-    sample's top-k misses are outlined in red. ``customdata`` holds the unit index (a click
+    One row per unit of either top-k list, in three blocks that the legend names and counts:
+    units in both lists (solid), units of the full data's top-k that the sample's top-k misses
+    (hatched), units only the sample's top-k holds (cross-hatched), each block in the order of
+    its list. S1 precision is the first block's size over k. Horizontal bars, so that every
+    unit's name reads without turning the head. ``customdata`` holds the unit index (a click
     colours the latent view by it).
+
+    Parameters
+    ----------
+    sample_mean, full_mean : ndarray (units,)
+        Mean activation of every unit over the group's items in the sample and in the data.
+    sample_top, full_top : ndarray of int
+        The two top-k lists, best first.
+    labels : sequence of str
+        Unit names by unit index (:func:`unit_names`).
+    sampler : str
+    s1 : float or None
+    k, n_sample, n_full : int
+        k of top-k; the group's items in the sample and in the full data.
+    layer : str
+    chosen : int, optional
+        The chosen unit (the one that colours the latent view): its row is underlaid, its
+        label bold and its sample bar outlined.
+    baseline : dict, optional
+        The random baseline's scores on this group (see :func:`score_line`).
+    group : str
+        The group's name (for the empty state).
+    context : str
+        The title's second line: data set, sampler, fraction and group, so that an exported
+        figure stands alone.
+    present : bool
+        Presentation type sizes.
+    for_screen : bool
+        Keep room for plotly's toolbar above the title (False for an export).
+    height : int, optional
+        Height the figure is drawn at; default the app's panel height (or the export's). The
+        figure grows (``layout.height``) when its rows do not fit at a readable size.
     """
-    title = f"(a) Top-{k} neurons of {layer} — S1 precision {_fmt(s1, 2)}"
+    main = f"(a) Top-{k} neurons of {layer}"
+    title = _title_text(main, context=context, subtitle=score_line("s1", s1, baseline, k=k))
     if n_full == 0:
-        return message_figure("No item of the data falls in this group.", present=present, title=title)
-    units = list(dict.fromkeys([*map(int, full_top), *map(int, sample_top)]))
-    units.sort(key=lambda u: (-full_mean[u], u))
-    names = [labels[u] for u in units]
-    in_sample_top = set(map(int, sample_top))
-    in_full_top = set(map(int, full_top))
-    missed = [u in in_full_top and u not in in_sample_top for u in units]
-    data = [
-        dict(type="bar", x=names, y=[float(full_mean[u]) for u in units], name=f"full data (n={n_full:,})",
-             marker=dict(color=FULL_COLOR), customdata=units,
-             hovertemplate="%{x}<br>full mean %{y:.3f}<extra></extra>"),
-        dict(type="bar", x=names, y=[float(sample_mean[u]) for u in units], name=f"sample (n={n_sample:,})",
-             marker=dict(color=sampler_color(sampler),
-                         line=dict(color=["#c62828" if m else "rgba(0,0,0,0)" for m in missed], width=2)),
-             customdata=units, hovertemplate="%{x}<br>sample mean %{y:.3f}<extra></extra>"),
+        return message_figure("No item of the data falls in this group.", present=present, title=title,
+                              for_screen=for_screen)
+    if n_sample == 0:
+        return absent_figure(main, group=group, n_full=n_full, sampler=sampler, context=context, present=present,
+                             for_screen=for_screen)
+    full_list = [int(u) for u in full_top]
+    sample_list = [int(u) for u in sample_top]
+    in_sample, in_full = set(sample_list), set(full_list)
+    color = sampler_color(sampler)
+    blocks = [  # (units, legend name, hatch pattern)
+        ([u for u in full_list if u in in_sample], f"sample · in both top-{k} lists", ""),
+        ([u for u in full_list if u not in in_sample], f"sample · missed: in the full data's top-{k} only", "/"),
+        ([u for u in sample_list if u not in in_full], f"sample · only in the sample's top-{k}", "x"),
     ]
-    if any(missed):
-        data.append(dict(type="scatter", x=[None], y=[None], mode="markers", name="missed by the sample's top-k",
-                         marker=dict(symbol="square-open", color="#c62828", size=11, line=dict(width=2)),
-                         hoverinfo="skip"))
-    layout = base_layout(title, present=present)
-    layout.update(barmode="group", bargap=0.25, clickmode="event",
-                  margin=dict(l=56, r=16, t=top_margin(present, 24), b=48),
-                  xaxis=_axis(tickangle=-40 if len(units) > 8 else 0, type="category"),
-                  yaxis=_axis(title=dict(text="mean activation")))
+    units = [u for block, _, _ in blocks for u in block]
+    names = [str(labels[u]) for u in units]
+    chosen = None if chosen is None else int(chosen)
+    chosen_row = units.index(chosen) if chosen in units else None
+
+    data = [dict(type="bar", orientation="h", y=names, x=[float(full_mean[u]) for u in units], offsetgroup="full",
+                 name=f"full data ({n_full:,} items)", marker=dict(color=FULL_COLOR), customdata=units,
+                 hovertemplate="%{y}<br>full data: mean %{x:.3f}<extra></extra>")]
+    for block, name, shape in blocks:
+        if not block:
+            continue
+        marker = dict(color=color, line=dict(color=[CHOSEN_COLOR if u == chosen else color for u in block],
+                                             width=[3 if u == chosen else 1 for u in block]))
+        if shape:  # hatched: the kind reads without telling colours apart
+            marker.update(color=fade(color, 0.3), pattern=dict(shape=shape, fgcolor=color, size=7, solidity=0.4))
+        data.append(dict(type="bar", orientation="h", y=[str(labels[u]) for u in block],
+                         x=[float(sample_mean[u]) for u in block], offsetgroup="sample",
+                         name=f"{name} ({len(block)})", marker=marker, customdata=block,
+                         hovertemplate=f"%{{y}}<br>sample: mean %{{x:.3f}} · {name.removeprefix('sample · ')}"
+                                       "<extra></extra>"))
+
+    size = _font_size(present)
+    layout = base_layout(title, present=present, for_screen=for_screen)
+    top = layout["margin"]["t"]
+    bottom = _bottom_px(present, legend_rows=2)
+    total = _panel_height("topk", height, present, for_screen)
+    plot_px = max(total - top - bottom, 1)
+    row_px = plot_px / max(len(units), 1)
+    if row_px < MIN_ROW_PX[int(present)]:  # grow rather than let labels overlap
+        layout["height"] = top + bottom + MIN_ROW_PX[int(present)] * len(units)
+        row_px = MIN_ROW_PX[int(present)]
+    shapes = []
+    start = 0
+    for block, _, _ in blocks[:-1]:  # a rule between blocks
+        start += len(block)
+        if 0 < start < len(units):
+            shapes.append(dict(type="line", xref="paper", x0=0, x1=1, yref="y", y0=start - 0.5, y1=start - 0.5,
+                               line=dict(color="#9aa5b1", width=1, dash="dot")))
+    if chosen_row is not None:
+        shapes.append(_chosen_band(chosen_row))
+    layout.update(barmode="group", bargap=0.2, bargroupgap=0.05, clickmode="event", shapes=shapes,
+                  margin=dict(l=56, r=16, t=top, b=48),
+                  xaxis=_axis(title=dict(text="mean activation over the group's items"), rangemode="tozero"),
+                  yaxis=_axis(type="category", autorange="reversed", showgrid=False,
+                              **_row_ticks(names, chosen_row, int(min(size, max(9, row_px - 2))))))
     return {"data": data, "layout": layout}
 
 
@@ -515,110 +860,241 @@ def typed_matrix(values: np.ndarray, dtype=np.float32) -> dict:
     return spec
 
 
+def _chosen_marks(idx: np.ndarray, chosen: int | None, axes) -> list:
+    """Two nested open squares (black, white inside) on the chosen unit's pixel of each tile:
+    seen on every colour of the maps."""
+    if chosen is None:
+        return []
+    rows, cols = np.nonzero(np.asarray(idx) == int(chosen))
+    if not len(rows):
+        return []
+    traces = []
+    for suffix in axes:
+        for color, size, width in (("#000000", 15, 3), ("#ffffff", 10, 1.5)):
+            traces.append(dict(type="scatter", mode="markers", x=[int(cols[0])], y=[int(rows[0])],
+                               xaxis="x" + suffix, yaxis="y" + suffix, showlegend=False, hoverinfo="skip",
+                               marker=dict(symbol="square-open", color=color, size=size, line=dict(width=width))))
+    return traces
+
+
 def heatmap_figure(sample_mean: np.ndarray, full_mean: np.ndarray, unit_shape: tuple[int, ...], *,
-                   s2: float | None, n_sample: int, n_full: int, layer: str,
-                   present: bool = False) -> dict:
-    """(b) Mean activation of every unit as maps: sample, full data, and sample − full."""
-    title = f"(b) Mean activation of {layer} — S2 cosine distance {_fmt(s2)}"
+                   s2: float | None, n_sample: int, n_full: int, layer: str, sampler: str = "",
+                   channel: bool = False, class_names=None, chosen: int | None = None, baseline: dict | None = None,
+                   group: str = "this group", context: str = "", present: bool = False,
+                   for_screen: bool = True) -> dict:
+    """(b) Mean activation of every unit as maps: sample, full data, and sample − full.
+
+    Each tile is titled; the two mean maps share a colour bar ("mean activation"), the
+    difference has its own, symmetric around zero ("sample − full"). A hover names the unit
+    as :func:`unit_name` does.
+
+    Parameters
+    ----------
+    sample_mean, full_mean : ndarray (units,)
+    unit_shape : tuple of int
+        The layer's unit shape in this unit mode: (C, H, W) maps are drawn as a grid of maps.
+    s2 : float or None
+    n_sample, n_full : int
+    layer : str
+    sampler : str
+        Names the sample in the empty state.
+    channel : bool
+        Whether the units are conv channels (names ``conv1 · ch 3``).
+    class_names : sequence of str, optional
+        Names the units of the logits.
+    chosen : int, optional
+        The chosen unit, marked on each tile by a black-and-white square.
+    baseline, group, context, present, for_screen
+        As in :func:`topk_figure`.
+    """
+    main = f"(b) Mean activation of {layer}"
+    title = _title_text(main, context=context, subtitle=score_line("s2", s2, baseline))
     if n_full == 0:
-        return message_figure("No item of the data falls in this group.", present=present, title=title)
+        return message_figure("No item of the data falls in this group.", present=present, title=title,
+                              for_screen=for_screen)
+    if n_sample == 0:
+        return absent_figure(main, group=group, n_full=n_full, sampler=sampler, context=context, present=present,
+                             for_screen=for_screen)
     s_img, idx = unit_mosaic(sample_mean, unit_shape)
     f_img, _ = unit_mosaic(full_mean, unit_shape)
     d_img = s_img - f_img
     vmax = float(np.nanmax([np.nanmax(np.abs(f_img)), np.nanmax(np.abs(s_img)), 1e-12]))
     vmin = 0.0 if np.nanmin(f_img) >= 0 and np.nanmin(s_img) >= 0 else -vmax
     dmax = float(max(np.nanmax(np.abs(d_img)), 1e-12))
-    custom = typed_matrix(idx, np.int32)
-    cb = dict(thickness=10, len=0.9, outlinewidth=0, tickfont=dict(size=14 if present else 10))
-    common = dict(type="heatmap", customdata=custom, xgap=0, ygap=0,
-                  hovertemplate="unit %{customdata}: %{z:.3f}<extra></extra>")
+    hover = _unit_hover(layer, unit_shape, idx, channel=channel, class_names=class_names)
+    name = hover.pop("name")
+    gap = 0.1
+    width = (1.0 - 2 * gap) / 3
+    cb = dict(thickness=10, len=0.85, outlinewidth=0, xanchor="left", tickfont=dict(size=14 if present else 10))
+    cb_title = dict(side="right", font=dict(size=15 if present else 11))
+    common = dict(type="heatmap", xgap=0, ygap=0, hoverongaps=False, **hover)
     data = [
         dict(z=typed_matrix(s_img), zmin=vmin, zmax=vmax, colorscale="Viridis", showscale=False,
-             xaxis="x", yaxis="y", **common),
+             xaxis="x", yaxis="y", hovertemplate=f"{name}<br>sample mean %{{z:.3f}}<extra></extra>", **common),
         dict(z=typed_matrix(f_img), zmin=vmin, zmax=vmax, colorscale="Viridis",
-             colorbar=dict(x=0.645, **cb), xaxis="x2", yaxis="y2", **common),
+             colorbar=dict(x=2 * width + gap + 0.008, title=dict(text="mean activation", **cb_title), **cb),
+             xaxis="x2", yaxis="y2", hovertemplate=f"{name}<br>full-data mean %{{z:.3f}}<extra></extra>",
+             **common),
         dict(z=typed_matrix(d_img), zmin=-dmax, zmax=dmax, colorscale=DIVERGING,
-             colorbar=dict(x=1.0, **cb), xaxis="x3", yaxis="y3", **common),
+             colorbar=dict(x=1.008, title=dict(text="sample − full", **cb_title), **cb),
+             xaxis="x3", yaxis="y3", hovertemplate=f"{name}<br>sample − full %{{z:+.3f}}<extra></extra>",
+             **common),
     ]
-    layout = base_layout(title, present=present)
-    layout["margin"] = dict(l=16, r=16, t=top_margin(present, 24), b=16)
-    _row_of_three(layout, gap=0.07, present=present,
-                  titles=(f"sample (n={n_sample:,})", f"full data (n={n_full:,})", "sample − full"))
+    data += _chosen_marks(idx, chosen, ("", "2", "3"))
+    layout = base_layout(title, present=present, for_screen=for_screen)
+    layout["margin"] = dict(l=16, r=80 if present else 64, t=layout["margin"]["t"] + (24 if present else 18), b=16)
+    _row_of_three(layout, gap=gap, present=present,
+                  titles=(f"sample ({n_sample:,} items)", f"full data ({n_full:,} items)",
+                          "difference: sample − full"))
     for suffix in ("", "2", "3"):
         layout["xaxis" + suffix].update(visible=False, constrain="domain")
         layout["yaxis" + suffix].update(visible=False, autorange="reversed", constrain="domain",
                                         scaleanchor="x" + suffix)
+    layout["showlegend"] = False
     return {"data": data, "layout": layout}
 
 
 def argmax_figure(sample_dist: np.ndarray, full_dist: np.ndarray, *, labels, sampler: str,
-                  s3: float | None, n_sample: int, n_full: int, layer: str,
-                  present: bool = False) -> dict:
+                  s3: float | None, n_sample: int, n_full: int, layer: str, chosen: int | None = None,
+                  baseline: dict | None = None, group: str = "this group", context: str = "",
+                  present: bool = False, for_screen: bool = True, height: int | None = None) -> dict:
     """(c) Distribution of the maximally activated unit: sample vs full data.
 
-    Units that are never the arg-max are left out; beyond :data:`MAX_ARGMAX_BARS` the rest are
-    summed into "other".
+    Shows the units that are most often an item's most active unit, by the larger of their
+    sample and full-data shares (so that a unit the sample over-represents shows too), as
+    horizontal bars ordered by the full data's share: every unit's name reads, at any width.
+    As many units as have rows of readable height (at most :data:`MAX_ARGMAX_BARS`).
+
+    Why not an "other" bar: in a wide layer (conv2 flat: 1,000+ units) the units left out
+    hold most of the items, so an "other" bar was the tallest, set the scale and squashed the
+    bars that can be read. Why not shares among the shown units: that would inflate them.
+    So each bar is its unit's share of *all* the group's items (the axis says so), and the
+    share the shown units hold — in the full data and in the sample — is written under the
+    axis with the number of units not shown. S3 compares the whole distributions, shown or not.
+
+    Parameters
+    ----------
+    sample_dist, full_dist : ndarray (units,)
+        Share of the group's items whose most active unit is each unit (each sums to 1).
+    labels : sequence of str
+        Unit names by unit index (:func:`unit_names`).
+    sampler : str
+    s3 : float or None
+    n_sample, n_full : int
+    layer : str
+    chosen : int, optional
+        The chosen unit: outlined, its row underlaid and its label bold; shown (last) even
+        when it is not among the most frequent units.
+    baseline, group, context, present, for_screen, height
+        As in :func:`topk_figure`.
     """
-    title = f"(c) Max-neuron distribution of {layer} — S3 JS distance {_fmt(s3)}"
+    main = f"(c) Most active unit of {layer}: how often each unit is an item's top unit"
+    title = _title_text(main, context=context, subtitle=score_line("s3", s3, baseline))
     if n_full == 0:
-        return message_figure("No item of the data falls in this group.", present=present, title=title)
+        return message_figure("No item of the data falls in this group.", present=present, title=title,
+                              for_screen=for_screen)
+    if n_sample == 0:
+        return absent_figure(main, group=group, n_full=n_full, sampler=sampler, context=context, present=present,
+                             for_screen=for_screen)
     sample_dist = np.asarray(sample_dist, dtype=np.float64)
     full_dist = np.asarray(full_dist, dtype=np.float64)
     used = np.flatnonzero((sample_dist > 0) | (full_dist > 0))
-    order = used[np.lexsort((used, -np.maximum(full_dist[used], sample_dist[used])))]
-    shown = order[:MAX_ARGMAX_BARS]
-    names = [labels[u] for u in shown]
-    f_vals = [float(v) for v in full_dist[shown]]
-    s_vals = [float(v) for v in sample_dist[shown]]
-    custom = [int(u) for u in shown]
-    if len(order) > MAX_ARGMAX_BARS:
-        rest = order[MAX_ARGMAX_BARS:]
-        names.append(f"other ({len(rest)})")
-        f_vals.append(float(full_dist[rest].sum()))
-        s_vals.append(float(sample_dist[rest].sum()))
-        custom.append(-1)
+    by_max = used[np.lexsort((used, -np.maximum(full_dist[used], sample_dist[used])))]
+
+    layout = base_layout(title, present=present, for_screen=for_screen)
+    top = layout["margin"]["t"]
+    bottom = _bottom_px(present, legend_rows=1, axis_lines=3)
+    plot_px = _panel_height("argmax", height, present, for_screen) - top - bottom
+    fit = int(np.clip(plot_px // ROW_PX[int(present)], 5, MAX_ARGMAX_BARS))
+    picked = by_max[:fit]
+    shown = [int(u) for u in picked[np.lexsort((picked, -sample_dist[picked], -full_dist[picked]))]]
+    chosen = None if chosen is None else int(chosen)
+    extra_chosen = chosen is not None and 0 <= chosen < len(full_dist) and chosen not in shown
+    rows = shown + ([chosen] if extra_chosen else [])
+    names = [str(labels[u]) for u in rows]
+    chosen_row = rows.index(chosen) if chosen in rows else None
+    color = sampler_color(sampler)
+
     data = [
-        dict(type="bar", x=names, y=f_vals, name=f"full data (n={n_full:,})", marker=dict(color=FULL_COLOR),
-             customdata=custom, hovertemplate="%{x}<br>full %{y:.1%}<extra></extra>"),
-        dict(type="bar", x=names, y=s_vals, name=f"sample (n={n_sample:,})",
-             marker=dict(color=sampler_color(sampler)), customdata=custom,
-             hovertemplate="%{x}<br>sample %{y:.1%}<extra></extra>"),
+        dict(type="bar", orientation="h", y=names, x=[float(full_dist[u]) for u in rows],
+             name=f"full data ({n_full:,} items)", marker=dict(color=FULL_COLOR), customdata=rows,
+             hovertemplate="%{y}<br>most active for %{x:.1%} of the full data's items<extra></extra>"),
+        dict(type="bar", orientation="h", y=names, x=[float(sample_dist[u]) for u in rows],
+             name=f"sample ({n_sample:,} items)", customdata=rows,
+             marker=dict(color=color, line=dict(color=[CHOSEN_COLOR if u == chosen else color for u in rows],
+                                                width=[3 if u == chosen else 0 for u in rows])),
+             hovertemplate="%{y}<br>most active for %{x:.1%} of the sample's items<extra></extra>"),
     ]
-    layout = base_layout(title, present=present)
-    layout.update(barmode="group", bargap=0.25, margin=dict(l=56, r=16, t=top_margin(present, 24), b=48),
-                  xaxis=_axis(tickangle=-40 if len(names) > 8 else 0, type="category"),
-                  yaxis=_axis(title=dict(text="share of items"), tickformat=".0%"))
+    rest = len(used) - len(shown)
+    if rest > 0:  # two short lines: an axis title does not wrap, and a long line is cut
+        note = (f"the {len(shown)} units shown are the top unit of {full_dist[shown].sum():.0%} of the full data's "
+                f"items and {sample_dist[shown].sum():.0%} of the sample's<br>{rest:,} other units share the rest")
+    else:
+        note = f"every unit that is ever an item's top unit is shown ({len(shown)})"
+    if extra_chosen:
+        note += " · the chosen unit is added last"
+    high = max(float(full_dist[rows].max()), float(sample_dist[rows].max()), 1e-9)
+    size = _font_size(present)
+    row_px = plot_px / max(len(rows), 1)
+    layout.update(
+        barmode="group", bargap=0.2, bargroupgap=0.05, showlegend=True,
+        shapes=[_chosen_band(chosen_row)] if chosen_row is not None else [],
+        margin=dict(l=56, r=16, t=top, b=48),
+        xaxis=_axis(title=dict(text="share of the group's items whose most active unit it is<br>"
+                                    + "<br>".join(f"<span style='font-size:0.85em;color:#616e7c'>{line}</span>"
+                                                  for line in note.split("<br>"))),
+                    range=[0, high * 1.08], tickformat=".1%" if high < 0.05 else ".0%"),
+        yaxis=_axis(type="category", autorange="reversed", showgrid=False,
+                    **_row_ticks(names, chosen_row, int(min(size, max(9, row_px - 2))))),
+    )
     return {"data": data, "layout": layout}
 
 
-METRIC_TITLES = {"s1": "S1 precision ↑", "s2": "S2 cosine distance ↓", "s3": "S3 JS distance ↓"}
+#: The three scores of (d): subplot title lines (what, which way is better).
+METRIC_TITLES = {
+    "s1": "S1 precision: share of each group's<br>top-k found — higher is better",
+    "s2": "S2 cosine distance of mean<br>activations — lower is better",
+    "s3": "S3 Jensen–Shannon distance of arg-max<br>distributions — lower is better",
+}
 
 
-def summary_figure(summary: dict, *, sampler: str, fraction: float, present: bool = False) -> dict:
+def summary_figure(summary: dict, *, sampler: str, fraction: float, context: str = "", present: bool = False,
+                   for_screen: bool = True) -> dict:
     """(d) Query-set accuracy over all groups: the sample vs a random sample of the same size.
 
     ``summary`` is :meth:`dldiag.app.service.Diagnosis.summary`'s dict: ``layers``, and for
     ``"sample"`` and ``"random"`` the ``overall`` and ``per_layer`` scores, plus ``n_groups``.
+    With the random sampler the sample *is* the baseline: one set of bars, and the title says so.
+    ``context`` (data set, sampler, fraction) is the title's second line.
     """
     s, r = summary["sample"], summary["random"]
-    # The title is the legend: the two names in their bar colours.
-    title = (f"(d) {_swatch(sampler)} vs {_swatch('random')} at {pct(fraction)}, "
-             f"{summary['n_groups']} groups — S1 {s['overall']['s1']:.2f} vs {r['overall']['s1']:.2f}")
-    cats = ["all", *summary["layers"]]
+    own = sampler == "random"
+    n_groups = summary["n_groups"]
+    if own:
+        main = f"(d) Query-set accuracy of a {_swatch(sampler)} sample at {pct(fraction)}, over {n_groups} groups"
+        explain = "the random sampler is the baseline itself; choose another sampler to compare it with random"
+    else:
+        main = (f"(d) Query-set accuracy: {_swatch(sampler)} vs {_swatch('random')} at {pct(fraction)}, "
+                f"over {n_groups} groups")
+        explain = (f"S1 {s['overall']['s1']:.2f} vs {r['overall']['s1']:.2f}; "
+                   "a group = layer × true class × outcome with items in the data; bars: means over its groups")
+    title = _title_text(main, context=context, subtitle=explain)
+    cats = ["all layers", *summary["layers"]]
     data = []
     for col, metric in enumerate(("s1", "s2", "s3")):
         suffix = "" if col == 0 else str(col + 1)
-        for name, scores in ((sampler, s), ("random", r)):
+        for name, scores in ((sampler, s),) + (() if own else (("random", r),)):
             values = [scores["overall"][metric]] + [scores["per_layer"][layer][metric] for layer in summary["layers"]]
             data.append(dict(type="bar", x=cats, y=values, name=name, marker=dict(color=sampler_color(name)),
                              showlegend=False, xaxis="x" + suffix, yaxis="y" + suffix,
-                             hovertemplate=f"{name} · %{{x}}<br>{metric.upper()} %{{y:.3f}}<extra></extra>"))
-    layout = base_layout(title, present=present)
+                             hovertemplate=f"{name} · %{{x}}<br>{METRICS[metric][0]} %{{y:.3f}}<extra></extra>"))
+    layout = base_layout(title, present=present, for_screen=for_screen)
     layout.update(barmode="group", bargap=0.2, showlegend=False,
-                  margin=dict(l=48, r=16, t=top_margin(present, 24), b=40))
+                  margin=dict(l=48, r=16, t=layout["margin"]["t"] + (46 if present else 34), b=40))
     _row_of_three(layout, gap=0.07, present=present, rangemode="tozero",
                   titles=[METRIC_TITLES[m] for m in ("s1", "s2", "s3")])
     layout["yaxis"]["range"] = [0, 1.05]
+    layout["yaxis"]["title"] = dict(text="mean over groups")
     return {"data": data, "layout": layout}
 
 
@@ -631,46 +1107,162 @@ def _thinned_ticks(names: list[str], most: int = CONFUSION_TEXT_MAX) -> dict:
             "tickfont": dict(size=9)}
 
 
+def _accuracy_text(accuracy: float | None, sample_accuracy: float | None) -> str:
+    """The model's accuracy, and the sample's phrased so that a low one is not read as the model failing."""
+    if accuracy is None:
+        return ""
+    text = f"model accuracy {accuracy:.1%} on all items"
+    if sample_accuracy is not None:
+        text += f"; {sample_accuracy:.1%} on the sample"
+        if sample_accuracy < accuracy - 0.005:
+            text += ", which over-represents the decision boundary"
+    return text
+
+
+#: Shares of a true class at which the row-normalised view's colour bar has ticks.
+RATE_TICKS = (0.0, 0.01, 0.05, 0.1, 0.5, 1.0)
+
+
+def _rate_colour(rate):
+    # log-like, so that a 2 % confusion is not as white as an empty cell, yet 100 % is the top
+    return np.log10(1.0 + 1000.0 * np.asarray(rate, dtype=np.float64)) / np.log10(1001.0)
+
+
 def confusion_figure(full_cm: np.ndarray, sample_cm: np.ndarray, class_names, *,
                      highlight: np.ndarray | None = None, accuracy: float | None = None,
-                     sample_accuracy: float | None = None, present: bool = False) -> dict:
-    """(e) Confusion matrix of the full data (colour, log scale) with the sample's counts.
+                     sample_accuracy: float | None = None, normalise: str | None = None, context: str = "",
+                     present: bool = False, for_screen: bool = True, height: int | None = None) -> dict:
+    """(e) Confusion matrix of the full data with the sample's counts.
 
-    Each cell reads "full / sample"; ``customdata`` holds (true, predicted) so that a click
-    makes the cell a group. ``highlight`` (C, C) bool outlines the cells of the current group.
+    Parameters
+    ----------
+    full_cm, sample_cm : ndarray (C, C)
+        Counts, true class × predicted class, of all items and of the sample's.
+    class_names : sequence of str
+    highlight : ndarray of bool (C, C), optional
+        Outlines the cells of the current group.
+    accuracy, sample_accuracy : float, optional
+        The model's accuracy on all items and on the sample (in the subtitle).
+    normalise : {None, "rows"}
+        None: colour by count (log scale), each cell "full count" over "sample count".
+        "rows": each true class's share predicted as each class (percent in the cells,
+        colour on a log-like scale whose bar is labelled in percent).
+    context : str
+        The title's second line (data set, sampler, fraction).
+    present, for_screen, height
+        As in :func:`topk_figure`: the cells' text shrinks to fit the cells at that height,
+        drops the sample's count (still in the hover) and then the text altogether.
+
+    Notes
+    -----
+    Cells are square (``scaleanchor``), so that an export of any size keeps the matrix
+    square. ``customdata`` holds (true, predicted) so that a click makes the cell a group.
     Beyond :data:`CONFUSION_TEXT_MAX` classes the cells carry no text (hover gives the counts)
     and the class labels thin out, so that 100 classes stay a readable picture of where the
     errors are.
     """
+    if normalise not in (None, "rows"):
+        raise ValueError(f"normalise must be None or 'rows'; got {normalise!r}")
     full_cm = np.asarray(full_cm)
     sample_cm = np.asarray(sample_cm)
     c = full_cm.shape[0]
-    acc = "" if accuracy is None else f" — accuracy {accuracy:.1%}"
-    if sample_accuracy is not None:
-        acc += f" (sample {sample_accuracy:.1%})"
-    title = f"(e) Confusion matrix{acc}"
     names = [str(n) for n in class_names]
-    text = [[f"{full_cm[i, j]}<br><span style='font-size:0.8em'>{sample_cm[i, j]}</span>"
-             if full_cm[i, j] else "" for j in range(c)] for i in range(c)]
-    custom = [[[i, j] for j in range(c)] for i in range(c)]
+    row_totals = full_cm.sum(axis=1, keepdims=True)
+    rates = np.divide(full_cm, row_totals, out=np.zeros(full_cm.shape, dtype=np.float64), where=row_totals > 0)
+    if normalise == "rows":
+        main = "(e) Confusion matrix: share of each true class predicted as each class"
+        z = _rate_colour(rates)
+        text = [[f"{rates[i, j]:.0%}" if full_cm[i, j] else "" for j in range(c)] for i in range(c)]
+        two_lines = False
+        colorbar = dict(title=dict(text="share of the true class", side="right"),
+                        tickvals=[float(v) for v in _rate_colour(RATE_TICKS)],
+                        ticktext=[f"{v:.0%}" for v in RATE_TICKS])
+        cell = "each cell: the share of its row's true class predicted as its column's class"
+    else:
+        main = "(e) Confusion matrix"
+        z = np.log10(full_cm + 1.0)
+        text = [[f"{full_cm[i, j]:,}" if full_cm[i, j] else "" for j in range(c)] for i in range(c)]
+        two_lines = True
+        top = max(int(full_cm.max()), 1)
+        ticks = [v for v in (0, 1, 10, 100, 1_000, 10_000, 100_000, 1_000_000) if v <= top] + [top]
+        ticks = sorted(set(ticks))
+        colorbar = dict(title=dict(text="items (log scale)", side="right"),
+                        tickvals=[float(np.log10(v + 1.0)) for v in ticks], ticktext=[f"{v:,}" for v in ticks])
+        cell = "each cell: items in the data, and below, in the sample"
+    title = _title_text(main, context=context, subtitle=_accuracy_text(accuracy, sample_accuracy))
+    layout = base_layout(title, present=present, for_screen=for_screen)
+    # The cells' text fits the cells: square cells of a matrix as tall as the plot area.
+    base = 15 if present else 11
+    cell_px = (_panel_height("confusion", height, present, for_screen) - layout["margin"]["t"] - 120) / max(c, 1)
+    widest = max((len(t) for row in text for t in row), default=1)
+    font = min(base, cell_px / 2.7, cell_px / (0.62 * max(widest, 1)))
+    if two_lines and font >= 9:  # the sample's count under the full data's
+        text = [[f"{t}<br><span style='font-size:0.85em'>{sample_cm[i, j]:,}</span>" if t else ""
+                 for j, t in enumerate(row)] for i, row in enumerate(text)]
+    else:
+        font = min(base, cell_px / 1.4, cell_px / (0.62 * max(widest, 1)))
+        if two_lines:
+            cell = "each cell: items in the data (hover for the sample's)"
+    show_text = c <= CONFUSION_TEXT_MAX and font >= 8
+    custom = [[[i, j] for j in range(c)] for i in range(c)]  # (true, predicted): a click makes the group
+    hover = [[f"true {names[i]} → predicted {names[j]}<br>{full_cm[i, j]:,} items ({rates[i, j]:.1%} of the "
+              f"true class), {sample_cm[i, j]:,} in the sample" for j in range(c)] for i in range(c)]
     many = c > CONFUSION_TEXT_MAX
+    size = _font_size(present)
+    colorbar.update(thickness=12, outlinewidth=0, len=0.9, tickfont=dict(size=size - 1))
+    colorbar["title"]["font"] = dict(size=size)
     data = [dict(
-        type="heatmap", z=np.log10(full_cm + 1.0).round(4).tolist(), x=names, y=names, text=text,
-        texttemplate="" if many else "%{text}", customdata=custom, showscale=False,
+        type="heatmap", z=np.round(z, 4).tolist(), x=names, y=names, text=text if show_text else None,
+        texttemplate="%{text}" if show_text else "", customdata=custom, showscale=True, colorbar=colorbar,
+        zmin=0.0, zmax=max(float(np.max(z)), 1e-6) if normalise is None else 1.0,
         colorscale=[[0, "#f7fbff"], [0.5, "#9ecae1"], [1, "#08519c"]],
-        textfont=dict(size=13 if present else 9), xgap=0 if many else 1, ygap=0 if many else 1,
-        hovertemplate="true %{y} → predicted %{x}<br>%{text}<extra>full / sample</extra>",
+        textfont=dict(size=round(font, 1) if show_text else base), xgap=0 if many else 1, ygap=0 if many else 1,
+        hovertext=hover, hoverinfo="text",
     )]
-    layout = base_layout(title, present=present)
     shapes = []
     if highlight is not None:
         for i, j in zip(*np.nonzero(np.asarray(highlight, dtype=bool))):
             shapes.append(dict(type="rect", x0=int(j) - 0.5, x1=int(j) + 0.5, y0=int(i) - 0.5, y1=int(i) + 0.5,
                                line=dict(color="#e8590c", width=2.5)))
-    layout.update(shapes=shapes, margin=dict(l=90, r=16, t=top_margin(present, 4), b=80),
+    layout.update(shapes=shapes, margin=dict(l=90, r=16, t=layout["margin"]["t"], b=80),
                   # category axes: class names such as "0".."9" must not become numbers
-                  xaxis=_axis(title=dict(text="predicted"), tickangle=-35, showgrid=False, type="category",
-                              **_thinned_ticks(names)),
-                  yaxis=_axis(title=dict(text="true"), autorange="reversed", showgrid=False, type="category",
-                              **_thinned_ticks(names)))
+                  xaxis=_axis(title=dict(text=f"predicted class<br><span style='font-size:0.85em;color:#616e7c'>"
+                                              f"{cell}</span>"), tickangle=-35, showgrid=False, type="category",
+                              constrain="domain", **_thinned_ticks(names)),
+                  # square cells: the y unit is the x unit, whatever the figure's size
+                  yaxis=_axis(title=dict(text="true class"), autorange="reversed", showgrid=False, type="category",
+                              scaleanchor="x", scaleratio=1, constrain="domain", **_thinned_ticks(names)))
     return {"data": data, "layout": layout}
+
+
+def top_confusions(full_cm: np.ndarray, sample_cm: np.ndarray, class_names, n: int = 10) -> list[dict]:
+    """The ``n`` largest off-diagonal cells of a confusion matrix, largest first.
+
+    Ranked by count in the full data, ties by rate (share of the true class), then by
+    (true, predicted). Empty cells are left out, so the list can be shorter than ``n``.
+
+    Returns
+    -------
+    list of dict
+        ``true``, ``predicted`` (class indices: the group the app makes of a clicked row),
+        ``true_name``, ``predicted_name``, ``count`` (items in the data), ``rate`` (count over
+        the true class's items) and ``sample_count`` (items in the sample).
+    """
+    full_cm = np.asarray(full_cm)
+    sample_cm = np.asarray(sample_cm)
+    if full_cm.ndim != 2 or full_cm.shape[0] != full_cm.shape[1] or sample_cm.shape != full_cm.shape:
+        raise ValueError(f"full_cm and sample_cm must be square and of one shape; got {full_cm.shape} and "
+                         f"{sample_cm.shape}")
+    if int(n) < 0:
+        raise ValueError(f"n must be >= 0; got {n}")
+    totals = full_cm.sum(axis=1)
+    cells = []
+    for i, j in zip(*np.nonzero(full_cm)):
+        if i == j:
+            continue
+        count = int(full_cm[i, j])
+        cells.append({"true": int(i), "predicted": int(j), "true_name": str(class_names[i]),
+                      "predicted_name": str(class_names[j]), "count": count, "rate": count / int(totals[i]),
+                      "sample_count": int(sample_cm[i, j])})
+    cells.sort(key=lambda d: (-d["count"], -d["rate"], d["true"], d["predicted"]))
+    return cells[:int(n)]

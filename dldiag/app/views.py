@@ -10,39 +10,77 @@ from .service import Diagnosis, SampleParams
 from .state import AppMeta, ViewState
 
 __all__ = ["panel_figures", "summary_view", "latent_view_style", "latent_title", "full_view",
-           "settings_rows"]
+           "settings_rows", "unit_context", "context_line", "group_baseline", "latent_neuron_name"]
 
 PROJECTION_NAMES = F.PROJECTION_NAMES
 COLOR_NAMES = {"true": "true label", "pred": "predicted label", "outcome": "outcome",
                "sample": "sample membership", "neuron": "neuron activation"}
 
 
-def _labels(svc: Diagnosis, state: ViewState, unit_shape) -> list[str]:
-    is_logits = state.layer == svc.ws.layers[-1]
-    names = svc.ws.dataset.class_names if is_logits else None
-    channel = state.units == "channel" and len(svc.ws.full[state.layer, "flat"].unit_shape) == 3
-    return F.unit_labels(unit_shape, class_names=names, channel=channel)
+def unit_context(svc: Diagnosis, layer: str, units: str) -> dict:
+    """How the units of ``layer`` in unit mode ``units`` are named: the keyword arguments
+    ``channel`` and ``class_names`` of :func:`~dldiag.app.figures.unit_name`."""
+    is_logits = layer == svc.ws.layers[-1]
+    channel = units == "channel" and len(svc.ws.full[layer, "flat"].unit_shape) == 3
+    return {"channel": channel, "class_names": svc.ws.dataset.class_names if is_logits else None}
 
 
-def panel_figures(svc: Diagnosis, state: ViewState, selection=None) -> dict:
+def context_line(svc: Diagnosis, state: ViewState, n_sample: int, group: str | None = None) -> str:
+    """A title's second line: data set, sampler, fraction (and the group), so that an exported
+    figure says what it shows."""
+    parts = [str(svc.ws.dataset.name), f"{state.sampler} sample of {n_sample:,} items ({F.pct(state.fraction)})"]
+    if group is not None:
+        parts.append(f"group: {group}")
+    return " · ".join(parts)
+
+
+def group_baseline(svc: Diagnosis, state: ViewState, selection=None) -> dict | None:
+    """The random baseline of the state's group: its scores with a random sample of the same
+    fraction and seed (the sample (d) compares with), or None for the random sampler itself
+    or a group empty on the full data. The random sample's pass is the one (d) runs anyway."""
+    if state.sampler == "random":
+        return None
+    ridx = svc.random_indices(state.fraction, state.seed)
+    res = svc.group(ridx, state, selection)
+    if res.scores is None:
+        return None
+    return {**res.scores, "count": int(res.sample.count), "name": "random"}
+
+
+def panel_figures(svc: Diagnosis, state: ViewState, selection=None, *, for_screen: bool = True,
+                  heights: dict | None = None) -> dict:
     """Figures (a), (b), (c), (e) and the group's description for a state.
+
+    ``for_screen=False`` builds them for export (no room for a toolbar, export heights).
+    ``heights`` ({"topk", "argmax", "confusion": px}) gives the heights the figures will be
+    drawn at when they are not the app's panel heights (a full-screen slide), so that the
+    rows and cell labels fit them.
 
     Returns
     -------
     dict with keys ``topk``, ``heatmap``, ``argmax``, ``confusion`` (figures), ``group``
-    (text) and ``counts`` ({"full", "sample"} items in the group).
+    (text), ``counts`` ({"full", "sample"} items in the group), ``scores`` and
+    ``baseline`` (the random baseline's scores of the group, or None).
     """
     params = SampleParams.from_state(state)
     idx = svc.sample_indices(params)
     res = svc.group(idx, state, selection)
-    labels = _labels(svc, state, res.unit_shape)
+    naming = unit_context(svc, state.layer, state.units)
+    labels = F.unit_names(state.layer, res.unit_shape, **naming)
     scores = res.scores or {}
-    common = dict(n_sample=res.sample.count, n_full=res.full.count, layer=state.layer, present=state.present)
+    baseline = group_baseline(svc, state, selection) if res.full.count else None
+    n_units = len(labels)
+    chosen = state.neuron if state.neuron is not None and 0 <= state.neuron < n_units else None
+    common = dict(n_sample=res.sample.count, n_full=res.full.count, layer=state.layer, present=state.present,
+                  chosen=chosen, baseline=baseline, group=res.label, for_screen=for_screen,
+                  context=context_line(svc, state, len(idx), res.label), sampler=state.sampler)
+    heights = heights or {}
     topk = F.topk_figure(res.sample.mean, res.full.mean, res.sample.top, res.full.top, labels=labels,
-                         sampler=state.sampler, s1=scores.get("s1"), k=state.k, **common)
-    heat = F.heatmap_figure(res.sample.mean, res.full.mean, res.unit_shape, s2=scores.get("s2"), **common)
+                         s1=scores.get("s1"), k=state.k, height=heights.get("topk"), **common)
+    heat = F.heatmap_figure(res.sample.mean, res.full.mean, res.unit_shape, s2=scores.get("s2"), **naming,
+                            **common)
     argmax = F.argmax_figure(res.sample.argmax_dist, res.full.argmax_dist, labels=labels,
-                             sampler=state.sampler, s3=scores.get("s3"), **common)
+                             s3=scores.get("s3"), height=heights.get("argmax"), **common)
     full_cm = svc.confusion()
     sample_cm = svc.confusion(idx)
     c = full_cm.shape[0]
@@ -51,27 +89,34 @@ def panel_figures(svc: Diagnosis, state: ViewState, selection=None) -> dict:
     highlight = mask if mask.sum() < c * c else None
     sample_acc = float(np.trace(sample_cm) / max(sample_cm.sum(), 1))
     confusion = F.confusion_figure(full_cm, sample_cm, svc.ws.dataset.class_names, highlight=highlight,
-                                   accuracy=svc.ws.accuracy, sample_accuracy=sample_acc, present=state.present)
+                                   accuracy=svc.ws.accuracy, sample_accuracy=sample_acc, present=state.present,
+                                   context=context_line(svc, state, len(idx)), for_screen=for_screen,
+                                   height=heights.get("confusion"))
     return {"topk": topk, "heatmap": heat, "argmax": argmax, "confusion": confusion,
             "group": res.label, "counts": {"full": res.full.count, "sample": res.sample.count},
-            "scores": res.scores}
+            "scores": res.scores, "baseline": baseline}
 
 
-def summary_view(svc: Diagnosis, state: ViewState) -> tuple:
+def summary_view(svc: Diagnosis, state: ViewState, *, for_screen: bool = True) -> tuple:
     """Figure (d) and the summary dict (with the Table IV counts)."""
     params = SampleParams.from_state(state)
     summary = svc.summary(params, state.k, state.units)
-    fig = F.summary_figure(summary, sampler=state.sampler, fraction=state.fraction, present=state.present)
+    context = context_line(svc, state, summary["counts"]["sample"]["n"])
+    fig = F.summary_figure(summary, sampler=state.sampler, fraction=state.fraction, present=state.present,
+                           context=context, for_screen=for_screen)
     return fig, summary
 
 
-def latent_title(state: ViewState, n_items: int, n_sample: int, layer: str, waiting_for: str | None = None) -> str:
+def latent_title(state: ViewState, n_items: int, n_sample: int, layer: str, waiting_for: str | None = None,
+                 neuron_name: str | None = None) -> str:
+    """The latent view's title; ``neuron_name`` (:func:`~dldiag.app.figures.neuron_label`) names
+    the unit that colours it, else its index does."""
     proj = PROJECTION_NAMES.get(state.projection, state.projection)
     if waiting_for:
         proj += f" ({PROJECTION_NAMES.get(waiting_for, waiting_for)} is still being computed)"
     colour = COLOR_NAMES[state.color]
     if state.color == "neuron":
-        colour = f"unit {state.neuron} of {state.layer} ({state.units})"
+        colour = "unit " + (neuron_name or f"{state.neuron} of {state.layer} ({state.units})")
     return (f"Latent space of {layer} — {proj} of {n_items:,} items"
             f"<br><span style='font-size:0.78em;color:#52606d'>{state.sampler} sample of {n_sample:,} "
             f"({F.pct(state.fraction)}) · colour: {colour}</span>")
@@ -88,21 +133,31 @@ def latent_view_style(svc: Diagnosis, state: ViewState, idx: np.ndarray) -> F.La
         vals = svc.neuron_values(idx, state.layer, state.units, state.neuron)
         neuron_values = np.zeros(ws.n_items, dtype=np.float32)
         neuron_values[idx] = vals
-        label = f"{state.layer} unit {state.neuron}"
+        shape = ws.full[state.layer, state.units].unit_shape
+        label = F.neuron_label(state.layer, state.neuron, shape, **unit_context(svc, state.layer, state.units))
     return F.latent_style(ws.y_true, ws.y_pred, members, color_by=state.color,
                           class_names=ws.dataset.class_names, sampler=state.sampler,
                           neuron_values=neuron_values, neuron_label=label, present=state.present)
 
 
-def full_view(svc: Diagnosis, state: ViewState, selection=None) -> dict:
+def latent_neuron_name(svc: Diagnosis, state: ViewState) -> str | None:
+    """:func:`~dldiag.app.figures.neuron_label` of the unit colouring the latent view, if any."""
+    if state.color != "neuron" or state.neuron is None:
+        return None
+    shape = svc.ws.full[state.layer, state.units].unit_shape
+    return F.neuron_label(state.layer, state.neuron, shape, **unit_context(svc, state.layer, state.units))
+
+
+def full_view(svc: Diagnosis, state: ViewState, selection=None, *, for_screen: bool = True) -> dict:
     """Every figure of the page for a state (for the HTML export), in display order."""
     idx = svc.sample_indices(SampleParams.from_state(state))
     style = latent_view_style(svc, state, idx)
-    latent = F.latent_figure(svc.projection(state.projection), style,
-                             title=latent_title(state, svc.ws.n_items, len(idx), svc.ws.latent_layer),
-                             present=state.present, projection=state.projection, height=640)
-    panels = panel_figures(svc, state, selection)
-    summary_fig, summary = summary_view(svc, state)
+    title = latent_title(state, svc.ws.n_items, len(idx), svc.ws.latent_layer,
+                         neuron_name=latent_neuron_name(svc, state))
+    latent = F.latent_figure(svc.projection(state.projection), style, title=title, present=state.present,
+                             projection=state.projection, height=640, for_screen=for_screen)
+    panels = panel_figures(svc, state, selection, for_screen=for_screen)
+    summary_fig, summary = summary_view(svc, state, for_screen=for_screen)
     return {"latent": latent, "summary": summary_fig, "topk": panels["topk"], "heatmap": panels["heatmap"],
             "argmax": panels["argmax"], "confusion": panels["confusion"], "group": panels["group"],
             "summary_data": summary}
@@ -112,7 +167,7 @@ def settings_rows(meta: AppMeta, state: ViewState, view: dict, selection=None) -
     """The settings table of an export."""
     counts = view["summary_data"]["counts"]
     rows = [
-        ("data set", f"{meta.dataset} ({meta.n_items:,} items, model accuracy {meta.accuracy:.1%})"),
+        ("data set", f"{meta.dataset} ({meta.n_items:,} items, model accuracy {meta.accuracy:.1%} on all items)"),
         ("sampler", state.sampler),
         ("fraction", f"{state.fraction:.1%}"),
         ("j", f"{state.j:g}" + ("" if meta.uses_j.get(state.sampler, False) else " (ignored by this sampler)")),

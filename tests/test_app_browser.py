@@ -162,13 +162,13 @@ def test_explore_select_click_and_export(dash_duo, digits_ws):
         "document.querySelector('#topk-graph .modebar-btn[data-title=\"Download plot as SVG\"]').click();")
     svg = _downloaded(dash_duo, ".svg")
     assert os.path.basename(svg) == "dldiag-topk.svg" and "<svg" in open(svg, encoding="utf-8").read(300)
-    camera = '#confusion-graph .modebar-btn[data-title="Download plot as a PNG"]'
+    camera = '#confusion-graph .modebar-btn[data-title="Download plot as PNG"]'
     dash_duo.driver.execute_script(f"document.querySelector('{camera}').click();")
     png = _downloaded(dash_duo, ".png")
     head = open(png, "rb").read(24)
     assert os.path.basename(png) == "dldiag-confusion.png" and head[:8] == b"\x89PNG\r\n\x1a\n"
-    width = int.from_bytes(head[16:20], "big")
-    assert width >= 2 * dash_duo.find_element("#confusion-graph").size["width"] - 2  # saved at scale 2
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    assert (width, height) == (2000, 2000)  # the confusion matrix's export size, square, at scale 2
 
     # Export the whole view as a self-contained HTML report.
     dash_duo.find_element("#export-btn").click()
@@ -207,10 +207,10 @@ def test_a_shared_link_restores_the_view_and_presentation_mode(dash_duo, digits_
 def test_a_failing_callback_shows_an_inline_message(dash_duo, digits_ws, monkeypatch):
     real = cb.views.panel_figures
 
-    def failing(svc, state, selection=None):
+    def failing(svc, state, selection=None, **kwargs):
         if state.layer == "conv2":
             raise RuntimeError("simulated failure in conv2")
-        return real(svc, state, selection)
+        return real(svc, state, selection, **kwargs)
 
     monkeypatch.setattr(cb.views, "panel_figures", failing)
     app = create_app(digits_ws, default_projection="pca")

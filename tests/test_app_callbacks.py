@@ -146,7 +146,8 @@ def test_derived_stores_split_the_state(meta):
     d = cb.derived_stores(s)
     assert d["sample-params"] == {"sampler": s.sampler, "fraction": s.fraction, "j": s.j, "seed": s.seed}
     assert d["latent-params"]["neuron"] == [s.layer, s.units, 3]
-    assert set(d["panel-params"]) == {"layer", "cls", "outcome", "predicted", "k", "units", "present", "sel"}
+    assert set(d["panel-params"]) == {"layer", "cls", "outcome", "predicted", "k", "units", "present", "sel",
+                                      "neuron", "cmnorm", "screen"}
     assert cb.derived_stores(meta.default_state())["latent-params"]["neuron"] is None
 
 

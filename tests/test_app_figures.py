@@ -793,3 +793,21 @@ def test_full_view_for_export_has_no_toolbar_band(svc):
     view = views.full_view(svc, state, for_screen=False)
     for key in ("latent", "summary", "topk", "heatmap", "argmax", "confusion"):
         assert view[key]["layout"]["title"]["pad"]["t"] < F.TOOLBAR_PX, key
+
+
+def test_the_latent_view_highlights_the_group_and_dims_the_rest():
+    y, p, members, names = _latent_inputs(n=300)
+    group = y == 1
+    plain = F.latent_style(y, p, members, color_by="true", class_names=names, sampler="vas")
+    style = F.latent_style(y, p, members, color_by="true", class_names=names, sampler="vas", group=group)
+    dim = len(names)  # one code past the classes': the pale colour
+    assert np.all(style.bg_color[~group] == dim) and np.array_equal(style.bg_color[group], plain.bg_color[group])
+    assert style.bg_scale[-1][1] == F.DIM_GREY and style.bg_range == (-0.5, dim + 0.5)
+    assert np.all(style.fg_size[members & ~group] < plain.fg_size[members & ~group])
+    assert np.array_equal(style.fg_size[members & group], plain.fg_size[members & group])
+    assert style.legend[-1] == ("outside the group (dimmed)", F.DIM_GREY)
+    assert style.slots == plain.slots  # the legend's traces stay the same, so a group change is a patch
+    for mode in ("outcome", "sample", "neuron"):
+        kw = {"neuron_values": np.arange(300, dtype=np.float32)} if mode == "neuron" else {}
+        s = F.latent_style(y, p, members, color_by=mode, class_names=names, sampler="vas", group=group, **kw)
+        assert np.all(s.bg_color[~group] == len(s.bg_scale) // 2 - 1)

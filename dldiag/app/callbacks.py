@@ -37,7 +37,7 @@ from ..experiments.figures import RESULTS_ROOT, figures_for_dataset, load_run, r
 from . import figures as F
 from . import views
 from .export import report_filename, report_html
-from .glossary import GLOSSARY, PANEL_HELP
+from .glossary import GLOSSARY, PANEL_HELP, term
 from .glossary import tooltip as term_tooltip
 from .layout import alert, color_options, experiments_panels, pending_note, pending_options, root_class
 from .prepare import FIRST_PROJECTIONS
@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 SLIDE_TITLES = {**{k: PANEL_HELP[k].title for k in SLIDES if k in PANEL_HELP}}
 
 CONTROL_IDS = ("sampler", "fraction", "j", "seed", "layer", "cls", "predicted", "outcome", "k", "units",
-               "projection", "color")
+               "projection", "color", "cmnorm")
 
 
 class AppContext:
@@ -206,14 +206,20 @@ def sync_state(meta: AppMeta, triggered: str | None, search: str | None, control
     return apply_event(prev, "controls", _controls_from_values(controls), meta, notes), notes
 
 
-def derived_stores(state) -> dict:
-    """The small stores each downstream callback listens to."""
+def derived_stores(state, screen=None) -> dict:
+    """The small stores each downstream callback listens to.
+
+    ``screen`` ([width, height] of the window) goes to the panels in presentation mode only,
+    where each fills the window and builds its figure for that height.
+    """
+    screen = list(screen) if state.present and screen else None
     return {
         "sample-params": state.sample_params,
         "panel-params": {"layer": state.layer, "cls": state.cls, "outcome": state.outcome,
                          "predicted": state.predicted, "k": state.k, "units": state.units,
-                         "present": state.present, "sel": state.sel},
-        "eval-params": {"k": state.k, "units": state.units, "present": state.present},
+                         "present": state.present, "sel": state.sel, "neuron": state.neuron,
+                         "cmnorm": state.cmnorm, "screen": screen},
+        "eval-params": {"k": state.k, "units": state.units, "present": state.present, "screen": screen},
         "group-params": {"cls": state.cls, "outcome": state.outcome, "predicted": state.predicted, "sel": state.sel},
         "latent-params": {"projection": state.projection, "color": state.color, "present": state.present,
                           "sel": state.sel, "cls": state.cls, "outcome": state.outcome, "predicted": state.predicted,
@@ -230,7 +236,8 @@ def _state_of(meta: AppMeta, sample_params: dict | None, **parts):
         data.update({k: sample_params[k] for k in ("sampler", "fraction", "j", "seed") if k in sample_params})
     for part in parts.values():
         if part:
-            data.update({k: v for k, v in part.items() if k != "neuron"})
+            # the latent view's "neuron" is [layer, units, unit]; the panels' is the unit alone
+            data.update({k: v for k, v in part.items() if not (k == "neuron" and isinstance(v, list))})
     return state_from_dict(data, meta)
 
 
@@ -282,10 +289,27 @@ def selection_info(meta: AppMeta, svc: Diagnosis, sel: str | None):
             "group's scope (kept in the link). ", html.Span("Clear group ✕ drops it.", className="muted")]
 
 
+def slide_heights(screen) -> dict | None:
+    """Heights (px) of the full-screen figures of presentation mode, from the window's size.
+
+    They follow assets/style.css (a slide's graph is the window less 170 px of bars, the
+    summary's less 290 px with its table), so that the builders fit rows and labels to what
+    is drawn. ``screen`` comes from the browser: checked like every value it sends.
+    """
+    if not screen:
+        return None
+    if not isinstance(screen, list) or len(screen) != 2:
+        raise ValueError(f"screen must be [width, height]; got {shown(screen)}")
+    _, height = (check_int("screen size", v, 200, 10000) for v in screen)
+    full = max(height - 170, 240)
+    return {"topk": full, "argmax": full, "heatmap": full, "confusion": full, "summary": max(height - 290, 200)}
+
+
 def panel_outputs(meta: AppMeta, svc: Diagnosis, sample_params: dict, panel_params: dict):
     """(top-k, heatmap, argmax, confusion figures, group label) for the current group."""
     state = _state_of(meta, sample_params, panel=panel_params)
-    view = views.panel_figures(svc, state, selected_items(svc, state.sel, meta))
+    heights = slide_heights(panel_params.get("screen"))
+    view = views.panel_figures(svc, state, selected_items(svc, state.sel, meta), heights=heights)
     counts = view["counts"]
     label = f"{view['group']} — {counts['full']:,} items in the data, {counts['sample']:,} in the sample"
     return view["topk"], view["heatmap"], view["argmax"], view["confusion"], label
@@ -333,9 +357,10 @@ def top_confusion_options(meta: AppMeta, svc: Diagnosis, sample_params: dict) ->
     """The options of the top-confusions list: "true → predicted: count (share of the class) · sample"."""
     state = _state_of(meta, sample_params)
     idx = svc.sample_indices(SampleParams.from_state(state))
-    names = meta.class_names
-    return [{"label": f"{names[t]} → {names[p]}: {count:,} ({share:.1%} of {names[t]}) · {in_sample} in the sample",
-             "value": f"{t}-{p}"} for t, p, count, share, in_sample in svc.top_confusions(idx)]
+    rows = F.top_confusions(svc.confusion(), svc.confusion(idx), meta.class_names)
+    return [{"label": f"{r['true_name']} → {r['predicted_name']}: {r['count']:,} ({r['rate']:.1%} of "
+                      f"{r['true_name']}) · {r['sample_count']} in the sample",
+             "value": f"{r['true']}-{r['predicted']}"} for r in rows]
 
 
 def confusion_update(figure: dict, meta: AppMeta, sample_params: dict, panel_params: dict, shown: str | None):
@@ -358,7 +383,7 @@ def summary_outputs(meta: AppMeta, svc: Diagnosis, sample_params: dict, eval_par
     fig, summary = views.summary_view(svc, state)
     c = summary["counts"]
     head = html.Tr([html.Th(""), html.Th("items"), html.Th("correct"), html.Th("incorrect"),
-                    html.Th("S1 ↑"), html.Th("S2 ↓"), html.Th("S3 ↓")])
+                    html.Th(term("s1", "S1 ↑")), html.Th(term("s2", "S2 ↓")), html.Th(term("s3", "S3 ↓"))])
 
     def row(name, key):
         s = summary[key]["overall"]
@@ -404,10 +429,11 @@ def latent_outputs(meta: AppMeta, svc: Diagnosis, latent_params: dict, sample_pa
     """
     state = _latent_state(meta, sample_params, latent_params)
     idx = svc.sample_indices(SampleParams.from_state(state))
-    style = views.latent_view_style(svc, state, idx)
+    style = views.latent_view_style(svc, state, idx, selected_items(svc, state.sel, meta))
     drawn = shown_projection(meta, state.projection, pending_projections)
     title = views.latent_title(replace(state, projection=drawn), meta.n_items, len(idx), meta.latent_layer,
-                               waiting_for=state.projection if drawn != state.projection else None)
+                               waiting_for=state.projection if drawn != state.projection else None,
+                               neuron_name=views.latent_neuron_name(svc, state))
     key = f"{drawn}|{int(state.present)}"
     xy = svc.projection(drawn)
     # The selection, redrawn from its shape (after a reload, a link, or a clear); only in the
@@ -550,7 +576,7 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
         Input("topk-graph", "clickData"), Input("confusion-graph", "clickData"), Input("tabs", "value"),
         Input("latent-graph", "selectedData"), Input("slide-key", "data"),
         Input("slide-prev", "n_clicks"), Input("slide-next", "n_clicks"),
-        Input("top-confusions", "value"),
+        Input("top-confusions", "value"), Input("viewport", "data"),
         State("view-state", "data"), State("sample-params", "data"), State("panel-params", "data"),
         State("eval-params", "data"), State("latent-params", "data"), State("group-params", "data"),
     )
@@ -558,7 +584,7 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
     def sync(search, *args):
         values = dict(zip(CONTROL_IDS, args[:len(CONTROL_IDS)]))
         (_present, _clear, topk_click, confusion_click, tab, selected, slide_key, _prev_slide, _next_slide,
-         picks, prev, *prev_stores) = args[len(CONTROL_IDS):]
+         picks, viewport, prev, *prev_stores) = args[len(CONTROL_IDS):]
         meta, _ = context.get()
         trigger = ctx.triggered_id
         triggered = trigger if isinstance(trigger, str) else None
@@ -570,11 +596,12 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
             triggered, confusion_click = "confusion-graph", {"points": [{"customdata": _pick_cell(picks)}]}
         state, notes = sync_state(meta, triggered, search, values, topk_click, confusion_click, prev, tab,
                                   selected, slide_key)
-        if triggered not in (None, "url") and prev and not notes and state.to_dict() == prev:
+        if triggered not in (None, "url", "viewport") and prev and not notes and state.to_dict() == prev:
             # An event that changes nothing (plotly reports an empty selection when a figure is
             # redrawn, say): nothing to update, and the notes of a link stay where they are.
             raise PreventUpdate
-        stores = derived_stores(state)
+        screen = [viewport.get("w"), viewport.get("h")] if isinstance(viewport, dict) else None
+        stores = derived_stores(state, screen)
         store_out = [_changed(stores[name], old) for name, old in
                      zip(("sample-params", "panel-params", "eval-params", "latent-params", "group-params"),
                          prev_stores)]
@@ -582,7 +609,7 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
         controls = [state.sampler, round(state.fraction * 100, 2), state.j, state.seed, state.layer,
                     "all" if state.cls is None else str(state.cls),
                     "any" if state.predicted is None else str(state.predicted), state.outcome, state.k, state.units,
-                    state.projection, state.color]
+                    state.projection, state.color, state.cmnorm]
         note_el = [alert("Link: " + n, kind="note") for n in notes] if notes else None
         slide = SLIDES.index(state.slide)
         return (

@@ -58,6 +58,7 @@ __all__ = [
 TOOLBAR_PX = 30  # height kept free at the top of an on-screen figure for plotly's toolbar
 EXPORT_TOP_PX = 12  # above the title of an exported figure (no toolbar there)
 BG_GREY = "#d9d9d9"
+DIM_GREY = "#eef0f3"  # the latent view's items outside the group
 FONT = "Inter, 'Segoe UI', Helvetica, Arial, sans-serif"
 #: Most units of the arg-max panel (c); fewer when the panel is too short for their labels.
 MAX_ARGMAX_BARS = 30
@@ -67,8 +68,8 @@ CHOSEN_COLOR = "#111111"
 CHOSEN_BAND = "#FFF1B8"
 #: The height (px) each panel is drawn at in the app (see assets/style.css), on screen and in
 #: presentation mode: the builders fit the number of labelled rows to it.
-PANEL_HEIGHTS = {"topk": (360, 440), "argmax": (360, 440), "heatmap": (360, 440), "confusion": (380, 460),
-                 "summary": (300, 380), "latent": (640, 760)}
+PANEL_HEIGHTS = {"topk": (440, 440), "argmax": (440, 440), "heatmap": (380, 440), "confusion": (560, 560),
+                 "summary": (340, 380), "latent": (600, 760)}
 #: Export sizes in CSS px (PNG at scale 2 doubles them): 16:9 for the wide panels, so that a
 #: figure fills a slide; square for the confusion matrix, whose cells are square.
 EXPORT_SIZES = {"topk": (1600, 900), "argmax": (1600, 900), "heatmap": (1600, 900), "summary": (1600, 900),
@@ -80,7 +81,9 @@ DIVERGING = [[0.0, "#2166ac"], [0.25, "#67a9cf"], [0.5, "#f7f7f7"], [0.75, "#ef8
 GRAPH_CONFIG = {
     "displaylogo": False,
     "toImageButtonOptions": {"format": "png", "scale": 2},
-    "modeBarButtonsToRemove": ["autoScale2d", "toggleSpikelines", "hoverClosestCartesian",
+    # plotly's camera saves the figure as on screen; assets/app.js adds PNG and SVG buttons that
+    # save it as an export (no room for the toolbar, export size)
+    "modeBarButtonsToRemove": ["toImage", "autoScale2d", "toggleSpikelines", "hoverClosestCartesian",
                                "hoverCompareCartesian"],
 }
 
@@ -405,6 +408,7 @@ def latent_style(
     neuron_values: np.ndarray | None = None,
     neuron_label: str = "",
     present: bool = False,
+    group: np.ndarray | None = None,
 ) -> LatentStyle:
     """Colours and sizes of the latent view.
 
@@ -476,8 +480,18 @@ def latent_style(
         legend = [("not in sample", BG_GREY)]
     else:
         raise ValueError(f"color_by must be one of true, pred, outcome, sample, neuron; got {color_by!r}")
+    if group is not None:
+        # The group highlighted, the rest dimmed: items outside it take one pale colour (a code
+        # appended to the background's discrete scale), and sample members outside it shrink.
+        group = np.asarray(group, dtype=bool)
+        codes = len(bg_scale) // 2 if isinstance(bg_scale, list) else 1
+        bg = np.where(group, bg, codes).astype(np.uint8 if codes < 255 else np.int32)
+        bg_scale = _discrete_scale([c for _, c in bg_scale[::2]] + [DIM_GREY])
+        bg_range = (-0.5, codes + 0.5)
+        fg_size = np.where(members & ~group, max(size // 2, 2), fg_size).astype(np.uint8)
+        legend = legend + [("outside the group (dimmed)", DIM_GREY)]
     return LatentStyle(bg, bg_scale, bg_range, fg, fg_scale, fg_range, fg_size, legend, colorbar_title,
-                       slots=max(2, min(len(class_names), LEGEND_MAX)))
+                       slots=max(2, min(len(class_names), LEGEND_MAX) + 1))
 
 
 def _legend_slots(style):

@@ -173,7 +173,8 @@ def _panel_tools(graph_id: str) -> html.Div:
 
 def _panel(name: str, caption: str, *, extra=(), below=()) -> html.Section:
     """A panel: its caption, tools and "how to read this", its graph, and ``below`` it."""
-    graph = dcc.Graph(id=f"{name}-graph", config=F.graph_config(f"dldiag-{name}"), figure=F.message_figure("Loading…"),
+    graph = dcc.Graph(id=f"{name}-graph", config=F.graph_config(f"dldiag-{name}", name),
+                      figure=F.message_figure("Loading…"),
                       className="graph", responsive=True)
     return html.Section(className=f"panel panel-{name}", id=f"{name}-panel", children=[
         html.Div(className="panel-bar", children=[
@@ -230,6 +231,7 @@ def build_layout(meta: AppMeta, state: ViewState | None = None, *, title: str | 
         dcc.Store(id="latent-params"),
         dcc.Store(id="group-params"),
         dcc.Store(id="slide-key"),  # presentation mode's arrow keys (assets/app.js sets it)
+        dcc.Store(id="viewport"),  # the window's size (assets/app.js): full-screen slides fit it
         dcc.Store(id="pending-store", data=pending),
         dcc.Interval(id="pending-poll", interval=2000, disabled=not busy),
         dcc.Store(id="latent-shown"),
@@ -264,7 +266,7 @@ def build_layout(meta: AppMeta, state: ViewState | None = None, *, title: str | 
         _panel("argmax", captions["argmax"]),
         _panel("summary", captions["summary"], below=[html.Div(id="table-iv", className="table-iv")]),
         _panel("confusion", captions["confusion"],
-               extra=[dcc.RadioItems(id="confusion-norm", value="counts", inline=True, className="segmented mini",
+               extra=[dcc.RadioItems(id="cmnorm", value=state.cmnorm, inline=True, className="segmented mini",
                                      options=[{"label": "counts", "value": "counts"},
                                               {"label": "row %", "value": "rows"}])],
                below=[html.Div(className="top-confusions-box", children=[

@@ -359,20 +359,6 @@ class Diagnosis:
         return {"items": members[order], "in_sample": in_sample[order], "confidence": confidence[order],
                 "n_group": int(len(members)), "n_sample": int(in_sample.sum())}
 
-    def top_confusions(self, sample: np.ndarray, n: int = 10) -> list[tuple[int, int, int, float, int]]:
-        """The ``n`` most frequent mistakes: (true, predicted, count, share of the true class, sample count)."""
-        full, sampled = self.confusion(), self.confusion(sample)
-        off = full.copy()
-        np.fill_diagonal(off, 0)
-        cells = np.argsort(-off, axis=None, kind="stable")[:n]
-        rows = []
-        for cell in cells:
-            t, p = divmod(int(cell), full.shape[0])
-            if off[t, p] == 0:
-                break
-            rows.append((t, p, int(full[t, p]), float(full[t, p] / max(full[t].sum(), 1)), int(sampled[t, p])))
-        return rows
-
     def group_label(self, state: ViewState, selection=None) -> str:
         names = self.ws.dataset.class_names
         parts = []

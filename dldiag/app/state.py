@@ -40,6 +40,8 @@ K_RANGE = (1, 50)
 SEED_RANGE = (0, 2**31 - 1)
 #: The page's tabs: the explorer (default) and the report's experiments (Figs. 4–7, Table IV).
 TABS = ("explorer", "experiments")
+#: The confusion matrix shows counts, or each true class's row as shares.
+CONFUSION_NORMS = ("counts", "rows")
 #: The panels of presentation mode, in the order the arrow keys step through them.
 SLIDES = ("latent", "topk", "heatmap", "argmax", "summary", "confusion", "gallery")
 
@@ -125,6 +127,7 @@ class ViewState:
     tab: str = "explorer"
     sel: str | None = None
     slide: str = "latent"
+    cmnorm: str = "counts"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -179,6 +182,7 @@ def check_field(name: str, value, meta: AppMeta):
         "tab": lambda v: check_option(name, v, TABS),
         "sel": lambda v: _selection_field(v, meta),
         "slide": lambda v: check_option(name, v, SLIDES),
+        "cmnorm": lambda v: check_option(name, v, CONFUSION_NORMS),
     }
     return rules[name](value)
 
@@ -291,6 +295,8 @@ def to_query(state: ViewState, meta: AppMeta | None = None) -> str:
         params["tab"] = state.tab
     if state.sel:
         params["sel"] = state.sel
+    if state.cmnorm != "counts":
+        params["cmnorm"] = state.cmnorm
     if state.present or state.slide != SLIDES[0]:
         params["slide"] = state.slide
     return "?" + urlencode(params, safe=":,;")

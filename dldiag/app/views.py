@@ -91,7 +91,8 @@ def panel_figures(svc: Diagnosis, state: ViewState, selection=None, *, for_scree
     confusion = F.confusion_figure(full_cm, sample_cm, svc.ws.dataset.class_names, highlight=highlight,
                                    accuracy=svc.ws.accuracy, sample_accuracy=sample_acc, present=state.present,
                                    context=context_line(svc, state, len(idx)), for_screen=for_screen,
-                                   height=heights.get("confusion"))
+                                   height=heights.get("confusion"),
+                                   normalise="rows" if state.cmnorm == "rows" else None)
     return {"topk": topk, "heatmap": heat, "argmax": argmax, "confusion": confusion,
             "group": res.label, "counts": {"full": res.full.count, "sample": res.sample.count},
             "scores": res.scores, "baseline": baseline}
@@ -122,8 +123,9 @@ def latent_title(state: ViewState, n_items: int, n_sample: int, layer: str, wait
             f"({F.pct(state.fraction)}) · colour: {colour}</span>")
 
 
-def latent_view_style(svc: Diagnosis, state: ViewState, idx: np.ndarray) -> F.LatentStyle:
-    """Colours and sizes of the latent view for a state and its sample ``idx``."""
+def latent_view_style(svc: Diagnosis, state: ViewState, idx: np.ndarray, selection=None) -> F.LatentStyle:
+    """Colours and sizes of the latent view for a state and its sample ``idx``; the group (class,
+    predicted class, outcome, ``selection``) highlighted when one is set."""
     ws = svc.ws
     members = np.zeros(ws.n_items, dtype=bool)
     members[idx] = True
@@ -135,9 +137,13 @@ def latent_view_style(svc: Diagnosis, state: ViewState, idx: np.ndarray) -> F.La
         neuron_values[idx] = vals
         shape = ws.full[state.layer, state.units].unit_shape
         label = F.neuron_label(state.layer, state.neuron, shape, **unit_context(svc, state.layer, state.units))
+    group = None
+    if state.cls is not None or state.predicted is not None or state.outcome != "all" or selection is not None:
+        group = np.zeros(ws.n_items, dtype=bool)
+        group[svc.group_members(state, selection)] = True
     return F.latent_style(ws.y_true, ws.y_pred, members, color_by=state.color,
                           class_names=ws.dataset.class_names, sampler=state.sampler,
-                          neuron_values=neuron_values, neuron_label=label, present=state.present)
+                          neuron_values=neuron_values, neuron_label=label, present=state.present, group=group)
 
 
 def latent_neuron_name(svc: Diagnosis, state: ViewState) -> str | None:

@@ -319,3 +319,62 @@ def test_your_own_model_and_data_in_the_browser(dash_duo, tmp_path):
     dash_duo.find_element("#outcome input[value='incorrect']").find_element("xpath", "./ancestor::label").click()
     dash_duo.wait_for_contains_text("#group-label", "incorrect", timeout=30)
     assert "relu" in _title(dash_duo, "topk-graph") or "fc" in _title(dash_duo, "topk-graph")
+
+
+def test_a_group_set_by_its_controls_shows_its_items_in_the_gallery(dash_duo, digits_ws):
+    import numpy as np
+
+    app = create_app(digits_ws, default_projection="pca")
+    _start(dash_duo, app)
+    dash_duo.wait_for_contains_text("#table-iv", "max-margin", timeout=40)
+    # the most frequent mistake of digits: set its class, predicted class and outcome by hand
+    yt, yp = digits_ws.y_true, digits_ws.y_pred
+    wrong = yt != yp
+    cells = np.bincount(yt[wrong] * 10 + yp[wrong], minlength=100)
+    true, pred = divmod(int(np.argmax(cells)), 10)
+    dash_duo.select_dcc_dropdown("#cls", value=f"{true}: {true}")
+    dash_duo.select_dcc_dropdown("#predicted", value=f"{pred}: {pred}")
+    _click(dash_duo, f"#outcome input[value='incorrect']")
+    label = f"class {true}, predicted as {pred}, incorrect"
+    dash_duo.wait_for_contains_text("#group-label", label, timeout=30)
+    n = int(cells[true * 10 + pred])
+    dash_duo.wait_for_contains_text("#gallery-info", f"{n:,} items in the group", timeout=30)
+    cards = dash_duo.driver.find_elements("css selector", "#gallery .card")
+    assert len(cards) == min(n, 24)
+    assert all(f"true {true}" in c.text and f"predicted {pred}" in c.text for c in cards)
+    assert all(c.find_element("css selector", "img.card-img").get_attribute("src").startswith("data:image/png")
+               for c in cards)
+    url = dash_duo.driver.current_url
+    assert f"cls={true}" in url and f"predicted={pred}" in url and "outcome=incorrect" in url
+
+
+def test_a_box_survives_a_reload_from_its_link(dash_duo, digits_ws):
+    app = create_app(digits_ws, default_projection="pca")
+    _start(dash_duo, app)
+    dash_duo.wait_for_contains_text("#table-iv", "max-margin", timeout=40)
+    _wait_for_title(dash_duo, "topk-graph", "(a) Top-10")
+    # the toolbar's box select, then a drag over the middle of the view
+    dash_duo.driver.execute_script(
+        "document.querySelector('#latent-graph .modebar-btn[data-val=\"select\"]').click();")
+    drag = _drag_area(dash_duo, "latent-graph")
+    w, h = drag.size["width"], drag.size["height"]
+    (ActionChains(dash_duo.driver).move_to_element(drag).move_by_offset(int(-0.3 * w), int(-0.3 * h))
+     .click_and_hold().move_by_offset(int(0.3 * w), int(0.3 * h)).move_by_offset(int(0.25 * w), int(0.25 * h))
+     .release().perform())
+    dash_duo.wait_for_contains_text("#group-label", "selected items", timeout=30)
+    _wait(lambda: "sel=box:pca:" in dash_duo.driver.current_url, 20, "the box in the link")
+    url = dash_duo.driver.current_url
+    label = dash_duo.find_element("#group-label").text
+    info = dash_duo.find_element("#selection-info").text
+    assert info.split(" items")[0] == label.split(" selected items")[0]  # the same count under the view
+    topk = _title(dash_duo, "topk-graph")
+    shape = _layout(dash_duo, "latent-graph").get("selections")
+
+    dash_duo.driver.get(url)  # reload from the link alone
+    dash_duo.wait_for_contains_text("#group-label", label.split(" —")[0], timeout=40)
+    assert dash_duo.find_element("#group-label").text == label
+    _wait(lambda: _title(dash_duo, "topk-graph") == topk, 20, "the same panels")
+    _wait(lambda: _layout(dash_duo, "latent-graph").get("selections"), 20, "the box drawn again")
+    again = _layout(dash_duo, "latent-graph")["selections"][0]
+    for key in ("x0", "x1", "y0", "y1"):
+        assert abs(float(again[key]) - float(shape[0][key])) <= 1e-4 * max(1.0, abs(float(shape[0][key])))

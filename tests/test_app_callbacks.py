@@ -376,6 +376,20 @@ def test_a_box_drawn_in_the_latent_view_becomes_the_group_and_travels_in_the_lin
     assert deselected.sel is None
 
 
+def test_plotly_echoing_a_drawn_selection_changes_nothing(meta, stores):
+    """After a reload, plotly reports the selection drawn from the layout (points, no range) and
+    then an empty one: neither is the user's, so neither clears the selection from the link."""
+    from dash.exceptions import PreventUpdate
+
+    state, _, _ = stores
+    sel = replace(state, sel="box:pca:-1,1,-1,1")
+    for echo in ({"points": [{"customdata": 3}]}, {"points": []}):
+        with pytest.raises(PreventUpdate):
+            cb.sync_state(meta, "latent-graph", to_query(sel), {}, previous=sel.to_dict(), selected=echo)
+    cleared, _ = cb.sync_state(meta, "latent-graph", to_query(sel), {}, previous=sel.to_dict(), selected=None)
+    assert cleared.sel is None  # a double-click (plotly's deselect) does clear it
+
+
 @pytest.mark.parametrize("text, message", [
     ("box:pca:1,2,3", "sel's coordinates must be numbers (4)"),
     ("box:mds:1,2,3,4", "sel's projection must be one of"),

@@ -196,6 +196,10 @@ def sync_state(meta: AppMeta, triggered: str | None, search: str | None, control
             raise PreventUpdate
         return apply_event(prev, "confusion", cell, meta), notes
     if triggered == "latent-graph":
+        if selected and isinstance(selected, dict) and not (selected.get("range") or selected.get("lassoPoints")):
+            # plotly echoing a selection drawn from the figure's layout (after a reload, say), not
+            # a box or lasso of the user's: the state already holds it
+            raise PreventUpdate
         sel = selection_from_event(selected, prev.projection)
         return apply_event(prev, "select", None if sel is None else sel.to_text(), meta), notes
     if triggered == "slide-key":

@@ -1109,6 +1109,9 @@ def summary_figure(summary: dict, *, sampler: str, fraction: float, context: str
                   titles=[METRIC_TITLES[m] for m in ("s1", "s2", "s3")])
     layout["yaxis"]["range"] = [0, 1.05]
     layout["yaxis"]["title"] = dict(text="mean over groups")
+    if present:  # upright layer names on a slide: plotly's slanted labels overlap each other's boxes
+        for axis in ("xaxis", "xaxis2", "xaxis3"):
+            layout[axis]["tickangle"] = -90
     return {"data": data, "layout": layout}
 
 
@@ -1207,9 +1210,12 @@ def confusion_figure(full_cm: np.ndarray, sample_cm: np.ndarray, class_names, *,
     layout = base_layout(title, present=present, for_screen=for_screen)
     # The cells' text fits the cells: square cells of a matrix as tall as the plot area.
     base = 15 if present else 11
-    cell_px = (_panel_height("confusion", height, present, for_screen) - layout["margin"]["t"] - 120) / max(c, 1)
+    # below the matrix: the axis title, the note and the class names (upright on a slide, so as
+    # long as the longest name)
+    below = 120 if not present else 70 + 0.62 * _font_size(present) * max((len(n) for n in names), default=1)
+    cell_px = (_panel_height("confusion", height, present, for_screen) - layout["margin"]["t"] - below) / max(c, 1)
     widest = max((len(t) for row in text for t in row), default=1)
-    font = min(base, cell_px / 2.7, cell_px / (0.62 * max(widest, 1)))
+    font = min(base, cell_px / 3.0, cell_px / (0.62 * max(widest, 1)))
     if two_lines and font >= 9:  # the sample's count under the full data's
         text = [[f"{t}<br><span style='font-size:0.85em'>{sample_cm[i, j]:,}</span>" if t else ""
                  for j, t in enumerate(row)] for i, row in enumerate(text)]
@@ -1241,7 +1247,9 @@ def confusion_figure(full_cm: np.ndarray, sample_cm: np.ndarray, class_names, *,
     layout.update(shapes=shapes, margin=dict(l=90, r=16, t=layout["margin"]["t"], b=80),
                   # category axes: class names such as "0".."9" must not become numbers
                   xaxis=_axis(title=dict(text=f"predicted class<br><span style='font-size:0.85em;color:#616e7c'>"
-                                              f"{cell}</span>"), tickangle=-35, showgrid=False, type="category",
+                                              f"{cell}</span>"),
+                              # upright names on a slide: a slanted label's box covers its neighbours'
+                              tickangle=-90 if present else -35, showgrid=False, type="category",
                               constrain="domain", **_thinned_ticks(names)),
                   # square cells: the y unit is the x unit, whatever the figure's size
                   yaxis=_axis(title=dict(text="true class"), autorange="reversed", showgrid=False, type="category",

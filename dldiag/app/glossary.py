@@ -175,9 +175,9 @@ _ENTRIES = (
     _e("unit", "unit (neuron)",
        "One number in a layer's output for an item: the network's version of a single detector.",
        "A convolution layer outputs a stack of feature maps, one per learned pattern (channel); each position "
-       "of each map is a unit, labelled \"c5 (1,14)\" for channel 5, row 1, column 14. Units of a fully "
-       "connected layer are labelled \"u12\", those of the [[logits]] by class name, and in channel "
-       "[[unit-mode|unit mode]] a unit is a whole map, \"ch 5\".",
+       "of each map is a unit, named \"conv1 · ch 5 (y 1, x 14)\" for channel 5, row 1, column 14. Units of a "
+       "fully connected layer are named \"fc2 · 12\", those of the [[logits]] by class name, and in channel "
+       "[[unit-mode|unit mode]] a unit is a whole map, \"conv1 · ch 5\".",
        ("activation", "layer", "unit-mode")),
     _e("activation", "activation",
        "The value a unit outputs for one item: large when the unit responds strongly to something in the "
@@ -282,7 +282,7 @@ _ENTRIES = (
     _e("full-data", "full data",
        "All items of the evaluation data; their answers are computed once, only to grade the sample's "
        "answers.",
-       "The grey bars and the \"full data\" images are the exact answers for the group, from one pass over "
+       "The near-black bars and the \"full data\" images are the exact answers for the group, from one pass over "
        "every item. On a large data set this pass is what dldiag lets you avoid; here it is the reference "
        "that shows how far the sample can be trusted.",
        ("sample", "query-set")),
@@ -534,12 +534,12 @@ _PANELS = (
     PanelHelp(
         "topk", "(a) Top-k units",
         "For the current [[group]] and [[layer]], the [[top-k]] units: those with the highest "
-        "[[mean-activation]], on the full data (grey) and on the sample (the sampler's colour). The title gives "
+        "[[mean-activation]], on the full data (near-black) and on the sample (the sampler's colour). The title gives "
         "the [[s1|S1 precision]].",
-        "Bars are ordered by the full data's mean; the chart holds both top-k lists, so it can have more than "
-        "k bars. A red outline marks a full-data top-k unit that the sample's top k misses. Click a bar to "
-        "colour the latent view by that unit.",
-        "S1 higher is better: 1 means the sample found all k units, 0 none. Sample bars as tall as the grey "
+        "Bars are grouped: units in both top-k lists (solid), units of the full data's top k the sample misses "
+        "(hatched), and units only the sample ranks (cross-hatched), so the chart can have more than k rows. "
+        "Click a bar to colour the latent view by that unit; the chosen unit is marked in every panel.",
+        "S1 higher is better: 1 means the sample found all k units, 0 none. Sample bars as long as the full data's "
         "ones are better.",
         ("s1", "top-k", "unit", "mean-activation", "group")),
     PanelHelp(
@@ -556,11 +556,11 @@ _PANELS = (
     PanelHelp(
         "argmax", "(c) Arg-max distribution",
         "For each unit, the share of the group's items for which it is the [[arg-max-unit|most active unit]] "
-        "of the layer, on the full data (grey) and on the sample (the sampler's colour). The title gives "
+        "of the layer, on the full data (near-black) and on the sample (the sampler's colour). The title gives "
         "[[s3|S3]].",
-        "Tall bars are the layer's dominant detectors for the group. Units that are never the most active are "
-        "left out, and when many units are, the rarest are gathered as \"other\". Bar pairs of equal height "
-        "mean the sample reproduces the distribution.",
+        "Long bars are the layer's dominant detectors for the group. Only the most frequent units that fit are "
+        "drawn, each as a share of all the group's items; the line under the chart says what share the units "
+        "left out hold. Bar pairs of equal length mean the sample reproduces the distribution.",
         "S3 lower is better: 0 means identical distributions, 1 no unit in common.",
         ("s3", "arg-max-unit", "unit", "unit-mode")),
     PanelHelp(

@@ -57,7 +57,8 @@ if (!window.__dl) {
 
 
 def chrome(width: int = 1400, height: int = 1000):
-    """A headless Debian Chromium driven by chromedriver (offline flags as in the tests)."""
+    """A headless Debian Chromium driven by chromedriver (offline flags as in the tests), whose
+    page viewport is ``width`` × ``height`` CSS pixels."""
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -71,7 +72,12 @@ def chrome(width: int = 1400, height: int = 1000):
         options.add_argument(arg)
     driver_path = shutil.which("chromedriver")
     service = Service(driver_path) if driver_path else Service()
-    return webdriver.Chrome(service=service, options=options)
+    driver = webdriver.Chrome(service=service, options=options)
+    # The page's own viewport at exactly width × height (headless Chromium's window size counts
+    # its invisible browser bars, ~140 px).
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    return driver
 
 
 def instrument(driver) -> None:

@@ -2,7 +2,8 @@
 
 Serves the app (Fashion-MNIST by default, everything cached first) in this process and drives
 Debian's headless Chromium: the explorer at 1440×1000 with a group set, the gallery, and one
-presentation slide per panel at 1280×720 and 1920×1080. Files go to ``docs/`` (or ``--out``).
+presentation slide per panel (at 1280×720 by default; ``--sizes 1280x720,1920x1080``). Files go to
+``docs/`` (or ``--out``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def main(argv=None) -> int:
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--out", default=str(ROOT / "docs"))
     p.add_argument("--group", default="cls=6&outcome=incorrect", help="the group of the explorer shots")
+    p.add_argument("--sizes", default="1280x720", help="screen sizes of the slides (default 1280x720)")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -62,7 +64,7 @@ def main(argv=None) -> int:
             gallery.screenshot(str(out / "gallery.png"))
         finally:
             driver.quit()
-        for width, height in ((1280, 720), (1920, 1080)):
+        for width, height in (tuple(int(v) for v in size.split("x")) for size in args.sizes.split(",")):
             driver = chrome(width, height)
             try:
                 for slide in SLIDES:

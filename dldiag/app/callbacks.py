@@ -396,7 +396,9 @@ def summary_outputs(meta: AppMeta, svc: Diagnosis, sample_params: dict, eval_par
                         html.Td(f"{s['s2']:.4f}"), html.Td(f"{s['s3']:.4f}")])
 
     table = html.Table(className="t4", children=[
-        html.Caption(f"Table IV row at {F.pct(state.fraction)} (k={state.k}, {state.units} units)"),
+        html.Caption([term("table-iv-row", "Table IV row"),
+                      f" at {F.pct(state.fraction)} (k={state.k}, {state.units} units): the sample's items, "
+                      "how many the model got right, and the scores over all groups"]),
         html.Thead(head), html.Tbody([row(state.sampler, "sample"), row("random", "random")]),
     ])
     return fig, table
@@ -484,8 +486,10 @@ def tooltip_outputs(meta: AppMeta, svc: Diagnosis, hover_data: dict | None, samp
     names = meta.class_names
     y, p = int(svc.ws.y_true[item]), int(svc.ws.y_pred[item])
     ratio, source = svc.log_ratio(sampler)
+    # The log likelihood ratio says how far the item sits from the decision boundary; said in words too.
     ratio_text = ("log likelihood ratio: n/a" if ratio is None
-                  else f"log likelihood ratio {float(ratio[item]):+.2f} ({source})")
+                  else f"log likelihood ratio {float(ratio[item]):+.2f} ({source}): "
+                       f"{'near the decision boundary' if abs(float(ratio[item])) < 1.0 else 'inside its cluster'}")
     kind, preview = svc.item_preview(item)
     if kind == "image":
         shown = html.Img(src=preview, className="tip-img", alt=f"item {item}")

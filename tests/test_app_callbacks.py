@@ -480,6 +480,7 @@ def test_export_outputs_downloads_the_view(meta, svc, stores):
     assert f"{n} items drawn in the latent view" in html and state.sampler in html
     assert "http://127.0.0.1:8050/" + to_query(state).replace("&", "&amp;") in html
     assert "sel=box:pca:" in html  # the link reopens the selection
+    assert '"selections":[{"type":"rect"' in html.replace(" ", "")  # and the exported latent view draws it
 
 
 def test_guarded_turns_an_exception_into_an_inline_alert():

@@ -156,12 +156,17 @@ def latent_neuron_name(svc: Diagnosis, state: ViewState) -> str | None:
 
 def full_view(svc: Diagnosis, state: ViewState, selection=None, *, for_screen: bool = True) -> dict:
     """Every figure of the page for a state (for the HTML export), in display order."""
+    from .selection import parse_selection
+
     idx = svc.sample_indices(SampleParams.from_state(state))
-    style = latent_view_style(svc, state, idx)
+    style = latent_view_style(svc, state, idx, selection)
     title = latent_title(state, svc.ws.n_items, len(idx), svc.ws.latent_layer,
                          neuron_name=latent_neuron_name(svc, state))
     latent = F.latent_figure(svc.projection(state.projection), style, title=title, present=state.present,
                              projection=state.projection, height=640, for_screen=for_screen)
+    shape = parse_selection(state.sel, PROJECTION_NAMES)  # the box or lasso, drawn as on screen
+    if shape is not None and shape.projection == state.projection:
+        latent["layout"]["selections"] = [shape.shape()]
     panels = panel_figures(svc, state, selection, for_screen=for_screen)
     summary_fig, summary = summary_view(svc, state, for_screen=for_screen)
     return {"latent": latent, "summary": summary_fig, "topk": panels["topk"], "heatmap": panels["heatmap"],

@@ -175,7 +175,7 @@ def _panel(name: str, caption: str, *, extra=(), below=()) -> html.Section:
     """A panel: its caption, tools and "how to read this", its graph, and ``below`` it."""
     graph = dcc.Graph(id=f"{name}-graph", config=F.graph_config(f"dldiag-{name}", name),
                       figure=F.message_figure("Loading…"),
-                      className="graph", responsive=True)
+                      className="graph")
     return html.Section(className=f"panel panel-{name}", id=f"{name}-panel", children=[
         html.Div(className="panel-bar", children=[
             html.Span(caption, className="panel-caption"),

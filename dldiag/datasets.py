@@ -76,7 +76,7 @@ __all__ = [
     "read_idx",
 ]
 
-DATASET_NAMES = ("digits", "fashion-mnist")
+DATASET_NAMES = ("digits", "fashion-mnist", "galaxies")
 """Names of the built-in data sets; :func:`load_dataset` also takes ``"idx:DIR"``,
 ``"npz:FILE"``, ``"folder:DIR"`` and ``"h5:FILE"``."""
 
@@ -552,6 +552,12 @@ def load_dataset(
           and ``/usr/share/datasets/fashion-mnist/`` (Debian package
           ``dataset-fashion-mnist``); the first folder holding both files wins, so different
           splits may come from different folders. Images (N, 1, 28, 28), uint8 / 255.
+        - ``"galaxies"``: simulated disk + bulge galaxies, edge-on or face-on, drawn with
+          GalSim (:mod:`dldiag.galaxies`, which says what is simulated and why): 54,000 train
+          and 2,118 test items as the report's Galaxy Zoo 2 set, colour images (N, 3, 69, 69),
+          uint8 / 255, class names ``"face-on"``, ``"edge-on"``. A split is drawn on first use
+          (about 10 ms a galaxy per core, with a progress bar) and read from
+          ``<cache>/datasets/`` afterwards.
         - ``"idx:DIR"``: any folder in the same IDX layout. Class names come from
           ``DIR/class_names.txt`` (one per line) if present, else ``"0"`` .. ``"K-1"`` with
           K = 1 + the largest label in the label files present in DIR (read for this even if
@@ -618,6 +624,8 @@ def load_dataset(
         return _load_digits(splits)
     if name == "fashion-mnist":
         return _load_fashion_mnist(splits)
+    if name == "galaxies":
+        return _load_galaxies(splits)
     for prefix, example in _PREFIXES.items():
         if name.startswith(prefix):
             target = name[len(prefix):]
@@ -710,6 +718,17 @@ def _load_fashion_mnist(splits: tuple[str, ...]) -> Dataset:
         parts[split] = (x, y)
         sources[split] = (str(images_path), str(labels_path))
     return _build("fashion-mnist", parts, FASHION_MNIST_CLASSES, sources)
+
+
+def _load_galaxies(splits: tuple[str, ...]) -> Dataset:
+    from . import galaxies
+
+    parts, sources = {}, {}
+    for split in splits:
+        drawn = galaxies.galaxy_split(split)
+        parts[split] = (drawn["x"].astype(np.float32) / np.float32(255.0), drawn["y"])
+        sources[split] = (drawn["source"],)
+    return _build("galaxies", parts, galaxies.CLASS_NAMES, sources)
 
 
 def _not_found_message(missing_splits: list[str], folders) -> str:

@@ -1,12 +1,15 @@
 """The classifiers dldiag ships, their seeded training, and checkpoints.
 
-Two architectures are built in:
+Three architectures are built in:
 
 - ``lenet5`` — the report's MNIST model (Fig. 2): LeNet-5 with batch normalisation after
   every layer, conv 6@5×5 → pool → conv 16@5×5 → pool → fc 120 → fc 84 → fc 10.
 - ``small-cnn`` — a small CNN for 8×8 images (scikit-learn's digits).
+- ``galaxy-cnn`` — the report's Galaxy Zoo 2 model (Fig. 3): five convolutions with batch
+  normalisation after each, one dropout, FC-1 of 64 units as the latent; 1,095,650 parameters
+  for 3×69×69 images and two classes (the report's has 1,095,842).
 
-Both are ``nn.Sequential``-like modules whose diagnosed layers are named blocks ending in their
+All are ``nn.Sequential``-like modules whose diagnosed layers are named blocks ending in their
 non-linearity (``conv1``, ``conv2``, ``fc1``, ``fc2``) plus ``logits``; ``diagnosed_layers``
 lists them and ``latent_layer`` names the last hidden one. Any other ``nn.Module`` works with the
 rest of the library too: :func:`default_layers` then traces one batch through it and applies a
@@ -41,6 +44,7 @@ __all__ = [
     "ARCHITECTURES",
     "LeNet5",
     "SmallCNN",
+    "GalaxyCNN",
     "build_model",
     "default_architecture",
     "default_layers",
@@ -53,7 +57,7 @@ __all__ = [
     "default_checkpoint_path",
 ]
 
-ARCHITECTURES = ("lenet5", "small-cnn")
+ARCHITECTURES = ("lenet5", "small-cnn", "galaxy-cnn")
 
 
 def _conv_block(c_in: int, c_out: int, kernel: int, padding: int) -> nn.Sequential:
@@ -140,6 +144,55 @@ class SmallCNN(_BlockClassifier):
         )
 
 
+class GalaxyCNN(_BlockClassifier):
+    """The report's Galaxy Zoo 2 model (Fig. 3), a variation of Dieleman et al.'s.
+
+    conv 32@5×5 → pool → conv 64@3×3 → pool → conv 160@3×3 → pool → conv 192@3×3 → pool →
+    conv 256@3×3 → fc 64 (FC-1, the latent) → dropout 0.25 → logits. Every convolution and
+    FC-1 is followed by batch normalisation and a ReLU ("batch normalisation after every
+    convolutional layer", "reduced the number of dropout layers": one is left, outside the
+    diagnosed blocks, so that it changes nothing at evaluation time). For 3×69×69 images the
+    spatial sides are 69 → 34 → 17 → 8 → 4 and FC-1 sees 256·4·4 = 4096 inputs.
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels of the input images (3 for the galaxies' g, r, i).
+    image_size : int
+        Height (= width) of the input images; at least 16 (four poolings).
+    n_classes : int
+        Number of output logits.
+    """
+
+    diagnosed_layers = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc1", "logits")
+    latent_layer = "fc1"
+
+    def __init__(self, in_channels: int = 3, image_size: int = 69, n_classes: int = 2):
+        side = image_size // 16
+        if side < 1:
+            raise ValueError(f"image_size must be at least 16 for galaxy-cnn; got {image_size}")
+        super().__init__(
+            OrderedDict(
+                conv1=_conv_block(in_channels, 32, 5, padding=2),
+                pool1=nn.MaxPool2d(2),
+                conv2=_conv_block(32, 64, 3, padding=1),
+                pool2=nn.MaxPool2d(2),
+                conv3=_conv_block(64, 160, 3, padding=1),
+                pool3=nn.MaxPool2d(2),
+                conv4=_conv_block(160, 192, 3, padding=1),
+                pool4=nn.MaxPool2d(2),
+                conv5=_conv_block(192, 256, 3, padding=1),
+                flatten=nn.Flatten(),
+                fc1=_fc_block(256 * side * side, 64),
+                dropout=nn.Dropout(0.25),
+                logits=nn.Linear(64, n_classes),
+            )
+        )
+
+
+_ARCH_CLASSES = {"lenet5": LeNet5, "small-cnn": SmallCNN, "galaxy-cnn": GalaxyCNN}
+
+
 def _check_image_shape(item_shape) -> tuple[int, int, int]:
     # dldiag trains only its own CNNs; other data (feature vectors) come with the user's model.
     shape = tuple(int(s) for s in item_shape)
@@ -153,11 +206,14 @@ def _check_image_shape(item_shape) -> tuple[int, int, int]:
 
 
 def default_architecture(item_shape: tuple[int, ...]) -> str:
-    """Return ``"lenet5"`` for images (C, H, W) at least 12 pixels high, else ``"small-cnn"``.
+    """Return ``"galaxy-cnn"`` for colour images (3, H, W) at least 64 pixels high, ``"lenet5"``
+    for other images at least 12 pixels high, else ``"small-cnn"``.
 
     Raises ``ValueError`` for items that are not images, e.g. feature vectors (F,).
     """
-    _, h, w = _check_image_shape(item_shape)
+    c, h, w = _check_image_shape(item_shape)
+    if c == 3 and min(h, w) >= 64:
+        return "galaxy-cnn"
     return "lenet5" if w >= 12 and h >= 12 else "small-cnn"
 
 
@@ -167,8 +223,7 @@ def build_model(arch: str, item_shape: tuple[int, int, int], n_classes: int) -> 
     c, h, w = _check_image_shape(item_shape)
     if h != w:
         raise ValueError(f"item_shape must be square for {arch}; got {item_shape}")
-    cls = LeNet5 if arch == "lenet5" else SmallCNN
-    return cls(in_channels=c, image_size=h, n_classes=n_classes)
+    return _ARCH_CLASSES[arch](in_channels=c, image_size=h, n_classes=n_classes)
 
 
 # BatchNorm* and InstanceNorm* share _NormBase; RMSNorm is in torch >= 2.4.

@@ -38,15 +38,17 @@ def test_lenet5_shapes_and_layers():
 def test_default_architecture_and_errors():
     assert default_architecture((1, 28, 28)) == "lenet5"
     assert default_architecture((1, 8, 8)) == "small-cnn"
-    with pytest.raises(ValueError, match="arch must be one of 'lenet5', 'small-cnn'; got 'vgg'"):
+    with pytest.raises(ValueError, match="arch must be one of 'lenet5', 'small-cnn', 'galaxy-cnn'; got 'vgg'"):
         build_model("vgg", (1, 28, 28), 10)
     assert default_architecture((3, 32, 32)) == "lenet5"
+    assert default_architecture((3, 69, 69)) == "galaxy-cnn"
+    assert default_architecture((1, 69, 69)) == "lenet5"  # grey images of that size: not galaxies
 
 
 def test_own_cnns_refuse_feature_vectors():
     # breast_cancer-like items (30 features): dldiag trains no model for them.
     message = (r"item_shape must be an image \(C, H, W\) for dldiag's own CNNs \(lenet5, "
-               r"small-cnn\); got \(30,\): for feature vectors")
+               r"small-cnn, galaxy-cnn\); got \(30,\): for feature vectors")
     with pytest.raises(ValueError, match=message):
         default_architecture((30,))
     with pytest.raises(ValueError, match=message):

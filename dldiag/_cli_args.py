@@ -6,8 +6,8 @@ import argparse
 
 __all__ = ["add_workspace_args", "workspace_kwargs"]
 
-DATASET_HELP = ("evaluation data: digits, fashion-mnist, idx:DIR, npz:FILE, folder:DIR (one sub-folder per class), "
-                "h5:FILE or h5:FILE?x=NAME&y=NAME (default: fashion-mnist)")
+DATASET_HELP = ("evaluation data: digits, fashion-mnist, galaxies, idx:DIR, npz:FILE, "
+                "folder:DIR (one sub-folder per class), h5:FILE or h5:FILE?x=NAME&y=NAME (default: fashion-mnist)")
 MODEL_HELP = ("the classifier: FILE.py:FACTORY or package.module:FACTORY (a function returning the nn.Module; "
               "with --weights a state_dict), a torch.export program (model.pt2) or a dldiag checkpoint "
               "(default: the dldiag checkpoint trained for --dataset)")
@@ -25,7 +25,7 @@ def add_workspace_args(p: argparse.ArgumentParser, *, dataset_default: str | Non
     p.add_argument("--model", default=model_default, help=MODEL_HELP)
     p.add_argument("--weights", default=None,
                    help="state_dict for a FILE.py:FACTORY model; without --model a dldiag checkpoint (default: "
-                        "where train saves it: data/weights/<dataset>.pt for digits and fashion-mnist, "
+                        "where train saves it: data/weights/<dataset>.pt for the built-in data sets, "
                         "CACHE/weights/ for others)")
     p.add_argument("--layers", type=_names, default=None,
                    help="comma-separated diagnosed layers: module names (their output) or NAME:input "

@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: 2e-3 (lenet5, galaxy-cnn), 1e-2 (small-cnn)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None,
-                   help="checkpoint path (default: data/weights/<dataset>.pt for digits and fashion-mnist; "
+                   help="checkpoint path (default: data/weights/<dataset>.pt for the built-in data sets; "
                         "CACHE/weights/<name>.pt for other data sets)")
     p.add_argument("--cache-dir", default=None,
                    help="cache folder CACHE whose weights/ receives other data sets' checkpoints, where "

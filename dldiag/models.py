@@ -691,7 +691,7 @@ def weights_hash(model: nn.Module) -> str:
 def default_checkpoint_path(dataset_name: str, cache_dir: str | Path | None = None) -> Path:
     """Where ``python -m dldiag train`` saves a data set's weights when ``--out`` is not given.
 
-    The shipped data sets (``digits``, ``fashion-mnist``) keep theirs in the repository's
+    The built-in data sets (``digits``, ``fashion-mnist``, ``galaxies``) keep theirs in the repository's
     ``data/weights/``. Any other data set's go beside the cache, in ``<cache_dir>/weights/``, so
     that training on a user's data never writes into the repository.
 

@@ -3,7 +3,8 @@
 import importlib
 import sys
 
-SUITES = ("core", "samplers", "app", "concurrency", "browser", "load", "firstview", "cachecap", "streaming")
+SUITES = ("core", "samplers", "app", "concurrency", "browser", "load", "firstview", "cachecap", "streaming",
+          "galaxies")
 
 
 def main(argv=None) -> int:

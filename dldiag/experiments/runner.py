@@ -486,8 +486,9 @@ def run_experiments(ws, out, config: ExperimentConfig | None = None, *, fresh: b
     return meta
 
 
-_DISPLAY = {"fashion-mnist": "Fashion-MNIST", "digits": "digits (scikit-learn 8×8)"}
-_ARCH = {"lenet5": "LeNet-5", "small-cnn": "small CNN"}
+_DISPLAY = {"fashion-mnist": "Fashion-MNIST", "digits": "digits (scikit-learn 8×8)",
+            "galaxies": "galaxies (GalSim, edge-on vs face-on)"}
+_ARCH = {"lenet5": "LeNet-5", "small-cnn": "small CNN", "galaxy-cnn": "galaxy CNN (report Fig. 3)"}
 
 
 def _run_meta(ws, config, registry, started, wall, computed, reused, results_eval, fit_seconds) -> dict:

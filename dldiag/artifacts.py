@@ -251,9 +251,19 @@ class Workspace(LatentArtifacts):
             return np.zeros((0, self.full[layer, unit_mode].n_units), dtype=np.float32)
         return np.concatenate(out)
 
-    def evaluate(self, indices: np.ndarray, *, k: int = 10, unit_mode: str = "flat") -> QueryAccuracy:
-        """Query-set accuracy of the sample ``indices`` against the full data."""
-        return evaluate(self.sample_pass(indices).aggregates, self.full, k=k, unit_mode=unit_mode)
+    def evaluate(self, indices: np.ndarray, *, k: int = 10, unit_mode: str = "flat",
+                 weights: np.ndarray | None = None) -> QueryAccuracy:
+        """Query-set accuracy of the sample ``indices`` against the full data.
+
+        With ``weights`` (one design weight per index, :func:`dldiag.weighting.design_weights`)
+        the groups' answers are the design-weighted (Hájek) estimates instead of plain means.
+        """
+        if weights is None:
+            return evaluate(self.sample_pass(indices).aggregates, self.full, k=k, unit_mode=unit_mode)
+        from .weighting import weighted_aggregates
+
+        _, weighted = weighted_aggregates(self, indices, weights)
+        return evaluate(weighted, self.full, k=k, unit_mode=unit_mode)
 
 
 def callable_key(obj):

@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 SLIDE_TITLES = {**{k: PANEL_HELP[k].title for k in SLIDES if k in PANEL_HELP}}
 
 CONTROL_IDS = ("sampler", "fraction", "j", "seed", "layer", "cls", "predicted", "outcome", "k", "units",
-               "projection", "color", "cmnorm")
+               "projection", "color", "cmnorm", "estimator")
 
 
 class AppContext:
@@ -213,6 +213,10 @@ def sync_state(meta: AppMeta, triggered: str | None, search: str | None, control
 def derived_stores(state, screen=None) -> dict:
     """The small stores each downstream callback listens to.
 
+    The estimator goes to the panels' and the summary's stores, not to the sample's: it changes
+    their answers, not which items are sampled, so the sample, the latent view and the gallery
+    stay as they are when it is toggled.
+
     ``screen`` ([width, height] of the window) goes to the panels in presentation mode only,
     where each fills the window and builds its figure for that height.
     """
@@ -222,8 +226,9 @@ def derived_stores(state, screen=None) -> dict:
         "panel-params": {"layer": state.layer, "cls": state.cls, "outcome": state.outcome,
                          "predicted": state.predicted, "k": state.k, "units": state.units,
                          "present": state.present, "sel": state.sel, "neuron": state.neuron,
-                         "cmnorm": state.cmnorm, "screen": screen},
-        "eval-params": {"k": state.k, "units": state.units, "present": state.present, "screen": screen},
+                         "cmnorm": state.cmnorm, "estimator": state.estimator, "screen": screen},
+        "eval-params": {"k": state.k, "units": state.units, "present": state.present, "estimator": state.estimator,
+                        "screen": screen},
         "group-params": {"cls": state.cls, "outcome": state.outcome, "predicted": state.predicted, "sel": state.sel},
         "latent-params": {"projection": state.projection, "color": state.color, "present": state.present,
                           "sel": state.sel, "cls": state.cls, "outcome": state.outcome, "predicted": state.predicted,
@@ -397,7 +402,9 @@ def summary_outputs(meta: AppMeta, svc: Diagnosis, sample_params: dict, eval_par
 
     table = html.Table(className="t4", children=[
         html.Caption([term("table-iv-row", "Table IV row"),
-                      f" at {F.pct(state.fraction)} (k={state.k}, {state.units} units): the sample's items, "
+                      f" at {F.pct(state.fraction)} (k={state.k}, {state.units} units"
+                      + (", the sample's scores design-weighted" if state.estimator == "weighted" else "")
+                      + "): the sample's items, "
                       "how many the model got right, and the scores over all groups"]),
         html.Thead(head), html.Tbody([row(state.sampler, "sample"), row("random", "random")]),
     ])
@@ -617,7 +624,7 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
         controls = [state.sampler, round(state.fraction * 100, 2), state.j, state.seed, state.layer,
                     "all" if state.cls is None else str(state.cls),
                     "any" if state.predicted is None else str(state.predicted), state.outcome, state.k, state.units,
-                    state.projection, state.color, state.cmnorm]
+                    state.projection, state.color, state.cmnorm, state.estimator]
         note_el = [alert("Link: " + n, kind="note") for n in notes] if notes else None
         slide = SLIDES.index(state.slide)
         return (

@@ -44,6 +44,7 @@ __all__ = [
     "absent_figure",
     "message_figure",
     "score_line",
+    "estimate_subtitle",
     "export_size",
     "EXPORT_SIZES",
     "below_toolbar",
@@ -675,6 +676,24 @@ def score_line(metric: str, value: float | None, baseline: dict | None = None, *
     return f"{text}{sep} {what.format(k=k if k is not None else 'k')} — {better}"
 
 
+#: Display names of the estimators of the sample's answers (the control's labels, the export's).
+ESTIMATOR_NAMES = {"plain": "plain mean", "weighted": "design-weighted"}
+#: What a subtitle says first for each estimator of the sample's answers (nothing for the default).
+ESTIMATE_PREFIX = {"plain": "", "weighted": "design-weighted sample · "}
+
+
+def estimate_subtitle(subtitle: str, estimator: str = "plain") -> str:
+    """``subtitle`` said of the ``estimator``'s answers: "design-weighted sample · …" when the
+    sample's answers are design-weighted (:mod:`dldiag.weighting`), unchanged when plain.
+
+    >>> estimate_subtitle("S2 cosine distance 0.010", "weighted")
+    'design-weighted sample · S2 cosine distance 0.010'
+    """
+    if estimator not in ESTIMATE_PREFIX:
+        raise ValueError(f"estimator must be one of {', '.join(map(repr, ESTIMATE_PREFIX))}; got {estimator!r}")
+    return ESTIMATE_PREFIX[estimator] + subtitle
+
+
 def absent_figure(title: str, *, group: str, n_full: int, sampler: str, context: str = "",
                   present: bool = False, for_screen: bool = True) -> dict:
     """The panel of a group that the sample holds none of: says so, instead of bars of zeros.
@@ -730,7 +749,8 @@ def topk_figure(sample_mean: np.ndarray, full_mean: np.ndarray, sample_top: np.n
                 full_top: np.ndarray, *, labels, sampler: str, s1: float | None, k: int,
                 n_sample: int, n_full: int, layer: str, chosen: int | None = None,
                 baseline: dict | None = None, group: str = "this group", context: str = "",
-                present: bool = False, for_screen: bool = True, height: int | None = None) -> dict:
+                present: bool = False, for_screen: bool = True, height: int | None = None,
+                estimator: str = "plain") -> dict:
     """(a) The top-k neurons of the group: mean activation on the full data and on the sample.
 
     One row per unit of either top-k list, in three blocks that the legend names and counts:
@@ -770,9 +790,13 @@ def topk_figure(sample_mean: np.ndarray, full_mean: np.ndarray, sample_top: np.n
     height : int, optional
         Height the figure is drawn at; default the app's panel height (or the export's). The
         figure grows (``layout.height``) when its rows do not fit at a readable size.
+    estimator : {"plain", "weighted"}
+        How the sample's means were estimated; the subtitle says so when design-weighted
+        (:func:`estimate_subtitle`).
     """
     main = f"(a) Top-{k} neurons of {layer}"
-    title = _title_text(main, context=context, subtitle=score_line("s1", s1, baseline, k=k))
+    title = _title_text(main, context=context,
+                        subtitle=estimate_subtitle(score_line("s1", s1, baseline, k=k), estimator))
     if n_full == 0:
         return message_figure("No item of the data falls in this group.", present=present, title=title,
                               for_screen=for_screen)
@@ -895,7 +919,7 @@ def heatmap_figure(sample_mean: np.ndarray, full_mean: np.ndarray, unit_shape: t
                    s2: float | None, n_sample: int, n_full: int, layer: str, sampler: str = "",
                    channel: bool = False, class_names=None, chosen: int | None = None, baseline: dict | None = None,
                    group: str = "this group", context: str = "", present: bool = False,
-                   for_screen: bool = True) -> dict:
+                   for_screen: bool = True, estimator: str = "plain") -> dict:
     """(b) Mean activation of every unit as maps: sample, full data, and sample − full.
 
     Each tile is titled; the two mean maps share a colour bar ("mean activation"), the
@@ -918,11 +942,11 @@ def heatmap_figure(sample_mean: np.ndarray, full_mean: np.ndarray, unit_shape: t
         Names the units of the logits.
     chosen : int, optional
         The chosen unit, marked on each tile by a black-and-white square.
-    baseline, group, context, present, for_screen
+    baseline, group, context, present, for_screen, estimator
         As in :func:`topk_figure`.
     """
     main = f"(b) Mean activation of {layer}"
-    title = _title_text(main, context=context, subtitle=score_line("s2", s2, baseline))
+    title = _title_text(main, context=context, subtitle=estimate_subtitle(score_line("s2", s2, baseline), estimator))
     if n_full == 0:
         return message_figure("No item of the data falls in this group.", present=present, title=title,
                               for_screen=for_screen)
@@ -971,7 +995,8 @@ def heatmap_figure(sample_mean: np.ndarray, full_mean: np.ndarray, unit_shape: t
 def argmax_figure(sample_dist: np.ndarray, full_dist: np.ndarray, *, labels, sampler: str,
                   s3: float | None, n_sample: int, n_full: int, layer: str, chosen: int | None = None,
                   baseline: dict | None = None, group: str = "this group", context: str = "",
-                  present: bool = False, for_screen: bool = True, height: int | None = None) -> dict:
+                  present: bool = False, for_screen: bool = True, height: int | None = None,
+                  estimator: str = "plain") -> dict:
     """(c) Distribution of the maximally activated unit: sample vs full data.
 
     Shows the units that are most often an item's most active unit, by the larger of their
@@ -999,11 +1024,11 @@ def argmax_figure(sample_dist: np.ndarray, full_dist: np.ndarray, *, labels, sam
     chosen : int, optional
         The chosen unit: outlined, its row underlaid and its label bold; shown (last) even
         when it is not among the most frequent units.
-    baseline, group, context, present, for_screen, height
+    baseline, group, context, present, for_screen, height, estimator
         As in :func:`topk_figure`.
     """
     main = f"(c) Most active unit of {layer}: how often each unit is an item's top unit"
-    title = _title_text(main, context=context, subtitle=score_line("s3", s3, baseline))
+    title = _title_text(main, context=context, subtitle=estimate_subtitle(score_line("s3", s3, baseline), estimator))
     if n_full == 0:
         return message_figure("No item of the data falls in this group.", present=present, title=title,
                               for_screen=for_screen)
@@ -1079,7 +1104,10 @@ def summary_figure(summary: dict, *, sampler: str, fraction: float, context: str
     ``summary`` is :meth:`dldiag.app.service.Diagnosis.summary`'s dict: ``layers``, and for
     ``"sample"`` and ``"random"`` the ``overall`` and ``per_layer`` scores, plus ``n_groups``.
     With the random sampler the sample *is* the baseline: one set of bars, and the title says so.
-    ``context`` (data set, sampler, fraction) is the title's second line.
+    ``context`` (data set, sampler, fraction) is the title's second line. When
+    ``summary["estimator"]`` is ``"weighted"`` the subtitle says that the sample's scores are
+    those of its design-weighted estimates (the random baseline's are plain: its weights are
+    uniform, which gives the same means).
     """
     s, r = summary["sample"], summary["random"]
     own = sampler == "random"
@@ -1092,6 +1120,7 @@ def summary_figure(summary: dict, *, sampler: str, fraction: float, context: str
                 f"over {n_groups} groups")
         explain = (f"S1 {s['overall']['s1']:.2f} vs {r['overall']['s1']:.2f}; "
                    "a group = layer × true class × outcome with items in the data; bars: means over its groups")
+    explain = estimate_subtitle(explain, summary.get("estimator", "plain"))
     title = _title_text(main, context=context, subtitle=explain)
     cats = ["all layers", *summary["layers"]]
     data = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dash import dcc, html
 
 from . import figures as F
-from .glossary import PANEL_HELP, glossary_section, panel_help, term
+from .glossary import ESTIMATOR_HINT, PANEL_HELP, glossary_section, panel_help, term
 from .state import SLIDES, TABS, AppMeta, ViewState
 
 __all__ = ["build_layout", "loading_layout", "PANELS", "GRAPH_IDS", "control_options", "alert", "root_class",
@@ -95,6 +95,7 @@ def control_options(meta: AppMeta, pending: dict | None = None) -> dict:
         + [{"label": f"{i}: {name}", "value": str(i)} for i, name in enumerate(meta.class_names)],
         "outcome": [{"label": v, "value": v} for v in ("all", "correct", "incorrect")],
         "units": [{"label": "units", "value": "flat"}, {"label": "channels", "value": "channel"}],
+        "estimator": [{"label": label, "value": value} for value, label in F.ESTIMATOR_NAMES.items()],
         "projection": projection_options,
         "color": color_options(neuron_available=False),
     }
@@ -131,6 +132,10 @@ def _controls(meta: AppMeta, state: ViewState, pending: dict | None = None) -> h
         _field(term("seed", "Seed"), dcc.Input(id="seed", type="number", min=0, step=1, value=state.seed, debounce=True,
                                  className="num-input"),
                hint="used by randomised samplers (the others are fixed by their fit)", id_="seed-field"),
+        _field(term("estimator", "Estimate"), dcc.RadioItems(id="estimator", options=opts["estimator"],
+                                                             value=state.estimator, className="segmented",
+                                                             inline=True),
+               hint=ESTIMATOR_HINT, id_="estimator-field"),
         html.Div(id="sample-info", className="sample-info"),
         html.Div(id="sample-error"),
         html.H2([term("group", "Group"), " & ", term("layer", "layer")], className="controls-title"),

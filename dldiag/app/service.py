@@ -5,6 +5,13 @@ results in memory between calls: a sample's forward pass is done once and its ag
 stored in the workspace's disk cache (one entry per layer and unit mode, so a panel reads only
 the layer it shows), keyed by the content hash of the sample's item indices. Several server
 workers share that cache and nothing else.
+
+With the design-weighted estimator (``ViewState.estimator == "weighted"``) the sample's
+answers come from a weighted pass (:func:`dldiag.weighting.weighted_aggregates`) with the
+design weights of the sampler that drew it (:func:`dldiag.weighting.design_weights`); its
+entries are kept beside the plain ones, keyed also by the estimator and the weights' hash.
+The plain entries' keys are those of the plain pass alone, so the default view reads what it
+always read.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from ..activations import OUTCOMES, UNIT_MODES, Aggregates, LayerAggregates
 from ..cache import content_key
 from ..metrics import MISSING_SCORES, cosine_distance, js_distance
 from ..queries import GroupAnswer, answer, compare_group
+from .._validation import check_option
+from ..weighting import ESTIMATORS, WeightedLayerAggregates, design_weights, weighted_aggregates
 from .state import K_RANGE, AppMeta, ViewState
 
 __all__ = ["Diagnosis", "GroupResult", "RATIO_SAMPLERS", "build_meta", "SampleParams", "precision_curve",
@@ -90,6 +99,9 @@ def build_meta(ws, *, samplers=None, projections=None, default_layer=None,
 def pack_aggregates(agg: LayerAggregates) -> dict:
     """A sample's layer aggregates in a compact form for the cache (exact, see :func:`unpack_aggregates`).
 
+    Plain arrays only (the cache never unpickles): a weighted sample's aggregates
+    (:class:`~dldiag.weighting.WeightedLayerAggregates`) add their per-cell ``weight_sums``.
+
     A sample fills few confusion cells, and each item adds one arg-max count: only the sums of
     non-empty cells and the non-zero arg-max counts are kept (a 5 % sample of Fashion-MNIST:
     ~2 MB instead of ~8 MB over all layers).
@@ -98,7 +110,7 @@ def pack_aggregates(agg: LayerAggregates) -> dict:
     cells = np.flatnonzero(agg.counts.ravel())
     flat_argmax = agg.argmax_counts.ravel()
     nz = np.flatnonzero(flat_argmax)
-    return {
+    packed = {
         "cells": cells,
         "sums": agg.sums.reshape(c * c, -1)[cells],
         "counts": agg.counts,
@@ -106,19 +118,29 @@ def pack_aggregates(agg: LayerAggregates) -> dict:
         "argmax_value": flat_argmax[nz],
         "unit_shape": np.array(agg.unit_shape, dtype=np.int64),
     }
+    if isinstance(agg, WeightedLayerAggregates):  # weighted arg-max totals are floats, kept as such
+        packed["weight_sums"] = agg.weight_sums
+    return packed
 
 
 def unpack_aggregates(arrays: dict) -> LayerAggregates:
-    """The :class:`LayerAggregates` that :func:`pack_aggregates` packed (bit for bit)."""
+    """The :class:`LayerAggregates` that :func:`pack_aggregates` packed (bit for bit).
+
+    A :class:`~dldiag.weighting.WeightedLayerAggregates` when the entry holds ``weight_sums``.
+    """
     counts = np.asarray(arrays["counts"])
     c = counts.shape[0]
     n_units = arrays["sums"].shape[1]
+    weighted = "weight_sums" in arrays
     sums = np.zeros((c * c, n_units), dtype=np.float64)
     sums[arrays["cells"]] = arrays["sums"]
-    argmax = np.zeros(c * c * n_units, dtype=np.int64)
+    argmax = np.zeros(c * c * n_units, dtype=np.float64 if weighted else np.int64)
     argmax[arrays["argmax_index"]] = arrays["argmax_value"]
-    return LayerAggregates(sums.reshape(c, c, n_units), counts, argmax.reshape(c, c, n_units),
-                           tuple(int(v) for v in arrays["unit_shape"]))
+    parts = (sums.reshape(c, c, n_units), counts, argmax.reshape(c, c, n_units),
+             tuple(int(v) for v in arrays["unit_shape"]))
+    if weighted:
+        return WeightedLayerAggregates(*parts, weight_sums=np.asarray(arrays["weight_sums"]))
+    return LayerAggregates(*parts)
 
 
 def _answer_groups(full: Aggregates, layers, n_classes: int, unit_mode: str) -> list:
@@ -203,6 +225,15 @@ def _digest(indices: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(indices, dtype=np.int64).tobytes()).hexdigest()
 
 
+def _pass_id(indices: np.ndarray, weights: np.ndarray | None) -> tuple[str, ...]:
+    """What names a sample's pass in the cache keys: the indices' hash, and for a weighted pass
+    the estimator and the weights' hash (the same items with other weights are another pass)."""
+    if weights is None:
+        return (_digest(indices),)
+    w = np.ascontiguousarray(weights, dtype=np.float64)
+    return (_digest(indices), "weighted", hashlib.sha256(w.tobytes()).hexdigest())
+
+
 class Diagnosis:
     """The app's questions to a workspace; stateless between calls except for the disk cache.
 
@@ -247,67 +278,118 @@ class Diagnosis:
         return self.fitted("random").sample(fraction, seed=seed)
 
     # ---------------------------------------------------------------- cached passes
-    def _agg_key(self, digest: str, layer: str, unit_mode: str) -> str:
-        return content_key("app-agg", APP_CACHE_VERSION, self.ws.key, digest, layer, unit_mode)
+    def _agg_key(self, pass_id: tuple[str, ...], layer: str, unit_mode: str) -> str:
+        return content_key("app-agg", APP_CACHE_VERSION, self.ws.key, *pass_id, layer, unit_mode)
 
-    def _done_key(self, digest: str) -> str:
-        return content_key("app-pass", APP_CACHE_VERSION, self.ws.key, digest)
+    def _done_key(self, pass_id: tuple[str, ...]) -> str:
+        return content_key("app-pass", APP_CACHE_VERSION, self.ws.key, *pass_id)
 
-    def _scores_key(self, digest: str, unit_mode: str) -> str:
-        return content_key("app-scores", APP_CACHE_VERSION, self.ws.key, digest, unit_mode, K_MAX)
+    def _scores_key(self, pass_id: tuple[str, ...], unit_mode: str) -> str:
+        return content_key("app-scores", APP_CACHE_VERSION, self.ws.key, *pass_id, unit_mode, K_MAX)
 
-    def ensure_pass(self, indices: np.ndarray) -> str:
-        """Run the forward pass over ``indices`` unless cached; return the sample's digest.
+    def _sample_aggregates(self, indices: np.ndarray, weights: np.ndarray | None) -> Aggregates:
+        """A pass over ``indices``: the plain aggregates, or with ``weights`` the weighted ones."""
+        if weights is None:
+            return self.ws.sample_pass(indices).aggregates
+        return weighted_aggregates(self.ws, indices, weights)[1]
+
+    @staticmethod
+    def _check_weights(indices: np.ndarray, weights) -> np.ndarray | None:
+        """``weights`` as float64, one per index; None (a plain pass) for an empty sample,
+        which a weighted pass cannot take and whose answers are empty either way."""
+        if weights is None or len(indices) == 0:
+            return None
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != indices.shape:
+            raise ValueError(f"weights must hold one weight per index ({len(indices)}); got shape {w.shape}")
+        return w
+
+    def ensure_pass(self, indices: np.ndarray, weights: np.ndarray | None = None) -> tuple[str, ...]:
+        """Run the forward pass over ``indices`` unless cached; return what names it in the cache.
 
         Stores the aggregates of every layer and unit mode (for the panels) and the sample's
-        score table in both unit modes (for the summary, any k up to :data:`K_MAX`).
+        score table in both unit modes (for the summary, any k up to :data:`K_MAX`). With
+        ``weights`` (one design weight per index) the pass is the weighted one and its entries
+        are the design-weighted estimates.
         """
         indices = np.asarray(indices, dtype=np.int64)
-        digest = _digest(indices)
-        done = self._done_key(digest)
+        weights = self._check_weights(indices, weights)
+        pass_id = _pass_id(indices, weights)
+        done = self._done_key(pass_id)
         if self._get(done) is not None:
-            return digest
-        with self.cache.single_flight(digest):  # callbacks asking for one new sample: one pass
+            return pass_id
+        with self.cache.single_flight("|".join(pass_id)):  # callbacks asking for one new sample: one pass
             if self._get(done) is not None:
-                return digest
-            result = self.ws.sample_pass(indices)
+                return pass_id
+            aggregates = self._sample_aggregates(indices, weights)
             for mode in UNIT_MODES:
-                table = score_table(result.aggregates, self.full_answers[mode], self.ws.layers, mode)
-                self.cache.put(self._scores_key(digest, mode), table)
-            for (layer, mode), agg in result.aggregates.by_layer.items():
-                self.cache.put(self._agg_key(digest, layer, mode), pack_aggregates(agg))
+                table = score_table(aggregates, self.full_answers[mode], self.ws.layers, mode)
+                self.cache.put(self._scores_key(pass_id, mode), table)
+            for (layer, mode), agg in aggregates.by_layer.items():
+                self.cache.put(self._agg_key(pass_id, layer, mode), pack_aggregates(agg))
             self.cache.put(done, {"n": np.array(len(indices))})
-        return digest
+        return pass_id
 
-    def _read_or_pass(self, indices: np.ndarray, key_of) -> dict | None:
-        """The entry ``key_of(digest)`` of a sample's pass: from the cache, else after the pass.
+    def _read_or_pass(self, indices: np.ndarray, key_of, weights: np.ndarray | None = None) -> dict | None:
+        """The entry ``key_of(pass_id)`` of a sample's pass: from the cache, else after the pass.
 
         The samples tier evicts entry by entry, so a sample can have lost one entry and kept its
         "done" mark: then the mark is dropped and the pass stored again. None if the cache
         still cannot give the entry back (a full disk): the caller computes it directly.
         """
         indices = np.asarray(indices, dtype=np.int64)
-        digest = _digest(indices)
+        pass_id = _pass_id(indices, self._check_weights(indices, weights))
         for _ in range(2):
-            arrays = self._get(key_of(digest))
+            arrays = self._get(key_of(pass_id))
             if arrays is not None:
                 return arrays
-            if self.ensure_pass(indices) and self._get(key_of(digest)) is None:
-                self.cache.delete(self._done_key(digest))
-        return self._get(key_of(digest))
+            if self.ensure_pass(indices, weights) and self._get(key_of(pass_id)) is None:
+                self.cache.delete(self._done_key(pass_id))
+        return self._get(key_of(pass_id))
 
-    def layer_aggregates(self, indices: np.ndarray, layer: str, unit_mode: str) -> LayerAggregates:
-        """Aggregates of the items ``indices`` for one layer, from the cache (pass on a miss)."""
-        arrays = self._read_or_pass(indices, lambda d: self._agg_key(d, layer, unit_mode))
+    def layer_aggregates(self, indices: np.ndarray, layer: str, unit_mode: str,
+                         weights: np.ndarray | None = None) -> LayerAggregates:
+        """Aggregates of the items ``indices`` for one layer, from the cache (pass on a miss).
+
+        With ``weights`` (one design weight per index), the weighted aggregates
+        (:class:`~dldiag.weighting.WeightedLayerAggregates`).
+        """
+        indices = np.asarray(indices, dtype=np.int64)
+        weights = self._check_weights(indices, weights)
+        arrays = self._read_or_pass(indices, lambda p: self._agg_key(p, layer, unit_mode), weights)
         if arrays is None:
-            return self.ws.sample_pass(np.asarray(indices)).aggregates[layer, unit_mode]
+            return self._sample_aggregates(indices, weights)[layer, unit_mode]
         return unpack_aggregates(arrays)
 
-    def aggregates(self, indices: np.ndarray, unit_mode: str) -> Aggregates:
+    def aggregates(self, indices: np.ndarray, unit_mode: str, weights: np.ndarray | None = None) -> Aggregates:
         """Aggregates of every layer in one unit mode (what :func:`evaluate` reads)."""
-        by_layer = {(layer, unit_mode): self.layer_aggregates(indices, layer, unit_mode)
+        by_layer = {(layer, unit_mode): self.layer_aggregates(indices, layer, unit_mode, weights)
                     for layer in self.ws.layers}
         return Aggregates(tuple(self.ws.layers), int(self.ws.dataset.n_classes), by_layer)
+
+    def sample_weights(self, sampler: str, indices: np.ndarray) -> np.ndarray | None:
+        """Design weights of a sample of ``sampler`` (see :func:`dldiag.weighting.design_weights`).
+
+        None when the weights are all equal (random sampling, say): the design-weighted mean is
+        then the plain mean, and the plain pass's entries serve.
+
+        Parameters
+        ----------
+        sampler : str
+            The sampler that drew ``indices`` (its fit with this service's ``sampler_seed``).
+        indices : array of int
+            The sample, as that sampler drew it.
+        """
+        indices = np.asarray(indices, dtype=np.int64)
+        if len(indices) == 0:
+            return None
+        weights = design_weights(self.ws, self.fitted(sampler), indices).weights
+        if np.all(weights == weights[0]):
+            return None
+        return weights
+
+    def _state_weights(self, state: ViewState, indices: np.ndarray) -> np.ndarray | None:
+        return self.sample_weights(state.sampler, indices) if state.estimator == "weighted" else None
 
     # ---------------------------------------------------------------- panels
     def group(self, indices: np.ndarray, state: ViewState, selection=None) -> GroupResult:
@@ -315,16 +397,27 @@ class Diagnosis:
 
         Without a selection the reference is the full pass; with one, it is a pass over all
         selected items and the sample is the selected sample members.
+
+        With ``state.estimator == "weighted"`` the sample's answers are design-weighted:
+        ``indices`` must then be the sample that ``state.sampler`` drew (its design weights
+        are read from it); pass a state with the plain estimator for any other items (the
+        random baseline). Within a selection, each selected sample member keeps the weight it
+        has in the whole sample, which is the Hájek estimate of the selection's (domain's)
+        mean: the weights say how many items of the data each member stands for, whatever
+        the group or region asked about.
         """
         layer, mode = state.layer, state.units
         outcome = None if state.outcome == "all" else state.outcome
+        indices = np.asarray(indices, dtype=np.int64)
+        weights = self._state_weights(state, indices)
         if selection is not None and len(selection):
             sel = np.unique(np.asarray(selection, dtype=np.int64))
             full_agg = self.layer_aggregates(sel, layer, mode)
-            sample_agg = self.layer_aggregates(np.intersect1d(sel, indices), layer, mode)
+            inside, _, where = np.intersect1d(sel, indices, return_indices=True)
+            sample_agg = self.layer_aggregates(inside, layer, mode, None if weights is None else weights[where])
         else:
             full_agg = self.ws.full[layer, mode]
-            sample_agg = self.layer_aggregates(indices, layer, mode)
+            sample_agg = self.layer_aggregates(indices, layer, mode, weights)
         f = answer(full_agg, state.k, state.cls, outcome, state.predicted)
         s = answer(sample_agg, state.k, state.cls, outcome, state.predicted)
         scores = compare_group(s, f) if f.count else None  # MISSING_SCORES if the sample lacks it
@@ -386,30 +479,39 @@ class Diagnosis:
         return {"n": int(len(indices)), "correct": int(len(indices) - wrong), "incorrect": wrong}
 
     # ---------------------------------------------------------------- summary
-    def scores(self, indices: np.ndarray, unit_mode: str) -> dict:
-        """The score table of the items ``indices`` (see :func:`score_table`), from the cache."""
-        table = self._read_or_pass(indices, lambda d: self._scores_key(d, unit_mode))
+    def scores(self, indices: np.ndarray, unit_mode: str, weights: np.ndarray | None = None) -> dict:
+        """The score table of the items ``indices`` (see :func:`score_table`), from the cache.
+
+        With ``weights`` (one design weight per index), the design-weighted estimates' table.
+        """
+        indices = np.asarray(indices, dtype=np.int64)
+        weights = self._check_weights(indices, weights)
+        table = self._read_or_pass(indices, lambda p: self._scores_key(p, unit_mode), weights)
         if table is None:  # the cache refused the entry: compute it from a pass
-            table = score_table(self.ws.sample_pass(indices).aggregates, self.full_answers[unit_mode],
+            table = score_table(self._sample_aggregates(indices, weights), self.full_answers[unit_mode],
                                 self.ws.layers, unit_mode)
         return table
 
-    def summary(self, params: SampleParams, k: int, unit_mode: str) -> dict:
+    def summary(self, params: SampleParams, k: int, unit_mode: str, *, estimator: str = "plain") -> dict:
         """S1/S2/S3 over all groups, overall and per layer, for the sample and for ``random``.
 
         The random sample has the same fraction and seed. Equal to
         :func:`dldiag.queries.evaluate` of both samples (the score tables hold S1 for every
-        k up to :data:`K_MAX`, so a new k costs nothing).
+        k up to :data:`K_MAX`, so a new k costs nothing). With ``estimator="weighted"`` the
+        sample's scores are those of its design-weighted estimates (``out["estimator"]``);
+        the random baseline's stay plain (its weights are uniform: the same means).
         """
         k = int(k)
         if not 1 <= k <= K_MAX:
             raise ValueError(f"k must be in [1, {K_MAX}]; got {k}")
+        check_option("estimator", estimator, ESTIMATORS)
         idx = self.sample_indices(params)
         ridx = self.random_indices(params.fraction, params.seed)
+        weights = self.sample_weights(params.sampler, idx) if estimator == "weighted" else None
         layers = list(self.ws.layers)
-        out = {"layers": layers, "k": k, "unit_mode": unit_mode}
-        for name, ind in (("sample", idx), ("random", ridx)):
-            table = self.scores(ind, unit_mode)
+        out = {"layers": layers, "k": k, "unit_mode": unit_mode, "estimator": estimator}
+        for name, ind, w in (("sample", idx, weights), ("random", ridx, None)):
+            table = self.scores(ind, unit_mode, w)
             out[name] = summarise_scores(table, layers, k)
             out["n_groups"] = int(len(table["s2"]))
         out["counts"] = {"sample": self.counts(idx), "random": self.counts(ridx)}

@@ -14,11 +14,13 @@ from dataclasses import asdict, dataclass, field, replace
 from urllib.parse import parse_qs, urlencode
 
 from .._validation import check_int, check_interval, check_option, shown
+from ..weighting import ESTIMATORS
 
 __all__ = [
     "AppMeta",
     "ViewState",
     "COLOR_MODES",
+    "ESTIMATORS",
     "OUTCOME_CHOICES",
     "FRACTION_RANGE",
     "K_RANGE",
@@ -107,7 +109,10 @@ class ViewState:
     ``layer``/``units`` that colours the latent view when ``color == "neuron"``; ``tab`` is
     the tab shown (one of :data:`TABS`); ``sel`` a box or lasso drawn in the latent view, as
     text (see :mod:`dldiag.app.selection`), whose items are the group's scope; ``slide`` the
-    panel shown in presentation mode (one of :data:`SLIDES`).
+    panel shown in presentation mode (one of :data:`SLIDES`); ``estimator`` how the sample
+    answers a group (one of :data:`ESTIMATORS`: the plain mean of its items, the default, or the
+    design-weighted one of :mod:`dldiag.weighting`). The estimator changes the sample's answers,
+    not which items are sampled, so it is not part of :attr:`sample_params`.
     """
 
     sampler: str = "random"
@@ -128,6 +133,7 @@ class ViewState:
     sel: str | None = None
     slide: str = "latent"
     cmnorm: str = "counts"
+    estimator: str = "plain"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -183,6 +189,7 @@ def check_field(name: str, value, meta: AppMeta):
         "sel": lambda v: _selection_field(v, meta),
         "slide": lambda v: check_option(name, v, SLIDES),
         "cmnorm": lambda v: check_option(name, v, CONFUSION_NORMS),
+        "estimator": lambda v: check_option(name, v, ESTIMATORS),
     }
     return rules[name](value)
 
@@ -270,7 +277,8 @@ def to_query(state: ViewState, meta: AppMeta | None = None) -> str:
     """The query string (with its ``?``) that :func:`parse_query` turns back into ``state``.
 
     Classes are written by index so that names with spaces or slashes stay readable links;
-    ``tab`` only when it is not the explorer (so explorer links read as before).
+    ``tab``, ``cmnorm`` and ``estimator`` only when they are not the default (so that links
+    of the default view read as before).
     """
     params = {
         "sampler": state.sampler,
@@ -297,6 +305,8 @@ def to_query(state: ViewState, meta: AppMeta | None = None) -> str:
         params["sel"] = state.sel
     if state.cmnorm != "counts":
         params["cmnorm"] = state.cmnorm
+    if state.estimator != ESTIMATORS[0]:
+        params["estimator"] = state.estimator
     if state.present or state.slide != SLIDES[0]:
         params["slide"] = state.slide
     return "?" + urlencode(params, safe=":,;")

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from . import figures as F
@@ -37,11 +39,13 @@ def context_line(svc: Diagnosis, state: ViewState, n_sample: int, group: str | N
 def group_baseline(svc: Diagnosis, state: ViewState, selection=None) -> dict | None:
     """The random baseline of the state's group: its scores with a random sample of the same
     fraction and seed (the sample (d) compares with), or None for the random sampler itself
-    or a group empty on the full data. The random sample's pass is the one (d) runs anyway."""
+    or a group empty on the full data. The random sample's pass is the one (d) runs anyway.
+    Its answers are plain whatever the state's estimator: random sampling's design weights are
+    uniform, so the weighted means are the plain ones (and the state's weights are its sampler's)."""
     if state.sampler == "random":
         return None
     ridx = svc.random_indices(state.fraction, state.seed)
-    res = svc.group(ridx, state, selection)
+    res = svc.group(ridx, replace(state, estimator="plain"), selection)
     if res.scores is None:
         return None
     return {**res.scores, "count": int(res.sample.count), "name": "random"}
@@ -73,7 +77,8 @@ def panel_figures(svc: Diagnosis, state: ViewState, selection=None, *, for_scree
     chosen = state.neuron if state.neuron is not None and 0 <= state.neuron < n_units else None
     common = dict(n_sample=res.sample.count, n_full=res.full.count, layer=state.layer, present=state.present,
                   chosen=chosen, baseline=baseline, group=res.label, for_screen=for_screen,
-                  context=context_line(svc, state, len(idx), res.label), sampler=state.sampler)
+                  context=context_line(svc, state, len(idx), res.label), sampler=state.sampler,
+                  estimator=state.estimator)
     heights = heights or {}
     topk = F.topk_figure(res.sample.mean, res.full.mean, res.sample.top, res.full.top, labels=labels,
                          s1=scores.get("s1"), k=state.k, height=heights.get("topk"), **common)
@@ -101,7 +106,7 @@ def panel_figures(svc: Diagnosis, state: ViewState, selection=None, *, for_scree
 def summary_view(svc: Diagnosis, state: ViewState, *, for_screen: bool = True) -> tuple:
     """Figure (d) and the summary dict (with the Table IV counts)."""
     params = SampleParams.from_state(state)
-    summary = svc.summary(params, state.k, state.units)
+    summary = svc.summary(params, state.k, state.units, estimator=state.estimator)
     context = context_line(svc, state, summary["counts"]["sample"]["n"])
     fig = F.summary_figure(summary, sampler=state.sampler, fraction=state.fraction, present=state.present,
                            context=context, for_screen=for_screen)
@@ -190,6 +195,7 @@ def settings_rows(meta: AppMeta, state: ViewState, view: dict, selection=None) -
         ("layer", state.layer),
         ("unit mode", state.units),
         ("k (top-k)", str(state.k)),
+        ("estimate", F.ESTIMATOR_NAMES[state.estimator]),
         ("group", view["group"]),
         ("projection", PROJECTION_NAMES.get(state.projection, state.projection)),
         ("colour", COLOR_NAMES[state.color] + (f" (unit {state.neuron})" if state.color == "neuron" else "")),

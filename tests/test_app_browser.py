@@ -379,3 +379,32 @@ def test_a_box_survives_a_reload_from_its_link(dash_duo, digits_ws):
     again = _layout(dash_duo, "latent-graph")["selections"][0]
     for key in ("x0", "x1", "y0", "y1"):
         assert abs(float(again[key]) - float(shape[0][key])) <= 1e-4 * max(1.0, abs(float(shape[0][key])))
+
+
+def _table_row(dash_duo, name: str) -> str:
+    """The text of the Table IV row of ``name`` (the sampler's, or "random")."""
+    rows = dash_duo.find_elements("#table-iv tbody tr")
+    return next((r.text for r in rows if r.text.split(" ")[0] == name), "")
+
+
+def test_the_estimate_toggle_changes_the_summary_and_the_link(dash_duo, digits_ws):
+    app = create_app(digits_ws, default_projection="pca")
+    _start(dash_duo, app)
+    dash_duo.wait_for_contains_text("#table-iv", "max-margin", timeout=40)
+    _wait_for_title(dash_duo, "topk-graph", "(a) Top-10")
+    plain_row, random_row = _table_row(dash_duo, "max-margin"), _table_row(dash_duo, "random")
+    assert plain_row and "estimator=" not in dash_duo.driver.current_url
+    assert "design-weighted" not in _title(dash_duo, "summary-graph")
+    assert "plain is the default" in dash_duo.find_element("#estimator-field").text
+
+    _click(dash_duo, "#estimator input[value='weighted']")
+    _wait_for_title(dash_duo, "summary-graph", "design-weighted sample")
+    _wait(lambda: _table_row(dash_duo, "max-margin") not in ("", plain_row), 20, "the sample's scores changed")
+    assert _table_row(dash_duo, "random") == random_row  # the baseline stays plain
+    _wait_for_title(dash_duo, "topk-graph", "design-weighted sample")
+    assert "estimator=weighted" in dash_duo.driver.current_url
+
+    # and back: the plain numbers again, and a link of the default view
+    _click(dash_duo, "#estimator input[value='plain']")
+    _wait(lambda: _table_row(dash_duo, "max-margin") == plain_row, 20, "the plain scores back")
+    _wait(lambda: "estimator=" not in dash_duo.driver.current_url, 10, "the estimator gone from the link")

@@ -26,9 +26,10 @@ from dldiag.app.service import (
     precision_curve,
     unpack_aggregates,
 )
-from dldiag.app.state import ViewState, apply_event, parse_query, to_query
+from dldiag.app.state import ESTIMATORS, ViewState, apply_event, check_field, parse_query, state_from_dict, to_query
 from dldiag.metrics import precision_at_k
 from dldiag.queries import answer, compare_group, evaluate
+from dldiag.weighting import WeightedLayerAggregates, design_weights, weighted_aggregates
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +73,7 @@ def test_meta_describes_the_workspace(meta, digits_ws):
     {"sampler": "random", "fraction": 0.125, "j": 0.35, "seed": 42, "layer": "conv1", "cls": 3,
      "outcome": "incorrect", "predicted": 5, "k": 7, "units": "channel", "projection": "umap"},
     {"color": "neuron", "neuron": 12, "present": True, "layer": "fc1"},
+    {"estimator": "weighted", "cmnorm": "rows"},
 ])
 def test_query_round_trip(meta, changes):
     state = ViewState(**{**meta.default_state().to_dict(), **changes})
@@ -87,6 +89,33 @@ def test_bad_link_values_fall_back_to_defaults_with_notes(meta):
     assert len(notes) == 11 and any("sampler must be one of 'random'" in n and n.endswith("got 'nope'; using the default")
                                     for n in notes)
     assert any("color=neuron needs" in n for n in notes)
+
+
+def test_the_estimator_is_in_the_link_only_when_it_is_not_the_default(meta):
+    default = meta.default_state()
+    assert default.estimator == ESTIMATORS[0] == "plain" and "estimator" not in to_query(default)
+    weighted = replace(default, estimator="weighted")
+    assert "estimator=weighted" in to_query(weighted)
+    assert parse_query(to_query(weighted), meta) == (weighted, [])
+    assert parse_query("?estimator=plain", meta) == (default, [])
+
+
+@pytest.mark.parametrize("value", ["hajek", "", "Weighted"])
+def test_a_bad_estimator_falls_back_to_plain_and_says_what_is_allowed(meta, value):
+    state, notes = parse_query(f"?estimator={value}&k=7", meta)
+    assert state == replace(meta.default_state(), k=7)
+    assert notes == [f"estimator must be one of 'plain', 'weighted'; got {value!r}; using the default"]
+
+
+def test_a_bad_estimator_from_the_browser_is_refused_or_kept(meta):
+    with pytest.raises(ValueError, match=r"estimator must be one of 'plain', 'weighted'; got 'mean'"):
+        state_from_dict({"estimator": "mean"}, meta)
+    with pytest.raises(ValueError, match="estimator must be one of"):
+        check_field("estimator", ["weighted"], meta)
+    notes = []
+    s = apply_event(meta.default_state(), "controls", {"estimator": "bogus"}, meta, notes)
+    assert s.estimator == "plain" and notes and "estimator must be one of 'plain', 'weighted'" in notes[0]
+    assert apply_event(s, "controls", {"estimator": "weighted"}, meta).estimator == "weighted"
 
 
 def test_link_class_by_name_and_unknown_keys(meta):
@@ -147,7 +176,11 @@ def test_derived_stores_split_the_state(meta):
     assert d["sample-params"] == {"sampler": s.sampler, "fraction": s.fraction, "j": s.j, "seed": s.seed}
     assert d["latent-params"]["neuron"] == [s.layer, s.units, 3]
     assert set(d["panel-params"]) == {"layer", "cls", "outcome", "predicted", "k", "units", "present", "sel",
-                                      "neuron", "cmnorm", "screen"}
+                                      "neuron", "cmnorm", "estimator", "screen"}
+    # the estimator changes the answers of the panels and the summary, not the sample
+    w = cb.derived_stores(replace(s, estimator="weighted"))
+    assert w["panel-params"]["estimator"] == w["eval-params"]["estimator"] == "weighted"
+    assert {name for name in d if d[name] != w[name]} == {"panel-params", "eval-params"}
     assert cb.derived_stores(meta.default_state())["latent-params"]["neuron"] is None
 
 
@@ -218,6 +251,133 @@ def test_group_of_a_selection_and_of_a_confusion_cell(digits_ws, svc, meta):
     res_cell = svc.group(idx, cell)
     ref = answer(digits_ws.full["conv2", "flat"], 5, 8, "incorrect", 1)
     assert res_cell.full.count == ref.count and res_cell.label == "class 8, predicted as 1, incorrect"
+
+
+# ------------------------------------------------------------------ the design-weighted estimator
+
+def _weighted_state(meta, **changes):
+    return replace(meta.default_state(), sampler="max-margin", fraction=0.1, estimator="weighted", **changes)
+
+
+@pytest.mark.parametrize("group", [dict(layer="fc1", cls=3, outcome="correct"), dict(layer="conv2", k=5),
+                                   dict(layer="conv1", units="channel", cls=8)])
+def test_weighted_group_answers_are_the_library_s(digits_ws, svc, meta, group):
+    state = _weighted_state(meta, **group)
+    idx = svc.sample_indices(SampleParams.from_state(state))
+    weights = design_weights(digits_ws, "max-margin", idx).weights
+    assert np.array_equal(svc.sample_weights("max-margin", idx), weights)
+    _, weighted = weighted_aggregates(digits_ws, idx, weights)
+    outcome = None if state.outcome == "all" else state.outcome
+    ref = answer(weighted[state.layer, state.units], state.k, state.cls, outcome)
+    res = svc.group(idx, state)
+    assert res.sample.count == ref.count and np.array_equal(res.sample.top, ref.top)
+    assert np.array_equal(res.sample.mean, ref.mean) and np.array_equal(res.sample.argmax_dist, ref.argmax_dist)
+    assert res.scores == compare_group(ref, res.full)
+    # the plain answers are those of the plain pass, unchanged by the weighted entries beside them
+    plain = svc.group(idx, replace(state, estimator="plain"))
+    plain_ref = answer(digits_ws.sample_pass(idx).aggregates[state.layer, state.units], state.k, state.cls, outcome)
+    assert np.array_equal(plain.sample.mean, plain_ref.mean) and not np.array_equal(plain.sample.mean, res.sample.mean)
+    assert np.array_equal(plain.full.mean, res.full.mean)
+
+
+def test_weighted_group_within_a_selection_keeps_each_item_s_weight(digits_ws, svc, meta):
+    state = _weighted_state(meta, layer="fc1", k=5)
+    idx = svc.sample_indices(SampleParams.from_state(state))
+    weights = design_weights(digits_ws, "max-margin", idx).weights
+    sel = np.arange(0, 450, 2)
+    inside = np.isin(idx, sel)
+    _, weighted = weighted_aggregates(digits_ws, idx[inside], weights[inside])
+    ref = answer(weighted["fc1", "flat"], 5)
+    res = svc.group(idx, state, selection=sel.tolist())
+    assert res.sample.count == ref.count == inside.sum() and np.allclose(res.sample.mean, ref.mean, rtol=1e-12)
+    assert res.full.count == len(sel)
+    # a selection holding no sample member: an empty answer, not a failed weighted pass
+    outside = np.setdiff1d(np.arange(450), idx)[:5]
+    assert svc.group(idx, state, selection=outside.tolist()).sample.count == 0
+
+
+def test_weighted_summary_equals_the_library_evaluation_and_random_stays_plain(digits_ws, svc):
+    params = SampleParams("max-margin", 0.1, 0.7, 0)
+    idx = svc.sample_indices(params)
+    weights = design_weights(digits_ws, "max-margin", idx).weights
+    plain = svc.summary(params, 10, "flat")
+    for mode in ("flat", "channel"):
+        summary = svc.summary(params, 10, mode, estimator="weighted")
+        ref = digits_ws.evaluate(idx, k=10, unit_mode=mode, weights=weights)
+        assert summary["estimator"] == "weighted"
+        assert summary["sample"]["overall"] == ref.overall and summary["sample"]["per_layer"] == ref.per_layer
+    assert summary["random"] == svc.summary(params, 10, "channel")["random"]
+    assert plain["estimator"] == "plain" and plain["sample"] != svc.summary(params, 10, "flat", estimator="weighted")["sample"]
+    with pytest.raises(ValueError, match=r"estimator must be one of 'plain', 'weighted'; got 'hajek'"):
+        svc.summary(params, 10, "flat", estimator="hajek")
+
+
+def test_uniform_weights_read_the_plain_entries(digits_ws, svc, meta):
+    """Random sampling weighs every item alike: its Hájek mean is its plain mean, no second pass."""
+    params = SampleParams("random", 0.1, 0.7, 4)
+    idx = svc.sample_indices(params)
+    assert svc.sample_weights("random", idx) is None
+    assert svc.summary(params, 10, "flat", estimator="weighted")["sample"] == svc.summary(params, 10, "flat")["sample"]
+    state = replace(meta.default_state(), sampler="random", fraction=0.1, seed=4, estimator="weighted")
+    assert svc.group(idx, state).scores == svc.group(idx, replace(state, estimator="plain")).scores
+
+
+def test_weighted_entries_are_cached_beside_the_plain_ones(digits_ws, svc):
+    from dldiag.app.service import APP_CACHE_VERSION
+    from dldiag.cache import content_key
+
+    idx = svc.sample_indices(SampleParams("eb-tree", 0.1, 0.7, 0))
+    weights = svc.sample_weights("eb-tree", idx)
+    plain_id, weighted_id = svc.ensure_pass(idx), svc.ensure_pass(idx, weights)
+    digest = plain_id[0]
+    # the plain keys are those of the plain pass alone, as before the estimator existed
+    assert plain_id == (digest,) and svc._agg_key(plain_id, "fc1", "flat") == content_key(
+        "app-agg", APP_CACHE_VERSION, digits_ws.key, digest, "fc1", "flat")
+    assert weighted_id[:2] == (digest, "weighted") and len(weighted_id) == 3
+    assert svc.ensure_pass(idx, weights * 2) != weighted_id  # other weights: another pass
+    back = svc.layer_aggregates(idx, "fc1", "flat", weights)
+    assert isinstance(back, WeightedLayerAggregates)
+    _, ref = weighted_aggregates(digits_ws, idx, weights)
+    for cls, outcome in ((None, None), (2, "correct")):
+        a, b = answer(ref["fc1", "flat"], 10, cls, outcome), answer(back, 10, cls, outcome)
+        assert np.array_equal(a.mean, b.mean) and np.array_equal(a.argmax_dist, b.argmax_dist)
+    with pytest.raises(ValueError, match="one weight per index"):
+        svc.ensure_pass(idx, weights[:-1])
+
+
+def test_packed_weighted_aggregates_are_exact(digits_ws, svc):
+    idx = svc.sample_indices(SampleParams("max-margin", 0.2, 0.7, 0))
+    _, agg = weighted_aggregates(digits_ws, idx, svc.sample_weights("max-margin", idx))
+    for layer_agg in agg.by_layer.values():
+        buf = io.BytesIO()
+        np.savez(buf, **pack_aggregates(layer_agg))  # plain arrays: the cache never unpickles
+        buf.seek(0)
+        back = unpack_aggregates(dict(np.load(buf, allow_pickle=False)))
+        assert isinstance(back, WeightedLayerAggregates)
+        for name in ("sums", "counts", "argmax_counts", "weight_sums"):
+            assert np.array_equal(getattr(back, name), getattr(layer_agg, name))
+            assert getattr(back, name).dtype == getattr(layer_agg, name).dtype
+
+
+def test_the_estimator_reaches_the_panels_and_the_summary(meta, svc, stores):
+    state, derived, _ = stores
+    weighted = replace(state, sampler="max-margin", fraction=0.1, estimator="weighted")
+    w = cb.derived_stores(weighted)
+    p = cb.derived_stores(replace(weighted, estimator="plain"))
+    topk, heat, argmax, _, _ = cb.panel_outputs(meta, svc, w["sample-params"], w["panel-params"])
+    for fig in (topk, heat, argmax):
+        assert "design-weighted sample · " in fig["layout"]["title"]["text"]
+    plain_topk = cb.panel_outputs(meta, svc, p["sample-params"], p["panel-params"])[0]
+    assert "design-weighted" not in plain_topk["layout"]["title"]["text"]
+    fig, table = cb.summary_outputs(meta, svc, w["sample-params"], w["eval-params"])
+    plain_fig, plain_table = cb.summary_outputs(meta, svc, p["sample-params"], p["eval-params"])
+    assert "design-weighted sample" in fig["layout"]["title"]["text"]
+    assert "design-weighted" not in plain_fig["layout"]["title"]["text"]
+    assert [t["y"] for t in fig["data"]] != [t["y"] for t in plain_fig["data"]]
+    # the random baseline's bars are the same under both estimators
+    assert [t["y"] for t in fig["data"] if t["name"] == "random"] == \
+        [t["y"] for t in plain_fig["data"] if t["name"] == "random"]
+    assert "design-weighted" in str(table.children[0].children)
 
 
 def test_cache_reads_survive_threads(svc):

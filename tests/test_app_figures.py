@@ -434,6 +434,32 @@ def test_summary_figure_of_the_random_sampler_does_not_compare_it_with_itself():
     assert " vs " not in title_of(fig) and "the random sampler is the baseline itself" in title_of(fig)
 
 
+def test_the_subtitles_say_when_the_sample_s_answers_are_design_weighted():
+    from dldiag.weighting import ESTIMATORS
+
+    assert tuple(F.ESTIMATOR_NAMES) == tuple(F.ESTIMATE_PREFIX) == ESTIMATORS
+    assert F.estimate_subtitle("S2 cosine distance 0.1") == "S2 cosine distance 0.1"
+    assert F.estimate_subtitle("S2 cosine distance 0.1", "weighted") == "design-weighted sample · S2 cosine distance 0.1"
+    with pytest.raises(ValueError, match=r"estimator must be one of 'plain', 'weighted'; got 'hajek'"):
+        F.estimate_subtitle("x", "hajek")
+    mean = np.linspace(0, 1, 12)
+    labels = [f"u{i}" for i in range(12)]
+    common = dict(sampler="vas", n_sample=5, n_full=40, layer="fc2")
+    for estimator in ESTIMATORS:
+        figs = (F.topk_figure(mean, mean, np.arange(3), np.arange(3), labels=labels, s1=1.0, k=3,
+                              estimator=estimator, **common),
+                F.heatmap_figure(mean, mean, (12,), s2=0.0, estimator=estimator, **common),
+                F.argmax_figure(mean / mean.sum(), mean / mean.sum(), labels=labels, s3=0.0, estimator=estimator,
+                                **common))
+        for fig in figs:
+            valid(fig)
+            assert ("design-weighted sample · " in title_of(fig)) == (estimator == "weighted")
+    scores = {"s1": 0.8, "s2": 0.1, "s3": 0.2}
+    weighted = F.summary_figure({**_summary(scores, scores), "estimator": "weighted"}, sampler="vas", fraction=0.05)
+    assert "design-weighted sample · S1 0.80 vs 0.80" in title_of(weighted)
+    assert "design-weighted" not in title_of(F.summary_figure(_summary(scores, scores), sampler="vas", fraction=0.05))
+
+
 def test_score_line_names_the_score_its_baseline_and_the_better_direction():
     assert F.score_line("s2", 0.1234) == ("S2 cosine distance 0.123 between the sample's and the full data's mean "
                                           "activations — lower is better")

@@ -257,6 +257,30 @@ def test_control_ranges_in_the_words_are_the_app_s():
     assert f"{low} to {high}" in G.GLOSSARY["fraction"].long
 
 
+def test_the_estimator_entry_names_the_app_s_choices_default_and_measured_numbers():
+    import csv
+    from pathlib import Path
+
+    from dldiag.app.figures import ESTIMATOR_NAMES
+    from dldiag.app.state import ViewState
+    from dldiag.weighting import ESTIMATORS
+
+    e = G.GLOSSARY["estimator"]
+    default = ViewState().estimator
+    assert default == ESTIMATORS[0] == "plain" and set(ESTIMATOR_NAMES) == set(ESTIMATORS)
+    assert ESTIMATOR_NAMES["plain"] in e.term and ESTIMATOR_NAMES["weighted"] in e.term
+    assert "plain mean of its items (the default)" in e.short
+    assert "Plain is the default because it measured better" in e.long
+    assert "plain is the default" in G.ESTIMATOR_HINT and len(G.ESTIMATOR_HINT) <= 110
+    # the numbers quoted are results/fashion-mnist/weighting_summary.csv's (max-margin at 5 %)
+    table = Path(__file__).resolve().parents[1] / "results" / "fashion-mnist" / "weighting_summary.csv"
+    with open(table, newline="") as f:
+        row = next(r for r in csv.DictReader(f) if r["sampler"] == "max-margin" and float(r["fraction"]) == 0.05)
+    plain, weighted = float(row["s1_plain"]), float(row["s1_weighted"])
+    assert weighted < plain
+    assert f"S1 at 5 % from {plain:.3f} to {weighted:.3f}" in e.long
+
+
 def test_doctests():
     assert doctest.testmod(G, optionflags=doctest.ELLIPSIS).failed == 0
 

@@ -76,6 +76,7 @@ __all__ = [
     "group_rng",
     "estimate_group",
     "estimate_groups",
+    "with_estimates",
 ]
 
 #: Resamples per group. 200 keeps the Monte-Carlo error of a 90 % percentile bound small next
@@ -227,8 +228,27 @@ def group_rng(seed: int, cls=None, outcome=None, predicted=None) -> np.random.Ge
 
 
 def _percentiles(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """The two percentile bounds of each column of ``values`` (replicates × columns)."""
     alpha = 1.0 - level
-    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2], axis=0)
+    # np.quantile's "linear" rule on one full sort along contiguous rows: for a (200, 4704)
+    # matrix that is 5x faster than np.quantile, whose partition is not vectorised.
+    ordered = np.sort(np.ascontiguousarray(values.T), axis=-1)
+    bounds = []
+    for q in (alpha / 2, 1 - alpha / 2):
+        pos = q * (ordered.shape[-1] - 1)
+        below = int(np.floor(pos))
+        above = min(below + 1, ordered.shape[-1] - 1)
+        lo, hi = ordered[..., below], ordered[..., above]
+        bounds.append(lo + (hi - lo) * (pos - below))
+    return bounds[0], bounds[1]
+
+
+def _column_percentiles(values: np.ndarray, columns: np.ndarray, fill: np.ndarray,
+                        level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bounds of the ``columns`` that vary; every other column is ``fill`` exactly."""
+    low, high = fill.astype(np.float64), fill.astype(np.float64)
+    if len(columns):
+        low[columns], high[columns] = _percentiles(values[:, columns], level)
     return low, high
 
 
@@ -243,7 +263,8 @@ def _top_k_members(means: np.ndarray, k: int) -> np.ndarray:
     The same sets as :func:`~dldiag.queries.top_k` row by row, without sorting: every unit
     above the k-th largest value is in, and the lowest-indexed units equal to it fill the rest.
     """
-    kth = -np.partition(-means, k - 1, axis=1)[:, k - 1 : k]
+    units = means.shape[1]
+    kth = np.partition(means, units - k, axis=1)[:, units - k : units - k + 1]
     above = means > kth
     need = k - above.sum(axis=1, keepdims=True)
     tied = means == kth
@@ -279,7 +300,10 @@ def _estimate(x: np.ndarray, counts: np.ndarray, k: int, level: float) -> GroupE
     # broken differently by rounding), and float32 products lose nothing that matters.
     dev = (x - mean).astype(np.float32)
     means = mean + (counts.astype(np.float32) @ dev).astype(np.float64) / n
-    mean_low, mean_high = _percentiles(means, level)
+    # A unit constant over the group's items (a dead ReLU, say) has the sample mean in every
+    # resample: only the others need their quantiles.
+    varying = np.flatnonzero(np.any(dev != 0, axis=0))
+    mean_low, mean_high = _column_percentiles(means, varying, mean, level)
 
     top = top_k(mean, k)
     trivial = units <= k
@@ -295,10 +319,16 @@ def _estimate(x: np.ndarray, counts: np.ndarray, k: int, level: float) -> GroupE
     # Each item's arg-max unit as the streaming pass takes it (numpy, ties to the lowest unit).
     winner = np.asarray(x).argmax(axis=1)
     dist = np.bincount(winner, minlength=units) / n
-    cells = (np.arange(n_boot) * units)[:, None] + winner[None, :]
-    dists = np.bincount(cells.ravel(), weights=counts.ravel(), minlength=n_boot * units).reshape(n_boot, units) / n
-    dist_low, dist_high = _percentiles(dists, level)
-    s3_rep = _js_rows(dists, dist)
+    # A resample's items are the sample's, so its arg-max bins are among the sample's: the
+    # distributions are computed over those bins only (at most n of a layer's units), and
+    # every other bin is 0 in every resample.
+    bins, slot = np.unique(winner, return_inverse=True)
+    cells = (np.arange(n_boot) * len(bins))[:, None] + slot[None, :]
+    dists = np.bincount(cells.ravel(), weights=counts.ravel(),
+                        minlength=n_boot * len(bins)).reshape(n_boot, len(bins)) / n
+    dist_low, dist_high = np.zeros(units), np.zeros(units)
+    dist_low[bins], dist_high[bins] = _percentiles(dists, level)
+    s3_rep = _js_rows(dists, dist[bins])
 
     return GroupEstimate(
         n=n, k=k, n_boot=n_boot, level=level, mean=mean, mean_low=mean_low, mean_high=mean_high,
@@ -471,3 +501,28 @@ def estimate_groups(acts: Mapping[str, np.ndarray], y_true, y_pred, *, n_classes
     per_layer = {layer: _summarise([r["estimate"] for r in rows if r["layer"] == layer], level) for layer in acts}
     overall = _summarise([r["estimate"] for r in rows], level)
     return SampleEstimate(rows, per_layer, overall, k, n_boot, level, seed, unit_mode)
+
+
+def with_estimates(accuracy: dict, estimate: SampleEstimate) -> dict:
+    """A measured accuracy (``QueryAccuracy.to_dict()``) with an ``estimate`` beside each figure.
+
+    Every group row, every ``per_layer`` entry and ``overall`` gain an ``estimate`` key
+    (:meth:`GroupEstimate.to_dict`, :meth:`NoEstimate.to_dict`, or the summaries of
+    :class:`SampleEstimate`); the existing keys are left as they are, and the settings go
+    under ``estimate_settings``. The input is not changed.
+
+    Raises
+    ------
+    ValueError
+        If the two were made with another k or unit mode.
+    """
+    if accuracy.get("k") != estimate.k or accuracy.get("unit_mode", estimate.unit_mode) != estimate.unit_mode:
+        raise ValueError(f"the estimate (k={estimate.k}, unit_mode={estimate.unit_mode!r}) is not of this accuracy "
+                         f"(k={accuracy.get('k')!r}, unit_mode={accuracy.get('unit_mode')!r})")
+    groups = []
+    for row in accuracy["groups"]:
+        est = estimate.lookup(row["layer"], row["cls"], row["outcome"])
+        groups.append({**row, "estimate": est.to_dict()})
+    per_layer = {layer: {**m, "estimate": estimate.per_layer.get(layer)} for layer, m in accuracy["per_layer"].items()}
+    return {**accuracy, "overall": {**accuracy["overall"], "estimate": estimate.overall},
+            "per_layer": per_layer, "groups": groups, "estimate_settings": estimate.settings()}

@@ -298,7 +298,8 @@ class Workspace(LatentArtifacts):
         return arrays["y_pred"], {layer: arrays[f"act/{layer}"] for layer in self.layers}
 
     def estimate(self, indices: np.ndarray, *, k: int = 10, unit_mode: str = "flat", n_boot: int = DEFAULT_N_BOOT,
-                 level: float = DEFAULT_LEVEL, seed: int = 0, layers=None) -> SampleEstimate:
+                 level: float = DEFAULT_LEVEL, seed: int = 0, layers=None,
+                 interval: str = "percentile") -> SampleEstimate:
         """Accuracy of the sample ``indices`` estimated from the sample alone, every group.
 
         See :mod:`dldiag.estimates` for what the bootstrap estimates and its known bias; the
@@ -309,7 +310,7 @@ class Workspace(LatentArtifacts):
         indices : ndarray of int
             The sample.
         k, unit_mode : as for :meth:`evaluate`
-        n_boot, level, seed : as for :func:`~dldiag.estimates.estimate_group`
+        n_boot, level, seed, interval : as for :func:`~dldiag.estimates.estimate_group`
         layers : sequence of str, optional
             Restrict to these layers (default: all diagnosed layers).
 
@@ -325,11 +326,12 @@ class Workspace(LatentArtifacts):
             acts = {layer: acts[layer] for layer in layers}
         y_true = self.dataset.y_test[np.asarray(indices, dtype=np.int64)]
         return estimate_groups(acts, y_true, y_pred, n_classes=self.dataset.n_classes, k=k, n_boot=n_boot,
-                               level=level, seed=seed, unit_mode=unit_mode)
+                               level=level, seed=seed, unit_mode=unit_mode, interval=interval)
 
     def group_estimate(self, indices: np.ndarray, layer: str, *, unit_mode: str = "flat", k: int = 10,
                        cls=None, outcome=None, predicted=None, n_boot: int = DEFAULT_N_BOOT,
-                       level: float = DEFAULT_LEVEL, seed: int = 0) -> GroupEstimate | NoEstimate:
+                       level: float = DEFAULT_LEVEL, seed: int = 0,
+                       interval: str = "percentile") -> GroupEstimate | NoEstimate:
         """The bootstrap of one group of the sample ``indices`` in one layer (what a panel shows).
 
         The group is (``cls``, ``outcome``, ``predicted``), ``None`` meaning any, as for
@@ -352,7 +354,7 @@ class Workspace(LatentArtifacts):
         if outcome is not None:
             mask &= (y_true == y_pred) if outcome == "correct" else (y_true != y_pred)
         return estimate_group(acts[layer][mask], k=k, n_boot=n_boot, level=level,
-                              seed=group_rng(seed, cls, outcome, predicted))
+                              seed=group_rng(seed, cls, outcome, predicted), interval=interval)
 
 
 def callable_key(obj):

@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "alone (default: 200; 0 for no estimate)")
     p.add_argument("--level", type=float, default=0.9, help="nominal coverage of the estimates' intervals")
     p.add_argument("--boot-seed", type=int, default=0, help="seed of the bootstrap's resamples")
+    p.add_argument("--interval", default="percentile", choices=("percentile", "expanded"),
+                   help="per-unit and per-bin intervals: plain percentile, or expanded for small groups "
+                        "(default: percentile)")
 
     sub.add_parser("experiments", add_help=False,
                    help="the report's experiments (Figs. 4-7, Table IV): python -m dldiag experiments --help")
@@ -132,7 +135,7 @@ def _query(args) -> int:
     est = None
     if args.n_boot:
         est = ws.estimate(indices, k=args.k, unit_mode=args.unit_mode, n_boot=args.n_boot, level=args.level,
-                          seed=args.boot_seed)
+                          seed=args.boot_seed, interval=args.interval)
     wrong = int(np.sum(ws.y_pred[indices] != ws.y_true[indices]))
     if args.json:
         from .estimates import with_estimates

@@ -33,7 +33,11 @@ estimates variance, not bias, and it is optimistic in ways that are known:
   however often they occur in the full group. The estimated S2 and S3 distances are biased low
   (too good) for small groups of sparse (ReLU) layers.
 - The percentile bootstrap of a mean has variance ``(n - 1) / n`` times the textbook
-  ``s² / n``, so intervals are too narrow for small groups (n < 10 or so).
+  ``s² / n`` and uses normal rather than Student quantiles, so intervals are too narrow for
+  small groups (n < 10 or so). ``interval="expanded"`` widens the per-unit and per-bin
+  intervals by Hesterberg's expanded percentile rule (:func:`expanded_level`); on digits it
+  raises the coverage of 20 % random samples' per-unit intervals from 0.75 to 0.79 (0.79 to
+  0.82 for groups of at least 10 items).
 - Resampling with replacement ignores the finite-population correction ``1 - n / N_g``: when
   the sample holds a large share of the group the intervals are too wide (a sample holding all
   of a group has no error, but the bootstrap still shows some).
@@ -58,6 +62,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 from scipy.special import rel_entr
 
 from ._validation import check_int, check_interval, check_option
@@ -67,12 +72,14 @@ from .queries import top_k
 __all__ = [
     "DEFAULT_N_BOOT",
     "DEFAULT_LEVEL",
+    "INTERVALS",
     "MIN_ITEMS",
     "Interval",
     "GroupEstimate",
     "NoEstimate",
     "SampleEstimate",
     "bootstrap_counts",
+    "expanded_level",
     "group_rng",
     "estimate_group",
     "estimate_groups",
@@ -86,6 +93,11 @@ DEFAULT_N_BOOT = 200
 DEFAULT_LEVEL = 0.9
 #: Fewest sample items of a group for which an estimate is given.
 MIN_ITEMS = 2
+#: How the per-unit and per-bin intervals are read off the resamples: ``"percentile"`` at the
+#: nominal level, or ``"expanded"``, the percentile interval at the wider level of
+#: :func:`expanded_level`, which corrects the narrowness of percentile intervals of a mean on
+#: small groups.
+INTERVALS = ("percentile", "expanded")
 
 _LN2 = np.log(2.0)
 
@@ -116,6 +128,8 @@ class GroupEstimate:
         Resamples.
     level : float
         Nominal coverage of every interval.
+    interval : {"percentile", "expanded"}
+        How the per-unit and per-bin intervals were read (see :data:`INTERVALS`).
     mean, mean_low, mean_high : ndarray of shape (units,)
         S2: the sample's mean activation per unit and its per-unit interval.
     top : ndarray of int
@@ -141,6 +155,7 @@ class GroupEstimate:
     k: int
     n_boot: int
     level: float
+    interval: str
     mean: np.ndarray
     mean_low: np.ndarray
     mean_high: np.ndarray
@@ -227,6 +242,27 @@ def group_rng(seed: int, cls=None, outcome=None, predicted=None) -> np.random.Ge
                                   0 if predicted is None else int(predicted) + 1])
 
 
+def expanded_level(n: int, level: float = DEFAULT_LEVEL) -> float:
+    """The level at which to read a percentile interval of a mean of ``n`` items.
+
+    Hesterberg's expanded percentile interval (T. Hesterberg, "What teachers should know about
+    the bootstrap", *The American Statistician* 69(4), 2015): the tail ``α/2`` becomes
+    ``Φ(−√(n/(n−1)) · t_{1−α/2, n−1})``, which makes up for the bootstrap's variance bias
+    ``(n − 1)/n`` and for using normal instead of Student quantiles.
+
+    Examples
+    --------
+    >>> round(expanded_level(9, 0.9), 3)
+    0.951
+    >>> round(expanded_level(10_000, 0.9), 3)
+    0.9
+    """
+    n = check_int("n", n, MIN_ITEMS)
+    level = check_interval("level", level, 0.0, 1.0, closed="neither")
+    tail = stats.norm.cdf(-np.sqrt(n / (n - 1)) * stats.t.ppf(1 - (1 - level) / 2, n - 1))
+    return float(1 - 2 * tail)
+
+
 def _percentiles(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
     """The two percentile bounds of each column of ``values`` (replicates × columns)."""
     alpha = 1.0 - level
@@ -290,9 +326,11 @@ def _js_rows(rows: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(divergence, 0.0, 1.0))
 
 
-def _estimate(x: np.ndarray, counts: np.ndarray, k: int, level: float) -> GroupEstimate:
+def _estimate(x: np.ndarray, counts: np.ndarray, k: int, level: float, interval: str) -> GroupEstimate:
     """The bootstrap of one group's items ``x`` (n, units) under the resample ``counts`` (B, n)."""
     n, units = x.shape
+    # Only the intervals of means (units, bins) are expanded: the rule is derived for a mean.
+    mean_level = expanded_level(n, level) if interval == "expanded" else level
     n_boot = counts.shape[0]
     mean = x.mean(axis=0, dtype=np.float64)
     # Resampled means as the sample mean plus the resampled mean deviation: a group of identical
@@ -303,7 +341,7 @@ def _estimate(x: np.ndarray, counts: np.ndarray, k: int, level: float) -> GroupE
     # A unit constant over the group's items (a dead ReLU, say) has the sample mean in every
     # resample: only the others need their quantiles.
     varying = np.flatnonzero(np.any(dev != 0, axis=0))
-    mean_low, mean_high = _column_percentiles(means, varying, mean, level)
+    mean_low, mean_high = _column_percentiles(means, varying, mean, mean_level)
 
     top = top_k(mean, k)
     trivial = units <= k
@@ -327,26 +365,26 @@ def _estimate(x: np.ndarray, counts: np.ndarray, k: int, level: float) -> GroupE
     dists = np.bincount(cells.ravel(), weights=counts.ravel(),
                         minlength=n_boot * len(bins)).reshape(n_boot, len(bins)) / n
     dist_low, dist_high = np.zeros(units), np.zeros(units)
-    dist_low[bins], dist_high[bins] = _percentiles(dists, level)
+    dist_low[bins], dist_high[bins] = _percentiles(dists, mean_level)
     s3_rep = _js_rows(dists, dist[bins])
 
     return GroupEstimate(
-        n=n, k=k, n_boot=n_boot, level=level, mean=mean, mean_low=mean_low, mean_high=mean_high,
+        n=n, k=k, n_boot=n_boot, level=level, interval=interval, mean=mean, mean_low=mean_low, mean_high=mean_high,
         top=top, stay=stay, argmax_dist=dist, dist_low=dist_low, dist_high=dist_high,
         s1=_interval(s1_rep, level), s2=_interval(s2_rep, level), s3=_interval(s3_rep, level),
         s1_trivial=bool(trivial), replicates={"s1": s1_rep, "s2": s2_rep, "s3": s3_rep},
     )
 
 
-def _check_common(k, n_boot, level) -> tuple[int, int, float]:
+def _check_common(k, n_boot, level, interval) -> tuple[int, int, float, str]:
     k = check_int("k", k, 1)
     n_boot = check_int("n_boot", n_boot, 1)
     level = check_interval("level", level, 0.0, 1.0, closed="neither")
-    return k, n_boot, level
+    return k, n_boot, level, check_option("interval", interval, INTERVALS)
 
 
 def estimate_group(x, *, k: int = 10, n_boot: int = DEFAULT_N_BOOT, level: float = DEFAULT_LEVEL,
-                   seed: int | np.random.Generator = 0) -> GroupEstimate | NoEstimate:
+                   seed: int | np.random.Generator = 0, interval: str = "percentile") -> GroupEstimate | NoEstimate:
     """Bootstrap one group's sample items of one layer: intervals and estimated S1/S2/S3.
 
     See the module's notes for what the estimate means and how it is biased.
@@ -364,6 +402,9 @@ def estimate_group(x, *, k: int = 10, n_boot: int = DEFAULT_N_BOOT, level: float
     seed : int or numpy Generator
         Seed of the resamples (or the generator itself); :func:`group_rng` gives the one that
         :func:`estimate_groups` uses for a group.
+    interval : {"percentile", "expanded"}
+        How per-unit and per-bin intervals are read off the resamples (:data:`INTERVALS`); the
+        intervals of the estimated S1/S2/S3 are always plain percentile intervals.
 
     Returns
     -------
@@ -378,7 +419,7 @@ def estimate_group(x, *, k: int = 10, n_boot: int = DEFAULT_N_BOOT, level: float
     >>> estimate_group(np.ones((1, 3))).reason[:31]
     'the sample holds 1 item of this'
     """
-    k, n_boot, level = _check_common(k, n_boot, level)
+    k, n_boot, level, interval = _check_common(k, n_boot, level, interval)
     _check_seed(seed)
     x = np.asarray(x)
     if x.ndim != 2:
@@ -389,7 +430,7 @@ def estimate_group(x, *, k: int = 10, n_boot: int = DEFAULT_N_BOOT, level: float
     if n < MIN_ITEMS:
         return _no_estimate(n)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    return _estimate(x, bootstrap_counts(n, n_boot, rng), k, level)
+    return _estimate(x, bootstrap_counts(n, n_boot, rng), k, level, interval)
 
 
 @dataclass(frozen=True)
@@ -408,7 +449,7 @@ class SampleEstimate:
         None when no group has an estimate: the mean of the group estimates and the percentile
         interval of that mean over the shared replicates. Groups without an estimate are left
         out, and so are trivial S1 groups (layers with at most k units) from S1.
-    k, n_boot, level, seed, unit_mode
+    k, n_boot, level, seed, unit_mode, interval
         The settings.
     """
 
@@ -420,6 +461,7 @@ class SampleEstimate:
     level: float
     seed: int
     unit_mode: str | None = None
+    interval: str = "percentile"
 
     def lookup(self, layer: str, cls: int, outcome: str) -> GroupEstimate | NoEstimate:
         """The estimate of one group."""
@@ -429,7 +471,7 @@ class SampleEstimate:
         raise KeyError(f"no group (layer={layer!r}, cls={cls!r}, outcome={outcome!r}) in this estimate")
 
     def settings(self) -> dict:
-        return {"method": "percentile bootstrap over the sample's items of each group",
+        return {"method": "bootstrap over the sample's items of each group", "interval": self.interval,
                 "n_boot": self.n_boot, "level": self.level, "seed": self.seed, "k": self.k,
                 "unit_mode": self.unit_mode}
 
@@ -451,7 +493,7 @@ def _summarise(estimates: Sequence, level: float) -> dict:
 
 def estimate_groups(acts: Mapping[str, np.ndarray], y_true, y_pred, *, n_classes: int, k: int = 10,
                     n_boot: int = DEFAULT_N_BOOT, level: float = DEFAULT_LEVEL, seed: int = 0,
-                    unit_mode: str | None = None) -> SampleEstimate:
+                    unit_mode: str | None = None, interval: str = "percentile") -> SampleEstimate:
     """Bootstrap every (layer, class, outcome) group of a sample.
 
     Parameters
@@ -461,7 +503,7 @@ def estimate_groups(acts: Mapping[str, np.ndarray], y_true, y_pred, *, n_classes
     y_true, y_pred : array-like of shape (n,)
         The items' true and predicted classes (they define the groups).
     n_classes : int
-    k, n_boot, level : see :func:`estimate_group`
+    k, n_boot, level, interval : see :func:`estimate_group`
     seed : int
         Seed of the resamples; each group draws from :func:`group_rng` (``seed``, group), the
         same resamples in every layer.
@@ -474,7 +516,7 @@ def estimate_groups(acts: Mapping[str, np.ndarray], y_true, y_pred, *, n_classes
         Rows for every class and outcome, including groups the sample lacks
         (:class:`NoEstimate`).
     """
-    k, n_boot, level = _check_common(k, n_boot, level)
+    k, n_boot, level, interval = _check_common(k, n_boot, level, interval)
     seed = check_int("seed", seed, 0)
     n_classes = check_int("n_classes", n_classes, 1)
     y_true = np.asarray(y_true)
@@ -496,11 +538,11 @@ def estimate_groups(acts: Mapping[str, np.ndarray], y_true, y_pred, *, n_classes
             counts = (bootstrap_counts(n, n_boot, group_rng(seed, cls, outcome))
                       if n >= MIN_ITEMS else None)
             for layer, a in acts.items():
-                est = _no_estimate(n) if counts is None else _estimate(a[members], counts, k, level)
+                est = _no_estimate(n) if counts is None else _estimate(a[members], counts, k, level, interval)
                 rows.append({"layer": layer, "cls": cls, "outcome": outcome, "n_sample": n, "estimate": est})
     per_layer = {layer: _summarise([r["estimate"] for r in rows if r["layer"] == layer], level) for layer in acts}
     overall = _summarise([r["estimate"] for r in rows], level)
-    return SampleEstimate(rows, per_layer, overall, k, n_boot, level, seed, unit_mode)
+    return SampleEstimate(rows, per_layer, overall, k, n_boot, level, seed, unit_mode, interval)
 
 
 def with_estimates(accuracy: dict, estimate: SampleEstimate) -> dict:

@@ -92,6 +92,8 @@ DEFAULT_N_BOOT = 200
 DEFAULT_LEVEL = 0.9
 #: Fewest sample items of a group for which an estimate is given.
 MIN_ITEMS = 2
+#: Memory of the resampled means held at once (B × units of a block, float64).
+_BLOCK_BYTES = 64 * 2**20
 #: How the per-unit and per-bin intervals are read off the resamples: ``"percentile"`` at the
 #: nominal level, or ``"expanded"``, the percentile interval at the wider level of
 #: :func:`expanded_level`, which corrects the narrowness of percentile intervals of a mean on
@@ -284,15 +286,6 @@ def _percentiles(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarr
     return bounds[0], bounds[1]
 
 
-def _column_percentiles(values: np.ndarray, columns: np.ndarray, fill: np.ndarray,
-                        level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bounds of the ``columns`` that vary; every other column is ``fill`` exactly."""
-    low, high = fill.astype(np.float64), fill.astype(np.float64)
-    if len(columns):
-        low[columns], high[columns] = _percentiles(values[:, columns], level)
-    return low, high
-
-
 def _interval(replicates: np.ndarray, level: float) -> Interval:
     low, high = _percentiles(replicates, level)
     return Interval(float(np.mean(replicates)), float(low), float(high))
@@ -314,18 +307,17 @@ def _top_k_members(means: np.ndarray, k: int) -> np.ndarray:
     return above | (tied & (np.cumsum(tied, axis=1) <= need))
 
 
-def _cosine_rows(rows: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """:func:`~dldiag.metrics.cosine_distance` of each row against ``ref``, same conventions."""
-    norms = np.linalg.norm(rows, axis=1)
-    ref_norm = float(np.linalg.norm(ref))
+def _cosine_rows(dots: np.ndarray, sumsq: np.ndarray, ref_norm: float, same: np.ndarray) -> np.ndarray:
+    """:func:`~dldiag.metrics.cosine_distance` of each row against a reference, same conventions.
+
+    From each row's dot product with the reference, its squared norm and whether it equals the
+    reference (accumulated block by block over the units).
+    """
+    norms = np.sqrt(sumsq)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.clip(1.0 - rows @ ref / (norms * ref_norm), 0.0, 2.0)
-    zero = (norms == 0.0) | (ref_norm == 0.0)
-    out[zero] = 1.0
-    # Identical vectors (also two zero vectors) score exactly 0; only rows already at a
-    # rounding distance, or zero, can be identical, so only those are compared.
-    close = np.flatnonzero(zero | (out < 1e-9))
-    out[close[np.all(rows[close] == ref, axis=1)]] = 0.0
+        out = np.clip(1.0 - dots / (norms * ref_norm), 0.0, 2.0)
+    out[(norms == 0.0) | (ref_norm == 0.0)] = 1.0
+    out[same] = 0.0  # identical vectors, also two zero vectors
     return out
 
 
@@ -342,38 +334,58 @@ def _estimate(x: np.ndarray, counts: np.ndarray, k: int, level: float, interval:
     # Only the intervals of means (units, bins) are expanded: the rule is derived for a mean.
     mean_level = expanded_level(n, level) if interval == "expanded" else level
     n_boot = counts.shape[0]
-    values = np.asarray(x, dtype=np.float64)
-    mean = values.mean(axis=0)
-    # Integer counts times float32 activations summed in float64 are exact in practice, so two
-    # units whose resampled sums are equal get equal means and the tie is broken by unit index
-    # as in top_k, and a unit constant over the group has its sample mean in every resample
-    # (zero-width intervals). Centering first, or float32, would round such ties apart.
-    means = (counts.astype(np.float64) @ values) / n
-    # Only units that vary over the group's items need their quantiles (dead ReLUs do not).
-    varying = np.flatnonzero(np.any(values != values[:1], axis=0))
-    mean_low, mean_high = _column_percentiles(means, varying, mean, mean_level)
-
+    weights = counts.astype(np.float64)
+    mean = np.asarray(x).mean(axis=0, dtype=np.float64)
     top = top_k(mean, k)
     trivial = units <= k
-    if trivial:
-        s1_rep = np.ones(n_boot)
-        stay = np.ones(len(top))
-    else:
+    if not trivial:
         # In every resample the k-th largest mean is at least the k-th largest among the
         # sample's top-3k units; a unit whose mean stays below the lowest such bound in every
         # resample is never in a top-k nor tied at its edge, so the exact top-k needs only the
         # others, kept in unit order for the tie rule (conv1 of a 500-item Fashion-MNIST
         # sample: 100-1,000 of 4,704 units).
         reference = top_k(mean, 3 * k)
-        lowest_kth = np.partition(means[:, reference], len(reference) - k, axis=1)[:, len(reference) - k].min()
-        candidates = np.flatnonzero(means.max(axis=0) >= lowest_kth)
-        members = _top_k_members(means[:, candidates], k)
+        ref_means = weights @ np.asarray(x[:, reference], dtype=np.float64) / n
+        lowest_kth = np.partition(ref_means, len(reference) - k, axis=1)[:, len(reference) - k].min()
+        kept_units, kept_means = [], []
+
+    mean_low, mean_high = mean.copy(), mean.copy()
+    dots, sumsq, same = np.zeros(n_boot), np.zeros(n_boot), np.ones(n_boot, dtype=bool)
+    # Units in blocks, so that the (B, units) resampled means of a wide layer (galaxy-cnn's
+    # conv1 has 152,352 units) never exist at once.
+    block = max(1, _BLOCK_BYTES // (8 * n_boot))
+    for start in range(0, units, block):
+        values = np.asarray(x[:, start : start + block], dtype=np.float64)
+        # Integer counts times float32 activations summed in float64 are exact in practice, so
+        # two units whose resampled sums are equal get equal means and the tie is broken by
+        # unit index as in top_k, and a unit constant over the group has its sample mean in
+        # every resample (zero-width intervals). Centering, or float32, would round ties apart.
+        means = (weights @ values) / n
+        # Only units that vary over the group's items need their quantiles (dead ReLUs do not).
+        varying = np.flatnonzero(np.any(values != values[:1], axis=0))
+        if len(varying):
+            mean_low[start + varying], mean_high[start + varying] = _percentiles(means[:, varying], mean_level)
+        ref = mean[start : start + block]
+        dots += means @ ref
+        sumsq += np.einsum("ij,ij->i", means, means)
+        same &= np.all(means == ref, axis=1)
+        if not trivial:
+            keep = np.flatnonzero(means.max(axis=0) >= lowest_kth)
+            kept_units.append(start + keep)
+            kept_means.append(means[:, keep])
+    s2_rep = _cosine_rows(dots, sumsq, float(np.linalg.norm(mean)), same)
+
+    if trivial:
+        s1_rep = np.ones(n_boot)
+        stay = np.ones(len(top))
+    else:
+        candidates = np.concatenate(kept_units)
+        members = _top_k_members(np.concatenate(kept_means, axis=1), k)
         inside = np.zeros((n_boot, len(top)), dtype=bool)
         found = np.isin(top, candidates)
         inside[:, found] = members[:, np.searchsorted(candidates, top[found])]
         s1_rep = inside.sum(axis=1) / k
         stay = inside.mean(axis=0)
-    s2_rep = _cosine_rows(means, mean)
 
     # Each item's arg-max unit as the streaming pass takes it (numpy, ties to the lowest unit).
     winner = np.asarray(x).argmax(axis=1)

@@ -75,6 +75,20 @@ def test_replicates_are_the_metrics_of_each_resample(scale):
         assert est.replicates["s3"][b] == pytest.approx(js_distance(dist, sample_dist), abs=1e-9)
 
 
+def test_units_in_blocks_give_the_same_estimate(monkeypatch):
+    """A wide layer is bootstrapped a block of units at a time; the blocks change nothing."""
+    import dldiag.estimates as estimates
+
+    x = np.random.default_rng(4).integers(0, 4, size=(12, 50)).astype(np.float32)
+    whole = estimate_group(x, k=3, n_boot=40, seed=5)
+    monkeypatch.setattr(estimates, "_BLOCK_BYTES", 8 * 40 * 7)  # 7 units per block
+    blocks = estimate_group(x, k=3, n_boot=40, seed=5)
+    for name in ("mean_low", "mean_high", "stay", "dist_low", "dist_high"):
+        np.testing.assert_array_equal(getattr(blocks, name), getattr(whole, name))
+    np.testing.assert_array_equal(blocks.replicates["s1"], whole.replicates["s1"])
+    np.testing.assert_allclose(blocks.replicates["s2"], whole.replicates["s2"], atol=1e-12)
+
+
 def test_identical_items_give_zero_width_intervals_and_precision_one():
     x = np.tile(np.array([[0.5, 2.0, 0.0, 1.0, 2.0, 0.25]], dtype=np.float32), (7, 1))
     est = estimate_group(x, k=2, seed=0)

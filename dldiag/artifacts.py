@@ -262,13 +262,22 @@ class Workspace(LatentArtifacts):
         digest = hashlib.sha256(np.ascontiguousarray(indices, dtype=np.int64).tobytes()).hexdigest()
         return content_key("sample-acts", CACHE_VERSION, self.key, digest, unit_mode)
 
-    def sample_activations(self, indices: np.ndarray, unit_mode: str = "flat") -> tuple[np.ndarray, dict]:
+    def sample_activations(self, indices: np.ndarray, unit_mode: str = "flat", *,
+                           cache: ArrayCache | None = None) -> tuple[np.ndarray, dict]:
         """Per-item activations of every diagnosed layer for the sample ``indices``.
 
         One forward pass over the sample (:func:`~dldiag.activations.collect_activations`)
         gives both unit modes; each is kept in the samples tier (about 13 MB for 500
         Fashion-MNIST items in the flat mode), so the bootstrap of a sample, its panels and
         its ``query`` share one pass.
+
+        Parameters
+        ----------
+        indices : ndarray of int
+            The sample.
+        unit_mode : {"flat", "channel"}
+        cache : ArrayCache, optional
+            Where to keep them (default: the samples tier; the app may pass its own).
 
         Returns
         -------
@@ -280,11 +289,12 @@ class Workspace(LatentArtifacts):
         """
         check_option("unit_mode", unit_mode, UNIT_MODES)
         indices = np.asarray(indices, dtype=np.int64)
+        cache = self.sample_cache if cache is None else cache
         key = self._acts_key(indices, unit_mode)
-        arrays = self.sample_cache.get(key)
+        arrays = cache.get(key)
         if arrays is None:
-            with self.sample_cache.single_flight(key):
-                arrays = self.sample_cache.get(key)
+            with cache.single_flight(key):
+                arrays = cache.get(key)
                 if arrays is None:
                     with self.pool.lease() as model:
                         y_pred, acts = collect_activations(model, self.dataset.x_test, self.layers, indices,
@@ -293,13 +303,13 @@ class Workspace(LatentArtifacts):
                     by_mode = {mode: {"y_pred": y_pred, **{f"act/{layer}": acts[layer, mode] for layer in self.layers}}
                                for mode in UNIT_MODES}
                     for mode, entry in by_mode.items():
-                        self.sample_cache.put(self._acts_key(indices, mode), entry)
+                        cache.put(self._acts_key(indices, mode), entry)
                     arrays = by_mode[unit_mode]
         return arrays["y_pred"], {layer: arrays[f"act/{layer}"] for layer in self.layers}
 
     def estimate(self, indices: np.ndarray, *, k: int = 10, unit_mode: str = "flat", n_boot: int = DEFAULT_N_BOOT,
                  level: float = DEFAULT_LEVEL, seed: int = 0, layers=None,
-                 interval: str = "percentile") -> SampleEstimate:
+                 interval: str = "percentile", cache: ArrayCache | None = None) -> SampleEstimate:
         """Accuracy of the sample ``indices`` estimated from the sample alone, every group.
 
         See :mod:`dldiag.estimates` for what the bootstrap estimates and its known bias; the
@@ -313,13 +323,15 @@ class Workspace(LatentArtifacts):
         n_boot, level, seed, interval : as for :func:`~dldiag.estimates.estimate_group`
         layers : sequence of str, optional
             Restrict to these layers (default: all diagnosed layers).
+        cache : ArrayCache, optional
+            Where the sample's activations are kept (see :meth:`sample_activations`).
 
         Returns
         -------
         SampleEstimate
         """
         check_option("unit_mode", unit_mode, UNIT_MODES)
-        y_pred, acts = self.sample_activations(indices, unit_mode)
+        y_pred, acts = self.sample_activations(indices, unit_mode, cache=cache)
         if layers is not None:
             for layer in layers:
                 check_option("layer", layer, self.layers)
@@ -330,21 +342,22 @@ class Workspace(LatentArtifacts):
 
     def group_estimate(self, indices: np.ndarray, layer: str, *, unit_mode: str = "flat", k: int = 10,
                        cls=None, outcome=None, predicted=None, n_boot: int = DEFAULT_N_BOOT,
-                       level: float = DEFAULT_LEVEL, seed: int = 0,
-                       interval: str = "percentile") -> GroupEstimate | NoEstimate:
+                       level: float = DEFAULT_LEVEL, seed: int = 0, interval: str = "percentile",
+                       cache: ArrayCache | None = None) -> GroupEstimate | NoEstimate:
         """The bootstrap of one group of the sample ``indices`` in one layer (what a panel shows).
 
         The group is (``cls``, ``outcome``, ``predicted``), ``None`` meaning any, as for
         :func:`~dldiag.queries.answer`. The result's :meth:`~dldiag.estimates.GroupEstimate.top_bars`
         gives the top-k bars with their intervals, ``dist_low``/``dist_high`` the S3 bins'
         intervals, and ``s1``/``s2``/``s3`` the estimate line; for a (class, outcome) group
-        it equals that group's row of :meth:`estimate` with the same settings.
+        it equals that group's row of :meth:`estimate` with the same settings. ``cache`` is
+        where the sample's activations are kept (see :meth:`sample_activations`).
         """
         check_option("layer", layer, self.layers)
         if outcome is not None:
             check_option("outcome", outcome, ("correct", "incorrect"))
         indices = np.asarray(indices, dtype=np.int64)
-        y_pred, acts = self.sample_activations(indices, unit_mode)
+        y_pred, acts = self.sample_activations(indices, unit_mode, cache=cache)
         y_true = self.dataset.y_test[indices]
         mask = np.ones(len(indices), dtype=bool)
         if cls is not None:

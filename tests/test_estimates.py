@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dldiag.cache import ArrayCache
 from dldiag.estimates import (
     GroupEstimate,
     NoEstimate,
@@ -234,11 +235,14 @@ def test_group_estimate_is_the_row_of_the_sample_estimate(digits_sample):
     assert any_class.n > row.n
 
 
-def test_sample_activations_are_kept_and_agree_with_the_per_layer_pass(digits_sample):
+def test_sample_activations_are_kept_and_agree_with_the_per_layer_pass(digits_sample, tmp_path):
     ws, idx = digits_sample
     y_pred, acts = ws.sample_activations(idx, "channel")
     assert ws.sample_cache.has(ws._acts_key(idx, "flat")) and ws.sample_cache.has(ws._acts_key(idx, "channel"))
     np.testing.assert_array_equal(y_pred, ws.y_pred[idx])
+    own = ArrayCache(tmp_path / "own")
+    ws.group_estimate(idx[:40], ws.layers[0], cls=1, cache=own)
+    assert own.has(ws._acts_key(idx[:40], "flat")) and not ws.sample_cache.has(ws._acts_key(idx[:40], "flat"))
     for layer in ws.layers:
         np.testing.assert_allclose(acts[layer], ws.activations(idx, layer, "channel"), rtol=1e-6, atol=1e-6)
 

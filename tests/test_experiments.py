@@ -21,6 +21,7 @@ from dldiag.sampling import SAMPLER_NAMES, SAMPLERS
 MAIN = [n for n in SAMPLER_NAMES if not n.endswith("-weighted")]
 WEIGHTED = [n for n in SAMPLER_NAMES if n.endswith("-weighted")]
 RANDOMISED = [n for n in MAIN if SAMPLERS[n].randomised]
+SEEDED_FIT = [n for n in SAMPLER_NAMES if SAMPLERS[n].seeded_fit]
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +40,19 @@ def test_plan_of_the_quick_grid():
     idents = [c.ident() for c in evals]
     assert len(idents) == len(set(idents))  # a cell serving several figures is planned once
     natural = [c for c in evals if c.fraction is None]
-    assert [(c.sampler, c.tags) for c in natural] == [("eb-tree", {"fig4", "fig5", "table4"})]
+    # one natural tree per fit seed
+    assert [(c.sampler, c.seed, c.fit_seed, c.tags) for c in natural] == [
+        ("eb-tree", s, s, {"fig4", "fig5", "table4"}) for s in range(config.seeds)]
     for c in evals:
-        assert (c.j is None) == (not SAMPLERS[c.sampler].uses_j)
-        assert c.seed < (config.seeds if SAMPLERS[c.sampler].randomised else 1)
+        cls = SAMPLERS[c.sampler]
+        assert (c.j is None) == (not cls.uses_j)
+        assert c.seed < (config.seeds if (cls.randomised or cls.seeded_fit) else 1)
+        assert c.fit_seed == (c.seed if cls.seeded_fit else 0)
+    for name in SAMPLER_NAMES:  # every sampler of this registry is drawn `seeds` times per point
+        assert {c.seed for c in evals if c.sampler == name} == set(range(config.seeds))
+    shifted = ExperimentConfig.quick(fit_seed=5).validated()
+    assert {c.fit_seed for c in plan_cells(shifted, SAMPLERS)[0] if c.sampler == "vas"} == {5, 6}
+    assert {c.fit_seed for c in plan_cells(shifted, SAMPLERS)[0] if c.sampler == "random"} == {5}
     fig6 = {(c.sampler, c.j) for c in evals if "fig6" in c.tags}
     assert fig6 == ({(n, j) for n in ("gmm-full", "gmm-spherical", "max-margin") for j in config.js}
                     | {(n, None) for n in WEIGHTED})
@@ -61,17 +71,20 @@ def test_quick_csv_shapes(quick):
     cfg = meta["config"]
     assert cfg["fractions"] == [0.05, 0.2, 1.0] and cfg["seeds"] == 2
     fig4 = read_csv(out / "fig4_fraction.csv")
-    assert list(fig4[0]) == ["sampler", "weighted", "size_mode", "fraction", "n_sample", "n_seeds", "k",
-                             "s1_mean", "s1_sd", "s1_min", "s1_max", "s2_mean", "s2_sd", "s2_min", "s2_max",
+    assert list(fig4[0]) == ["sampler", "weighted", "size_mode", "fraction", "n_sample", "n_sample_min",
+                             "n_sample_max", "n_seeds", "n_fits", "k", "s1_mean", "s1_sd", "s1_min", "s1_max", "s2_mean", "s2_sd", "s2_min", "s2_max",
                              "s3_mean", "s3_sd", "s3_min", "s3_max"]
     # every sampler at every fraction, plus the EB tree's natural sample
     assert len(fig4) == len(MAIN) * 3 + 1
     assert {(r["sampler"], r["fraction"]) for r in fig4 if r["size_mode"] == "fraction"} == {
         (n, f) for n in MAIN for f in cfg["fractions"]}
     for r in fig4:
-        assert r["n_seeds"] == (2 if r["sampler"] in RANDOMISED else 1)
-        assert r["n_sample"] == (int(r["fraction"] * 450 + 0.5) if r["size_mode"] == "fraction"
-                                 else meta["natural_size"]["eb-tree"])
+        assert r["n_seeds"] == 2 and r["n_fits"] == (2 if r["sampler"] in SEEDED_FIT else 1)
+        if r["size_mode"] == "fraction":
+            assert r["n_sample"] == r["n_sample_min"] == r["n_sample_max"] == int(r["fraction"] * 450 + 0.5)
+        else:
+            assert r["n_sample"] == pytest.approx(meta["natural_size"]["eb-tree"])
+            assert r["n_sample"] == pytest.approx(sum(meta["natural_sizes"]["eb-tree"]) / 2)
     fig5 = read_csv(out / "fig5_topk.csv")
     assert len(fig5) == (len(MAIN) + 1) * len(cfg["ks"])
     fig6 = read_csv(out / "fig6_j.csv")
@@ -84,11 +97,44 @@ def test_quick_csv_shapes(quick):
     assert table4[0]["n_incorrect_mean"] == meta["n_incorrect"]
     for r in table4[1:]:
         assert r["n_correct_mean"] + r["n_incorrect_mean"] == pytest.approx(r["n_sample"])
+        assert r["n_incorrect_min"] <= r["n_incorrect_mean"] <= r["n_incorrect_max"]
+        assert r["n_correct_min"] <= r["n_correct_mean"] <= r["n_correct_max"]
     scores = read_csv(out / "scores.csv")
-    per_seed = len(MAIN) * 3 * 1 + len(RANDOMISED) * 3 * (2 - 1) + 1  # fig4 cells at k = 10
+    per_seed = len(MAIN) * 3 * 2 + 2  # fig4 cells at k = 10: 2 draws per point, 2 natural trees
     assert len([r for r in scores if "fig4" in r["tags"] and r["k"] == 10]) == per_seed
     layers = read_csv(out / "per_layer.csv")
     assert {r["layer"] for r in layers} == set(meta["layers"])
+
+
+def test_seeded_fits_are_averaged_over_fit_seeds(quick):
+    """A sampler whose fit takes a seed is scored on one fit per draw, and the summary averages them."""
+    out, _, meta = quick
+    scores = [r for r in read_csv(out / "scores.csv") if r["k"] == meta["config"]["k"]]
+    fig4 = read_csv(out / "fig4_fraction.csv")
+    for name in MAIN:
+        assert meta["samplers"][name]["seeded_fit"] == (name in SEEDED_FIT)
+        assert meta["samplers"][name]["fit_seeds"] == ([0, 1] if name in SEEDED_FIT else [0])
+        mine = [r for r in scores if r["sampler"] == name and "fig4" in r["tags"]]
+        for r in mine:
+            assert r["fit_seed"] == (r["seed"] if name in SEEDED_FIT else 0)
+        for row in (r for r in fig4 if r["sampler"] == name):
+            draws = [r for r in mine if r["size_mode"] == row["size_mode"]
+                     and (row["size_mode"] == "natural" or r["fraction"] == row["fraction"])]
+            assert sorted(r["seed"] for r in draws) == [0, 1]
+            for m in ("s1", "s2", "s3"):
+                values = [r[m] for r in draws]
+                assert row[f"{m}_mean"] == pytest.approx(sum(values) / 2, abs=1e-6)
+                assert (row[f"{m}_min"], row[f"{m}_max"]) == pytest.approx((min(values), max(values)), abs=1e-6)
+    # Fits of other seeds give other samples (not each sampler need differ: on digits the mixtures
+    # of seeds 0 and 1 converge alike), so the deterministic samplers' spread is not all zero.
+    fitted_only = [n for n in SEEDED_FIT if n in MAIN and not SAMPLERS[n].randomised]
+    spread = [r for r in fig4 if r["sampler"] in fitted_only and r["fraction"] < 1
+              and any(r[f"{m}_max"] > r[f"{m}_min"] for m in ("s1", "s2", "s3"))]
+    assert spread
+    weighted = [r for r in scores if r["sampler"] in WEIGHTED]
+    assert weighted and all(r["fit_seed"] == r["seed"] for r in weighted)  # a new fit per draw
+    natural = [r for r in scores if r["size_mode"] == "natural"]
+    assert sorted(r["n_sample"] for r in natural) == sorted(meta["natural_sizes"]["eb-tree"])
 
 
 def test_full_fraction_scores_exactly(quick):

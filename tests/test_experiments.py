@@ -137,6 +137,22 @@ def test_seeded_fits_are_averaged_over_fit_seeds(quick):
     assert sorted(r["n_sample"] for r in natural) == sorted(meta["natural_sizes"]["eb-tree"])
 
 
+def test_summary_says_whether_the_first_is_clear_of_the_second(quick):
+    """'apart' is yes exactly when the first's min–max range over draws does not meet the second's."""
+    out, _, _ = quick
+    fig4 = [r for r in read_csv(out / "fig4_fraction.csv") if r["size_mode"] == "fraction"]
+    lines = [line for line in (out / "summary.md").read_text().splitlines() if line.startswith("| ") and " % |" in line]
+    assert lines
+    metric = {"S1": "s1", "S2": "s2", "S3": "s3"}
+    for line in lines:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        fraction, m = float(cells[0].rstrip(" %")) / 100, metric[cells[1][:2]]
+        by_name = {r["sampler"]: r for r in fig4 if r["fraction"] == pytest.approx(fraction)}
+        first, second = by_name[cells[2].split()[0]], by_name[cells[3].split()[0]]
+        clear = first[f"{m}_min"] > second[f"{m}_max"] if m == "s1" else first[f"{m}_max"] < second[f"{m}_min"]
+        assert cells[4] == ("yes" if clear else "no"), line
+
+
 def test_full_fraction_scores_exactly(quick):
     """At fraction 1.0 every sampler's sample is all of D: S1 = 1, S2 = 0, S3 = 0, every draw."""
     out, _, meta = quick

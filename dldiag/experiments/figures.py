@@ -174,9 +174,10 @@ def _seed_note(meta: dict) -> str:
     draws = [n for n, s in main.items() if s["randomised"]]
     fits = [n for n, s in main.items() if not s["randomised"] and s.get("seeded_fit", False)]
     once = [n for n in main if n not in draws and n not in fits]
-    kinds = [f"a new sample seed ({', '.join(draws)})" if draws else "",
-             f"a new fit seed ({', '.join(fits)})" if fits else ""]
-    note = f"mean of {seeds} draws, bars = min–max; a draw is " + " or ".join(k for k in kinds if k)
+    kinds = [f"new sample seeds for {', '.join(draws)}" if draws else "",
+             ("new fits for the others" if draws and not once else f"new fits for {', '.join(fits)}")
+             if fits else ""]
+    note = f"mean of {seeds} draws (bars: min–max): " + "; ".join(k for k in kinds if k)
     if once:
         note += f"; drawn once: {', '.join(once)}"
     return note

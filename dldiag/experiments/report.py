@@ -98,7 +98,9 @@ def table4_markdown(results_dir) -> str:
         name = f"{r['sampler']} (natural tree)" if natural else r["sampler"]
         ref = REPORT_TABLE_IV.get(r["sampler"] if (r["sampler"] != "eb-tree" or natural) else None, ("", ""))
         spread = "" if r["n_seeds"] <= 1 else f"{r['n_incorrect_min']:g}–{r['n_incorrect_max']:g}"
-        lines.append(f"| {name} | {r['n_sample']} ({100 * r['fraction']:.3g} %) | "
+        low, high = r.get("n_sample_min", r["n_sample"]), r.get("n_sample_max", r["n_sample"])
+        size = f"{r['n_sample']:g}" if low == high else f"{r['n_sample']:.4g} ({low:g}–{high:g})"
+        lines.append(f"| {name} | {size} ({100 * r['fraction']:.3g} %) | "
                      f"{r['n_correct_mean']:.4g} ({r['n_incorrect_mean']:.3g}) | {spread} | {ref[0]} | {ref[1]} |")
     return "\n".join(lines) + "\n"
 

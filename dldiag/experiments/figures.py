@@ -133,8 +133,13 @@ def _err(rows, metric):
     if all(r["n_seeds"] <= 1 for r in rows):
         return None
     return dict(type="data", symmetric=False, thickness=1.5, width=5,
-                array=[r[f"{metric}_max"] - r[f"{metric}_mean"] for r in rows],
-                arrayminus=[r[f"{metric}_mean"] - r[f"{metric}_min"] for r in rows])
+                array=[_gap(r[f"{metric}_max"], r[f"{metric}_mean"]) for r in rows],
+                arrayminus=[_gap(r[f"{metric}_mean"], r[f"{metric}_min"]) for r in rows])
+
+
+def _gap(high, low):
+    # None where no draw has the metric (S1 when every layer is trivial at that k): no bar
+    return None if high is None or low is None else high - low
 
 
 def _size_err(rows, n_items):
@@ -234,7 +239,7 @@ def fig4_fraction(rows: list[dict], meta: dict) -> go.Figure:
     fig.update_yaxes(rangemode="tozero", row=1, col=2)
     fig.update_yaxes(rangemode="tozero", row=1, col=3)
     note = (f"k = {k}, j = {cfg['j']} for the ratio samplers; {_seed_note(meta)}; "
-            "★ EB tree: its natural sample (one tree per fit, bars across: its size)")
+            "★ EB tree: its natural sample (one tree per fit, bars across: its size); S1 leaves out layers of ≤ k units")
     return _layout(fig, meta, "Fig. 4 — query-set accuracy vs sample size", note, width=1650, height=620)
 
 
@@ -270,7 +275,7 @@ def fig5_topk(rows: list[dict], meta: dict) -> go.Figure:
     fig.update_xaxes(title_text="k (number of top units in S1)", tickvals=ks)
     fig.update_yaxes(title_text="S1 precision@k (higher is better)")
     note = (f"{_pct(cfg['fixed_fraction'])} samples, j = {cfg['j']}; {_seed_note(meta)}; "
-            "★ dotted: EB tree's natural sample")
+            "★ dotted: EB tree's natural sample; S1 leaves out layers of ≤ k units")
     fig = _layout(fig, meta, f"Fig. 5 — S1 precision vs k at {_pct(cfg['fixed_fraction'])}", note,
                   width=1250, height=640)
     return fig
@@ -328,7 +333,7 @@ def fig6_j(rows: list[dict], meta: dict) -> go.Figure:
     draw = "a new fit and a new sample seed" if _fits_repeated(meta) else "a new sample seed"
     note = (f"{_pct(cfg['fixed_fraction'])} samples, k = {k}; mean of {cfg['seeds']} draws, bars = min–max; "
             f"dashed: weighted variants (probability ∝ 1/likelihood ratio, j not used; a draw is {draw}), "
-            "bar at the right")
+            "bar at the right; S1 leaves out layers of ≤ k units")
     return _layout(fig, meta, "Fig. 6 — effect of the tuning factor j", note, width=1650, height=620)
 
 

@@ -57,7 +57,8 @@ __all__ = [
 
 #: Bump when a cell's stored result changes meaning, so that old state is not reused.
 #: 2: a cell records its fit seed; seeded fits are repeated over the seeds.
-RUNNER_VERSION = 2
+#: 3: S1 means leave out the layers with at most k units; a cell names them per k.
+RUNNER_VERSION = 3
 #: Folder under ``--out`` that holds one JSON file per finished cell (git-ignored).
 STATE_DIR = "_state"
 #: Sampler whose natural (unforced) sample is plotted as a single point.
@@ -352,10 +353,11 @@ def _compute_eval(ws, sampler, cell: EvalCell, config: ExperimentConfig) -> dict
     indices, info, draw_s = _draw(sampler, cell, config.j)
     wrong = int(np.sum(ws.y_pred[indices] != ws.y_true[indices]))
     agg = ws.sample_pass(indices).aggregates
-    scores, per_layer = {}, {}
+    scores, per_layer, trivial = {}, {}, {}
     for k in sorted(cell.ks):
         acc = evaluate(agg, ws.full, k=k, unit_mode=config.unit_mode)
         scores[str(k)] = acc.overall
+        trivial[str(k)] = list(acc.s1_trivial_layers)
         if k == config.k:
             per_layer = acc.per_layer
     return {
@@ -369,6 +371,7 @@ def _compute_eval(ws, sampler, cell: EvalCell, config: ExperimentConfig) -> dict
         "n_correct": int(len(indices) - wrong),
         "n_incorrect": wrong,
         "scores": scores,
+        "s1_trivial_layers": trivial,
         "per_layer": per_layer,
         "sample_info": info,
         "draw_seconds": draw_s,

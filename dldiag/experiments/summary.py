@@ -17,6 +17,11 @@ Files written under the results folder (every number of the figures is in one of
 A value that does not apply is an empty field (``j`` of a sampler that ignores j); the spread
 of a single draw is 0.
 
+S1 is 1 by construction in a layer with at most k units (every unit is in both top-k sets), so
+S1 means leave such layers out (:func:`dldiag.queries.evaluate`): ``scores.csv`` names them per
+row (``s1_trivial_layers``), ``per_layer.csv`` flags them (``s1_trivial``, with ``n_units``)
+and leaves their ``s1`` empty. S2 and S3 count every layer.
+
 The summaries say over what they average: ``n_seeds`` draws drawn from ``n_fits`` distinct
 fits (1 for a sampler whose fit takes no seed; ``n_seeds`` for one whose fit is repeated over
 seeds, see :mod:`dldiag.experiments.runner`). ``n_sample`` is the mean size over the draws,
@@ -109,6 +114,7 @@ def _score_rows(results_eval, n_items) -> list[dict]:
                 "fit_seed": r.get("fit_seed"),
                 "k": int(k),
                 "s1": m["s1"], "s2": m["s2"], "s3": m["s3"],
+                "s1_trivial_layers": " ".join(r.get("s1_trivial_layers", {}).get(k, ())),
                 "n_correct": r["n_correct"],
                 "n_incorrect": r["n_incorrect"],
                 "draw_seconds": r["draw_seconds"],
@@ -134,9 +140,11 @@ def _summarise(rows, by, metrics=METRICS) -> list[dict]:
         entry["n_sample"] = mean_size(sizes)
         entry["n_sample_min"], entry["n_sample_max"] = min(sizes), max(sizes)
         for metric in metrics:
-            s = stats([m[metric] for m in members])
+            # S1 is None where every layer is trivial at that k (queries.evaluate): no number
+            values = [m[metric] for m in members if m[metric] is not None]
+            s = stats(values) if values else {}
             for name in ("mean", "sd", "min", "max"):
-                entry[f"{metric}_{name}"] = s[name]
+                entry[f"{metric}_{name}"] = s.get(name)
         out.append(entry)
     return out
 
@@ -159,7 +167,8 @@ def write_tables(out, results_eval, results_timing, meta) -> None:
     scores = sort(_score_rows(results_eval, n_items), "size_mode", "fraction", "j", "seed", "k")
     _write_csv(out / "scores.csv",
                ["sampler", "weighted", "size_mode", "fraction", "n_sample", "j", "seed", "fit_seed", "k",
-                "s1", "s2", "s3", "n_correct", "n_incorrect", "draw_seconds", "tags"], scores)
+                "s1", "s2", "s3", "s1_trivial_layers", "n_correct", "n_incorrect", "draw_seconds", "tags"],
+               scores)
 
     layer_rows = []
     for r in results_eval:
@@ -169,7 +178,8 @@ def write_tables(out, results_eval, results_timing, meta) -> None:
                                "j": r["j"], "seed": r["seed"], "fit_seed": r.get("fit_seed"),
                                "k": k_main, "layer": layer, **m})
     _write_csv(out / "per_layer.csv",
-               ["sampler", "size_mode", "fraction", "j", "seed", "fit_seed", "k", "layer", "s1", "s2", "s3"],
+               ["sampler", "size_mode", "fraction", "j", "seed", "fit_seed", "k", "layer", "n_units", "s1_trivial",
+                "s1", "s2", "s3"],
                sort(layer_rows, "fraction", "j", "seed"))
 
     def tagged(tag, k=None):

@@ -13,15 +13,20 @@ import pytest
 
 from dldiag.experiments.__main__ import main
 from dldiag.experiments.figures import FIGURES, build_figures, figures_for_dataset, results_dir_for
-from dldiag.experiments.runner import STATE_DIR, ExperimentConfig, plan_cells
+from dldiag.experiments.runner import (STATE_DIR, ExperimentConfig, experiment_sampler, experiment_sampler_names,
+                                       plan_cells)
 from dldiag.experiments.summary import read_csv
 from dldiag.palette import sampler_color
-from dldiag.sampling import SAMPLER_NAMES, SAMPLERS
+from dldiag.sampling import SAMPLER_NAMES, SAMPLERS, sample_size
 
 MAIN = [n for n in SAMPLER_NAMES if not n.endswith("-weighted")]
 WEIGHTED = [n for n in SAMPLER_NAMES if n.endswith("-weighted")]
 RANDOMISED = [n for n in MAIN if SAMPLERS[n].randomised]
 SEEDED_FIT = [n for n in SAMPLER_NAMES if SAMPLERS[n].seeded_fit]
+#: The experiments' samplers: the registry's plus the app's latent grid beside the report's.
+EXPERIMENT = list(experiment_sampler_names())
+EXP_MAIN = [n for n in EXPERIMENT if not n.endswith("-weighted")]
+SPILL = "latent-grid-spill"
 
 
 @pytest.fixture(scope="module")
@@ -75,35 +80,45 @@ def test_quick_csv_shapes(quick):
                              "n_sample_max", "n_seeds", "n_fits", "k", "s1_mean", "s1_sd", "s1_min", "s1_max", "s2_mean", "s2_sd", "s2_min", "s2_max",
                              "s3_mean", "s3_sd", "s3_min", "s3_max"]
     # every sampler at every fraction, plus the EB tree's natural sample
-    assert len(fig4) == len(MAIN) * 3 + 1
+    assert len(fig4) == len(EXP_MAIN) * 3 + 1
     assert {(r["sampler"], r["fraction"]) for r in fig4 if r["size_mode"] == "fraction"} == {
-        (n, f) for n in MAIN for f in cfg["fractions"]}
+        (n, f) for n in EXP_MAIN for f in cfg["fractions"]}
     for r in fig4:
         assert r["n_seeds"] == 2 and r["n_fits"] == (2 if r["sampler"] in SEEDED_FIT else 1)
-        if r["size_mode"] == "fraction":
+        if r["sampler"] == "latent-grid":  # the report's grid falls short where cells run out
+            assert r["n_sample_min"] <= r["n_sample_max"] <= int(r["fraction"] * 450 + 0.5)
+            assert r["fraction"] < 1 or r["n_sample_max"] < 450
+        elif r["size_mode"] == "fraction":
             assert r["n_sample"] == r["n_sample_min"] == r["n_sample_max"] == int(r["fraction"] * 450 + 0.5)
         else:
             assert r["n_sample"] == pytest.approx(meta["natural_size"]["eb-tree"])
             assert r["n_sample"] == pytest.approx(sum(meta["natural_sizes"]["eb-tree"]) / 2)
     fig5 = read_csv(out / "fig5_topk.csv")
-    assert len(fig5) == (len(MAIN) + 1) * len(cfg["ks"])
+    assert len(fig5) == (len(MAIN) + 1) * len(cfg["ks"])  # the spill grid only where it can differ
+    assert SPILL not in {r["sampler"] for r in fig5}
     fig6 = read_csv(out / "fig6_j.csv")
     assert len(fig6) == 3 * len(cfg["js"]) + len(WEIGHTED)
     fig7 = read_csv(out / "fig7_time.csv")
-    assert {(r["sampler"], r["mode"]) for r in fig7} == {(n, m) for n in SAMPLER_NAMES for m in ("create", "sample")}
+    assert {(r["sampler"], r["mode"]) for r in fig7} == {(n, m) for n in EXPERIMENT for m in ("create", "sample")}
     assert all(r["median_s"] > 0 for r in fig7)
     table4 = read_csv(out / "table4.csv")
-    assert [r["sampler"] for r in table4][0] == "all" and len(table4) == 1 + len(SAMPLER_NAMES) + 1
+    assert [r["sampler"] for r in table4][0] == "all" and len(table4) == 1 + len(EXPERIMENT) + 1
     assert table4[0]["n_incorrect_mean"] == meta["n_incorrect"]
     for r in table4[1:]:
         assert r["n_correct_mean"] + r["n_incorrect_mean"] == pytest.approx(r["n_sample"])
         assert r["n_incorrect_min"] <= r["n_incorrect_mean"] <= r["n_incorrect_max"]
         assert r["n_correct_min"] <= r["n_correct_mean"] <= r["n_correct_max"]
     scores = read_csv(out / "scores.csv")
-    per_seed = len(MAIN) * 3 * 2 + 2  # fig4 cells at k = 10: 2 draws per point, 2 natural trees
+    per_seed = len(EXP_MAIN) * 3 * 2 + 2  # fig4 cells at k = 10: 2 draws per point, 2 natural trees
     assert len([r for r in scores if "fig4" in r["tags"] and r["k"] == 10]) == per_seed
     layers = read_csv(out / "per_layer.csv")
     assert {r["layer"] for r in layers} == set(meta["layers"])
+    # digits' logits have 10 units: trivial at k = 10, flagged and left out of S1
+    logits = [r for r in layers if r["layer"] == "logits"]
+    assert logits and all(r["n_units"] == 10 and r["s1_trivial"] and r["s1"] is None for r in logits)
+    assert all(not r["s1_trivial"] and r["s1"] is not None for r in layers if r["layer"] != "logits")
+    assert all(r["s1_trivial_layers"] == ("logits" if r["k"] >= 10 else None)
+               for r in scores if r["k"] in (10, 20))
 
 
 def test_seeded_fits_are_averaged_over_fit_seeds(quick):
@@ -157,11 +172,13 @@ def test_full_fraction_scores_exactly(quick):
     """At fraction 1.0 every sampler's sample is all of D: S1 = 1, S2 = 0, S3 = 0, every draw."""
     out, _, meta = quick
     rows = [r for r in read_csv(out / "scores.csv") if r["fraction"] == 1.0 and r["size_mode"] == "fraction"]
-    assert {r["sampler"] for r in rows} == set(MAIN)
+    assert {r["sampler"] for r in rows} == set(EXP_MAIN)
+    # the report's latent grid does not spill: its cells cap it below all of D (checked below)
+    rows = [r for r in rows if r["sampler"] != "latent-grid"]
     for r in rows:
         assert r["n_sample"] == meta["n_items"]
         assert (r["s1"], r["s2"], r["s3"]) == (1, 0, 0), r
-    fig4 = [r for r in read_csv(out / "fig4_fraction.csv") if r["fraction"] == 1.0]
+    fig4 = [r for r in read_csv(out / "fig4_fraction.csv") if r["fraction"] == 1.0 and r["sampler"] != "latent-grid"]
     assert all((r["s1_mean"], r["s2_mean"], r["s3_mean"]) == (1, 0, 0) for r in fig4)
 
 
@@ -198,10 +215,11 @@ def test_figures_readable_and_one_colour_per_sampler(quick):
         assert fig.layout.showlegend is not False
         for trace in fig.data:
             name = (trace.legendgroup or "").strip()
-            if name in SAMPLER_NAMES:
+            if name in EXPERIMENT:
                 colour = trace.line.color if trace.mode and "lines" in trace.mode else trace.marker.color
                 assert colour == sampler_color(name), (stem, name)
-                assert (trace.line.dash == "dash") == name.endswith("-weighted") or trace.mode == "markers"
+                variant = name.endswith("-weighted") or name == SPILL
+                assert (trace.line.dash == "dash") == variant or trace.mode == "markers"
     assert figures["fig7_time"].layout.yaxis.type == "log"
     assert "sample fraction (%" in figures["fig4_fraction"].layout.xaxis.title.text
     html = sorted(p.name for p in out.glob("*.html"))
@@ -271,3 +289,28 @@ def test_png_of_every_figure_at_its_layout_size(quick, tmp_path):
         assert png in written
         width, height = struct.unpack(">II", png.read_bytes()[16:24])  # the IHDR chunk
         assert (width, height) == (fig.layout.width, fig.layout.height)
+
+
+def test_the_experiments_latent_grid_is_the_reports_rule(digits_ws):
+    """Equal seats per cell, no spill: at 80 % on digits some cells run out and the sample is short."""
+    grid, spill = experiment_sampler("latent-grid"), experiment_sampler(SPILL)
+    assert grid.get_params()["spill"] == "none" and spill.get_params()["spill"] == "uniform"
+    state = digits_ws.fitted_sampler("latent-grid").get_state()
+    grid.set_state(state)
+    spill.set_state(state)
+    asked = sample_size(0.8, digits_ws.n_items)
+    short = grid.sample(0.8, seed=0)
+    assert len(short) < asked  # the knee of Fig. 4
+    assert grid.sample_info(0.8, seed=0)["shortfall"] == asked - len(short)
+    assert len(spill.sample(0.8, seed=0)) == asked
+    assert len(grid.sample(0.05, seed=0)) == sample_size(0.05, digits_ws.n_items)  # no cell short yet
+
+
+def test_run_json_records_the_latent_grid_rule(quick):
+    out, _, meta = quick
+    assert meta["samplers"]["latent-grid"]["params"]["spill"] == "none"
+    assert meta["samplers"][SPILL]["params"]["spill"] == "uniform"
+    assert meta["samplers"][SPILL]["family"] == "latent-grid"
+    assert "no spill" in meta["latent_grid_rule"]
+    fig4 = {(r["sampler"], r["fraction"]): r for r in read_csv(out / "fig4_fraction.csv")}
+    assert fig4[("latent-grid", 1.0)]["n_sample"] < fig4[(SPILL, 1.0)]["n_sample"] == meta["n_items"]

@@ -189,6 +189,18 @@ def _seed_note(meta: dict) -> str:
 
 
 # ---------------------------------------------------------------------------- Fig. 4
+#: What a latent grid does with the seats of a cell smaller than its equal share.
+_SPILL_WORDS = {"none": "equal per cell, no spill: the report's rule",
+                "uniform": "short seats drawn uniformly: the app's default",
+                "equal": "short seats re-shared equally"}
+
+
+def _line_label(name: str, meta: dict) -> str:
+    """A sampler's legend label; a latent grid says its spill rule (read from run.json, as
+    older runs drew the app's grid under the name latent-grid)."""
+    spill = meta["samplers"].get(name, {}).get("params", {}).get("spill")
+    return f"{name} ({_SPILL_WORDS[spill]})" if spill in _SPILL_WORDS else name
+
 def fig4_fraction(rows: list[dict], meta: dict) -> go.Figure:
     """S1, S2 and S3 vs sample fraction, one line per sampler; EB tree as its natural point."""
     cfg = meta["config"]
@@ -209,7 +221,8 @@ def fig4_fraction(rows: list[dict], meta: dict) -> go.Figure:
         # Dodge the lines sideways (log axis: a small factor) so that error bars do not overlap.
         dodge = 1.0 if natural else 1.0 + 0.025 * (lines.index(name) - (len(lines) - 1) / 2)
         x = [100 * r["fraction"] * dodge for r in mine]
-        label = _natural_label(name, mine[0]) if natural else name
+        spill = name.endswith("-spill")
+        label = _natural_label(name, mine[0]) if natural else _line_label(name, meta)
         error_x = _size_err(mine, meta["n_items"]) if natural else None
         for col, metric in enumerate(metrics, start=1):
             custom = [[100 * r["fraction"], r["n_sample"], r["n_seeds"], r[f"{metric}_min"], r[f"{metric}_max"]]
@@ -219,7 +232,7 @@ def fig4_fraction(rows: list[dict], meta: dict) -> go.Figure:
                 error_y=_err(mine, metric), error_x=error_x,
                 mode="markers" if natural else "lines+markers",
                 name=label, legendgroup=name, showlegend=col == 1,
-                line=dict(color=sampler_color(name), width=2.5),
+                line=dict(color=sampler_color(name), width=2.5, dash="dash" if spill else "solid"),
                 marker=dict(color=sampler_color(name), size=20 if natural else 8,
                             symbol="star" if natural else "circle",
                             line=dict(color="white", width=1)),

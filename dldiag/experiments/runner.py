@@ -18,6 +18,10 @@ recomputed. (Sampler *fits* come from the workspace cache, keyed by the fit para
 after changing a sampler's fit, use a fresh ``--cache-dir``.) At the end the cells are turned
 into the CSV tables of :mod:`dldiag.experiments.summary` and ``run.json``.
 
+The latent grid follows the report's rule here (equal seats per cell, no spill; see
+:data:`SAMPLER_VARIANTS`), and the app's default grid is drawn beside it as
+``latent-grid-spill`` in Fig. 4 and Table IV.
+
 Every sampler is drawn ``seeds`` times, as the report repeats each sample ten times. Draw
 ``s`` of a sampler uses the sample seed ``s`` and, when its fit depends on a seed
 (``seeded_fit``: the ratio samplers and their weighted twins, VAS, the EB tree), the fit seed
@@ -53,6 +57,9 @@ __all__ = [
     "run_experiments",
     "STATE_DIR",
     "RUNNER_VERSION",
+    "SAMPLER_VARIANTS",
+    "experiment_sampler",
+    "experiment_sampler_names",
 ]
 
 #: Bump when a cell's stored result changes meaning, so that old state is not reused.
@@ -63,6 +70,31 @@ RUNNER_VERSION = 3
 STATE_DIR = "_state"
 #: Sampler whose natural (unforced) sample is plotted as a single point.
 NATURAL_SAMPLER = "eb-tree"
+#: Experiment samplers that differ from the registry's defaults, as (registry name, params).
+#: "latent-grid" is the report's rule: equal seats per cell, and a cell smaller than its share
+#: leaves its seats empty (``spill="none"``), so the sample falls short at large fractions
+#: (Fig. 4's knee at 80 %). The app keeps the default ``spill="uniform"`` (the size asked,
+#: short seats drawn uniformly): shown beside it as "latent-grid-spill".
+SAMPLER_VARIANTS = {
+    "latent-grid": ("latent-grid", {"spill": "none"}),
+    "latent-grid-spill": ("latent-grid", {"spill": "uniform"}),
+}
+#: Variants drawn only where they can differ from their twin: across fractions (Fig. 4) and in
+#: Table IV; the two grids coincide at any fraction where no cell is short.
+FRACTION_ONLY = ("latent-grid-spill",)
+
+
+def experiment_sampler(name: str):
+    """A new, unfitted sampler of the experiments by name (registry names and :data:`SAMPLER_VARIANTS`)."""
+    from ..sampling import make_sampler
+
+    base, params = SAMPLER_VARIANTS.get(name, (name, {}))
+    return make_sampler(base, **params)
+
+
+def _fitted(ws, name: str, seed: int):
+    base, params = SAMPLER_VARIANTS.get(name, (name, {}))
+    return ws.fitted_sampler(base, seed=seed, **params)
 
 
 @dataclass(frozen=True)
@@ -236,7 +268,8 @@ def plan_cells(config: ExperimentConfig, samplers: dict) -> tuple[list[EvalCell]
     for name in main:
         for f in config.fractions:
             add(name, f, config.j, (config.k,), "fig4")
-        add(name, f5, config.j, config.ks, "fig5")
+        if name not in FRACTION_ONLY:
+            add(name, f5, config.j, config.ks, "fig5")
     for name in samplers:
         add(name, f5, config.j, (config.k,), "table4")
     if NATURAL_SAMPLER in samplers:
@@ -380,17 +413,15 @@ def _compute_eval(ws, sampler, cell: EvalCell, config: ExperimentConfig) -> dict
 
 
 def _compute_timing(ws, name: str, cell: TimingCell, config: ExperimentConfig) -> dict:
-    from ..sampling import make_sampler
-
     f, j = config.fixed_fraction, config.j
     start = time.perf_counter()
     if cell.mode == "create":
         t0 = time.perf_counter()
-        sampler = make_sampler(name).fit(ws.latent, ws.y_true, ws.y_pred, seed=config.fit_seed)
+        sampler = experiment_sampler(name).fit(ws.latent, ws.y_true, ws.y_pred, seed=config.fit_seed)
         sampler.sample(f, j=j, seed=0)
         times = [time.perf_counter() - t0]
     else:
-        sampler = ws.fitted_sampler(name, seed=config.fit_seed)
+        sampler = _fitted(ws, name, config.fit_seed)
         sampler.sample(f, j=j, seed=0)  # warm-up: first-call costs (imports, JIT) not counted
         times = []
         for r in range(config.time_sample_repeats):
@@ -402,14 +433,24 @@ def _compute_timing(ws, name: str, cell: TimingCell, config: ExperimentConfig) -
 
 
 # ---------------------------------------------------------------------------- the run
-def _registry(config: ExperimentConfig) -> dict:
-    from ..sampling import SAMPLER_NAMES, make_sampler
+def experiment_sampler_names() -> tuple[str, ...]:
+    """Every sampler of a full run: the registry's, with each variant after its twin."""
+    from ..sampling import SAMPLER_NAMES
 
-    names = list(SAMPLER_NAMES) if config.samplers is None else list(config.samplers)
-    unknown = [n for n in names if n not in SAMPLER_NAMES]
+    names = []
+    for name in SAMPLER_NAMES:
+        names.append(name)
+        names += [v for v, (base, _) in SAMPLER_VARIANTS.items() if base == name and v != name]
+    return tuple(names)
+
+
+def _registry(config: ExperimentConfig) -> dict:
+    allowed = experiment_sampler_names()
+    names = list(allowed) if config.samplers is None else list(config.samplers)
+    unknown = [n for n in names if n not in allowed]
     if unknown:
-        raise ValueError(f"samplers must be among {', '.join(map(repr, SAMPLER_NAMES))}; got {unknown}")
-    return {n: make_sampler(n) for n in names}
+        raise ValueError(f"samplers must be among {', '.join(map(repr, allowed))}; got {unknown}")
+    return {n: experiment_sampler(n) for n in names}
 
 
 def run_experiments(ws, out, config: ExperimentConfig | None = None, *, fresh: bool = False,
@@ -469,7 +510,7 @@ def run_experiments(ws, out, config: ExperimentConfig | None = None, *, fresh: b
                         log(f"[experiments] {ws.dataset.name}: {cell.sampler}")
                     current = (cell.sampler, cell.fit_seed)
                     t0 = time.perf_counter()
-                    fitted = ws.fitted_sampler(cell.sampler, seed=cell.fit_seed)
+                    fitted = _fitted(ws, cell.sampler, cell.fit_seed)
                     fit_seconds[cell.sampler] = fit_seconds.get(cell.sampler, 0.0) + time.perf_counter() - t0
                 bar.set_postfix_str(f"{cell.sampler} f={cell.fraction} j={cell.j} seed={cell.seed} "
                                     f"fit_seed={cell.fit_seed}")
@@ -549,7 +590,12 @@ def _run_meta(ws, config, registry, started, wall, computed, reused, results_eva
         "config": config.to_dict(),
         "samplers": {n: {"randomised": bool(s.randomised), "seeded_fit": bool(s.seeded_fit),
                          "uses_j": bool(s.uses_j), "fit_seeds": fit_seeds[n],
-                         "params": s.get_params()} for n, s in registry.items()},
+                         "params": s.get_params(), "family": s.name} for n, s in registry.items()},
+        "latent_grid_rule": ("latent-grid: the report's rule, equal seats per cell and no spill "
+                             "(spill='none'; the sample falls short where cells run out, sample_info's "
+                             "shortfall); latent-grid-spill: the app's default, short seats drawn uniformly "
+                             "from the items left (spill='uniform')"),
+        "s1_rule": "S1 means leave out the layers with at most k units (S1 is 1 there by construction)",
         # The natural sample's size is the fit's: one per fit seed, and their mean (as the
         # summaries' n_sample).
         "natural_size": ({NATURAL_SAMPLER: mean_size([r["n_sample"] for r in natural])}

@@ -153,10 +153,17 @@ def _query(args) -> int:
     for key, value in info.items():
         print(f"  {key}: {value}")
     print(f"{'layer':<12}{'S1 precision':>14}{'S2 cosine':>12}{'S3 JS':>10}")
+    def s1(value):
+        return f"{'trivial':>14}" if value is None else f"{value:>14.4f}"
+
     for layer, m in acc.per_layer.items():
-        print(f"{layer:<12}{m['s1']:>14.4f}{m['s2']:>12.4f}{m['s3']:>10.4f}")
+        print(f"{layer:<12}{s1(m['s1'])}{m['s2']:>12.4f}{m['s3']:>10.4f}")
     m = acc.overall
-    print(f"{'overall':<12}{m['s1']:>14.4f}{m['s2']:>12.4f}{m['s3']:>10.4f}  ({len(acc.groups)} groups)")
+    print(f"{'overall':<12}{s1(m['s1'])}{m['s2']:>12.4f}{m['s3']:>10.4f}  ({len(acc.groups)} groups)")
+    if acc.s1_trivial_layers:
+        # a layer with <= k units has S1 = 1 whatever the sample; the mean would only be inflated
+        print(f"S1 leaves out {', '.join(acc.s1_trivial_layers)}: at most k={args.k} units "
+              f"({args.unit_mode}), S1 trivially 1")
     if est is not None:
         def cell(v, width):
             return f"{'—':>{width}}" if v is None else f"{v['value']:.3f} [{v['low']:.3f}, {v['high']:.3f}]".rjust(width)

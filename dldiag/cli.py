@@ -54,6 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--unit-mode", default="flat", choices=("flat", "channel"))
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--n-boot", type=int, default=200,
+                   help="resamples of the bootstrap that estimates each answer's accuracy from the sample "
+                        "alone (default: 200; 0 for no estimate)")
+    p.add_argument("--level", type=float, default=0.9, help="nominal coverage of the estimates' intervals")
+    p.add_argument("--boot-seed", type=int, default=0, help="seed of the bootstrap's resamples")
+    p.add_argument("--interval", default="percentile", choices=("percentile", "expanded"),
+                   help="per-unit and per-bin intervals: plain percentile, or expanded for small groups "
+                        "(default: percentile)")
 
     sub.add_parser("experiments", add_help=False,
                    help="the report's experiments (Figs. 4-7, Table IV): python -m dldiag experiments --help")
@@ -124,12 +132,19 @@ def _query(args) -> int:
     indices = sampler.sample(args.fraction, j=args.j, seed=args.seed)
     info = sampler.sample_info(args.fraction, j=args.j, seed=args.seed)
     acc = ws.evaluate(indices, k=args.k, unit_mode=args.unit_mode)
+    est = None
+    if args.n_boot:
+        est = ws.estimate(indices, k=args.k, unit_mode=args.unit_mode, n_boot=args.n_boot, level=args.level,
+                          seed=args.boot_seed, interval=args.interval)
     wrong = int(np.sum(ws.y_pred[indices] != ws.y_true[indices]))
     if args.json:
+        from .estimates import with_estimates
+
+        measured = acc.to_dict() if est is None else with_estimates(acc.to_dict(), est)
         out = {"dataset": ws.dataset.name, "sampler": args.sampler, "fraction": args.fraction,
                "j": args.j, "seed": args.seed, "n_sample": int(len(indices)),
                "n_correct": int(len(indices) - wrong), "n_incorrect": wrong,
-               "sample_info": info, **acc.to_dict()}
+               "sample_info": info, **measured}
         json.dump(out, sys.stdout, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o))
         print()
         return 0
@@ -138,10 +153,27 @@ def _query(args) -> int:
     for key, value in info.items():
         print(f"  {key}: {value}")
     print(f"{'layer':<12}{'S1 precision':>14}{'S2 cosine':>12}{'S3 JS':>10}")
+    def s1(value):
+        return f"{'trivial':>14}" if value is None else f"{value:>14.4f}"
+
     for layer, m in acc.per_layer.items():
-        print(f"{layer:<12}{m['s1']:>14.4f}{m['s2']:>12.4f}{m['s3']:>10.4f}")
+        print(f"{layer:<12}{s1(m['s1'])}{m['s2']:>12.4f}{m['s3']:>10.4f}")
     m = acc.overall
-    print(f"{'overall':<12}{m['s1']:>14.4f}{m['s2']:>12.4f}{m['s3']:>10.4f}  ({len(acc.groups)} groups)")
+    print(f"{'overall':<12}{s1(m['s1'])}{m['s2']:>12.4f}{m['s3']:>10.4f}  ({len(acc.groups)} groups)")
+    if acc.s1_trivial_layers:
+        # a layer with <= k units has S1 = 1 whatever the sample; the mean would only be inflated
+        print(f"S1 leaves out {', '.join(acc.s1_trivial_layers)}: at most k={args.k} units "
+              f"({args.unit_mode}), S1 trivially 1")
+    if est is not None:
+        def cell(v, width):
+            return f"{'—':>{width}}" if v is None else f"{v['value']:.3f} [{v['low']:.3f}, {v['high']:.3f}]".rjust(width)
+
+        print(f"estimated from the sample alone ({est.n_boot} resamples, {est.level:.0%} intervals; "
+              "S1 leaves out layers with at most k units):")
+        for layer, e in est.per_layer.items():
+            print(f"{layer:<12}{cell(e['s1'], 26)}{cell(e['s2'], 26)}{cell(e['s3'], 26)}")
+        e = est.overall
+        print(f"{'overall':<12}{cell(e['s1'], 26)}{cell(e['s2'], 26)}{cell(e['s3'], 26)}")
     return 0
 
 

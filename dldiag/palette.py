@@ -75,8 +75,9 @@ OUTCOME_COLORS = {"correct": "#4C78A8", "incorrect": "#E45756"}
 
 
 def sampler_color(name: str) -> str:
-    """Colour of a sampler; a weighted variant shares its family's colour (drawn dashed)."""
-    return SAMPLER_COLORS.get(name.removesuffix("-weighted"), "#333333")
+    """Colour of a sampler; a variant (weighted, or the experiments' latent-grid-spill) shares
+    its family's colour and is drawn dashed."""
+    return SAMPLER_COLORS.get(name.removesuffix("-weighted").removesuffix("-spill"), "#333333")
 
 
 # ------------------------------------------------------------------ colour science

@@ -22,6 +22,9 @@ __all__ = [
     "QueryAccuracy",
     "evaluate",
     "compare_group",
+    "s1_trivial",
+    "trivial_note",
+    "summarise_groups",
 ]
 
 
@@ -91,6 +94,28 @@ def compare_group(sample: GroupAnswer, full: GroupAnswer) -> dict[str, float]:
     }
 
 
+def s1_trivial(n_units: int, k: int) -> bool:
+    """Whether S1 is 1 by construction: a layer with at most ``k`` units has every unit in both
+    top-k sets, whatever the sample.
+
+    Examples
+    --------
+    >>> s1_trivial(10, 10), s1_trivial(11, 10)
+    (True, False)
+    """
+    return int(n_units) <= int(k)
+
+
+def trivial_note(n_units: int, k: int) -> str:
+    """Why a layer's S1 is left out of the S1 means, for JSON and tables."""
+    return f"S1 trivial at k={k}: {n_units} units <= k, every unit is in both top-k sets"
+
+
+#: Reason given for a None overall S1 (every layer has at most k units).
+ALL_TRIVIAL_NOTE = ("S1 trivial at k={k} in every layer (each has <= k units): no layer gives S1 "
+                    "information; use a smaller k")
+
+
 @dataclass(frozen=True)
 class QueryAccuracy:
     """Query-set accuracy of a sample: per group, per layer and overall.
@@ -99,13 +124,19 @@ class QueryAccuracy:
     ----------
     groups : list of dict
         One row per group non-empty on the full data: ``layer``, ``cls``, ``outcome``,
-        ``n_full``, ``n_sample``, ``s1``, ``s2``, ``s3``.
+        ``n_full``, ``n_sample``, ``s1``, ``s2``, ``s3``, ``s1_trivial``. A group of a layer with
+        at most ``k`` units keeps its ``s1`` (1, or 0 if the sample lacks the group) but is
+        flagged ``s1_trivial``.
     per_layer : dict
-        ``{layer: {"s1": ..., "s2": ..., "s3": ...}}``, means over that layer's groups.
+        ``{layer: {"s1", "s2", "s3", "n_units", "s1_trivial"}}``, means over that layer's groups;
+        ``s1`` is None for a trivial layer, and ``s1_note`` says why.
     overall : dict
-        ``{"s1": ..., "s2": ..., "s3": ...}``, means over all groups.
+        ``{"s1": ..., "s2": ..., "s3": ...}``, means over all groups; S1's over the groups of
+        the non-trivial layers only, None when every layer is trivial (see :attr:`s1_note`).
     k : int
     unit_mode : str
+    s1_trivial_layers : tuple of str
+        Layers left out of the S1 means (at most ``k`` units in ``unit_mode``).
     """
 
     groups: list
@@ -113,19 +144,70 @@ class QueryAccuracy:
     overall: dict
     k: int
     unit_mode: str
+    s1_trivial_layers: tuple = ()
+
+    @property
+    def s1_note(self) -> str | None:
+        """Why ``overall["s1"]`` is None; None when it is a number."""
+        return ALL_TRIVIAL_NOTE.format(k=self.k) if self.overall["s1"] is None else None
 
     def to_dict(self) -> dict:
         return {
             "k": self.k,
             "unit_mode": self.unit_mode,
             "overall": self.overall,
+            "s1_trivial_layers": list(self.s1_trivial_layers),
+            "s1_note": self.s1_note,
             "per_layer": self.per_layer,
             "groups": self.groups,
         }
 
 
-def _mean_scores(rows) -> dict[str, float]:
-    return {m: float(np.mean([r[m] for r in rows])) for m in ("s1", "s2", "s3")}
+def _mean(values: np.ndarray) -> float | None:
+    # None, not NaN: a layer without groups (or without S1 information) has no mean to show
+    return float(np.mean(values)) if values.size else None
+
+
+def summarise_groups(scores: dict, layer_index, layers, n_units, k: int) -> tuple[dict, dict]:
+    """Per-layer and overall means of group scores, S1 without the layers where it is trivial.
+
+    Parameters
+    ----------
+    scores : dict
+        ``{"s1": ..., "s2": ..., "s3": ...}``, one value per group.
+    layer_index : sequence of int
+        Index into ``layers`` of each group's layer.
+    layers : sequence of str
+    n_units : sequence of int
+        Units of each layer (in the unit mode of the scores).
+    k : int
+        Top-k of the S1 scores.
+
+    Returns
+    -------
+    per_layer, overall : dict
+        As :attr:`QueryAccuracy.per_layer` and :attr:`QueryAccuracy.overall`.
+
+    Notes
+    -----
+    A layer with at most ``k`` units has S1 = 1 in every group the sample holds, whatever the
+    sample: it would only pull the S1 means towards 1. Its S2 and S3 still count.
+    """
+    layer_index = np.asarray(layer_index)
+    cols = {m: np.asarray(scores[m], dtype=np.float64) for m in ("s1", "s2", "s3")}
+    trivial = np.array([s1_trivial(n, k) for n in n_units], dtype=bool)
+    per_layer = {}
+    for li, layer in enumerate(layers):
+        rows = layer_index == li
+        entry = {m: _mean(v[rows]) for m, v in cols.items()}
+        entry.update(n_units=int(n_units[li]), s1_trivial=bool(trivial[li]))
+        if trivial[li]:
+            entry["s1"] = None
+            entry["s1_note"] = trivial_note(n_units[li], k)
+        per_layer[layer] = entry
+    counted = ~trivial[layer_index] if len(layer_index) else np.zeros(0, dtype=bool)
+    overall = {"s1": _mean(cols["s1"][counted]), "s2": _mean(cols["s2"]), "s3": _mean(cols["s3"])}
+    return per_layer, overall
 
 
 def evaluate(sample: Aggregates, full: Aggregates, *, k: int = 10, unit_mode: str = "flat",
@@ -146,6 +228,9 @@ def evaluate(sample: Aggregates, full: Aggregates, *, k: int = 10, unit_mode: st
     Returns
     -------
     QueryAccuracy
+        S1 means leave out the layers with at most ``k`` units (:func:`summarise_groups`); if
+        every layer has so few, ``overall["s1"]`` is None and ``s1_note`` says why (rather
+        than an error, so that S2 and S3 are still answered at any k).
     """
     k = check_int("k", k, 1)
     check_option("unit_mode", unit_mode, UNIT_MODES)
@@ -155,9 +240,11 @@ def evaluate(sample: Aggregates, full: Aggregates, *, k: int = 10, unit_mode: st
             f"classes {sample.n_classes} vs {full.n_classes}"
         )
     layers = tuple(layers) if layers is not None else full.layers
-    rows = []
-    for layer in layers:
+    n_units = [full[layer, unit_mode].n_units for layer in layers]
+    rows, layer_index = [], []
+    for li, layer in enumerate(layers):
         full_agg, sample_agg = full[layer, unit_mode], sample[layer, unit_mode]
+        trivial = s1_trivial(n_units[li], k)
         for cls in range(full.n_classes):
             for outcome in OUTCOMES:
                 f = answer(full_agg, k, cls, outcome)
@@ -165,8 +252,12 @@ def evaluate(sample: Aggregates, full: Aggregates, *, k: int = 10, unit_mode: st
                     continue
                 s = answer(sample_agg, k, cls, outcome)
                 rows.append({"layer": layer, "cls": cls, "outcome": outcome,
-                             "n_full": f.count, "n_sample": s.count, **compare_group(s, f)})
+                             "n_full": f.count, "n_sample": s.count, **compare_group(s, f),
+                             "s1_trivial": trivial})
+                layer_index.append(li)
     if not rows:
         raise ValueError("the full data has no non-empty group; nothing to evaluate")
-    per_layer = {layer: _mean_scores([r for r in rows if r["layer"] == layer]) for layer in layers}
-    return QueryAccuracy(rows, per_layer, _mean_scores(rows), k, unit_mode)
+    scores = {m: [r[m] for r in rows] for m in ("s1", "s2", "s3")}
+    per_layer, overall = summarise_groups(scores, layer_index, layers, n_units, k)
+    trivial_layers = tuple(layer for layer in layers if per_layer[layer]["s1_trivial"])
+    return QueryAccuracy(rows, per_layer, overall, k, unit_mode, trivial_layers)

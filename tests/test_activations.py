@@ -4,7 +4,8 @@ import torch
 from torch import nn
 
 from conftest import TINY_X, TINY_Y, TinyNet
-from dldiag.activations import capture, forward_with_activations, run_pass, select_output, unit_view
+from dldiag.activations import (capture, collect_activations, forward_with_activations, run_pass, select_output,
+                                unit_view)
 
 
 def _hooks(model):
@@ -270,3 +271,27 @@ def test_output_selector_errors():
         with pytest.raises(kind, match=message):
             select_output(out, selector)
     assert select_output(pair, 1) is pair[1] and select_output(pair[0]) is pair[0]
+
+
+def test_collect_activations_keeps_each_item_by_hand(tiny):
+    model, x, _ = tiny
+    y_pred, acts = collect_activations(model, x, ("act", "logits"), np.array([4, 0, 2]), batch_size=2)
+    # ReLU outputs of items 4, 0 and 2 (conftest), in the order asked; logits = units 0 and 1
+    np.testing.assert_array_equal(acts["act", "flat"], [[4, 0, 4], [2, 1, 3], [0, 2, 1]])
+    np.testing.assert_array_equal(acts["logits", "channel"], [[4, 0], [2, 1], [0, 2]])
+    np.testing.assert_array_equal(y_pred, [0, 0, 1])
+    assert acts["act", "flat"].dtype == np.float32
+    assert _hooks(model) == 0 and model.training
+    y_pred, acts = collect_activations(model, x, ("act",), np.array([], dtype=np.int64))
+    assert y_pred.shape == (0,) and acts["act", "flat"].shape == (0, 3)
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, 5\); got values from 0 to 5"):
+        collect_activations(model, x, ("act",), np.array([0, 5]))
+    with pytest.raises(ValueError, match="unit_mode must be one of 'flat', 'channel'; got 'pixel'"):
+        collect_activations(model, x, ("act",), np.array([0]), unit_modes=("pixel",))
+
+
+def test_collect_activations_of_a_conv_layer_per_channel_are_spatial_means():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 16, 3))
+    x = np.random.default_rng(0).random((5, 1, 4, 4), dtype=np.float32)
+    _, acts = collect_activations(model, x, ("1",), np.arange(5))
+    np.testing.assert_allclose(acts["1", "channel"], acts["1", "flat"].reshape(5, 2, 16).mean(axis=2), rtol=1e-6)

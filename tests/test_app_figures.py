@@ -427,6 +427,41 @@ def test_summary_figure_compares_with_random_per_metric_and_layer():
     assert subplot_titles.count("higher is better") == 1 and subplot_titles.count("lower is better") == 2
 
 
+def test_summary_figure_leaves_out_the_s1_bar_of_a_trivial_layer_and_says_why():
+    scores = {"s1": 0.8, "s2": 0.1, "s3": 0.2}
+    trivial = {"s1": None, "s2": 0.3, "s3": 0.4, "s1_trivial": True}
+    summary = _summary(scores, scores)
+    summary["k"] = 10
+    for name in ("sample", "random"):
+        summary[name]["per_layer"]["b"] = trivial
+    fig = F.summary_figure(summary, sampler="vas", fraction=0.05)
+    valid(fig)
+    s1_bars = [t for t in fig["data"] if t["yaxis"] == "y"]
+    assert all(t["y"] == [0.8, 0.8, None] for t in s1_bars)
+    assert [t["y"][2] for t in fig["data"] if t["yaxis"] == "y2"] == [0.3, 0.3]  # S2 keeps the layer
+    assert "no S1 bar for b: at most k = 10 units" in title_of(fig)
+
+
+def test_summary_figure_and_table_accept_an_overall_s1_of_none():
+    nothing = {"s1": None, "s2": 0.1, "s3": 0.2}
+    summary = _summary(nothing, nothing)
+    fig = F.summary_figure(summary, sampler="vas", fraction=0.05)
+    valid(fig)
+    assert "S1 trivial (≤ k units) vs trivial (≤ k units)" in title_of(fig)
+    assert "no S1 bar for a, b" in title_of(fig)
+    assert F.s1_text(None) == "trivial (≤ k units)" and F.s1_text(0.8123, 3) == "0.812"
+
+
+def test_topk_figure_says_when_s1_is_trivial_in_the_layer():
+    sample_mean, full_mean, sample_top, full_top = _topk_inputs()
+    labels = [f"u{i}" for i in range(6)]
+    args = dict(labels=labels, sampler="vas", s1=1.0, n_sample=4, n_full=40, layer="fc1")
+    at = F.topk_figure(sample_mean, full_mean, sample_top, full_top, k=6, **args)
+    assert "S1 is trivial here: fc1 has 6 ≤ k units" in title_of(at)
+    below = F.topk_figure(sample_mean, full_mean, sample_top, full_top, k=5, **args)
+    assert "trivial" not in title_of(below)
+
+
 def test_summary_figure_of_the_random_sampler_does_not_compare_it_with_itself():
     scores = {"s1": 0.6, "s2": 0.2, "s3": 0.3}
     fig = F.summary_figure(_summary(scores, scores), sampler="random", fraction=0.1)

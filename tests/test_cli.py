@@ -133,3 +133,53 @@ def test_info_json_reports_the_exact_parameter_count_and_activation_values(tmp_p
     assert (row["items"], row["classes"], row["latent_layer"], row["latent_width"]) == (450, 10, "fc1", 32)
     assert main(["info", "--dataset", "digits", "--cache-dir", str(tmp_path)]) == 0
     assert "activations" in capsys.readouterr().out
+
+
+def test_query_json_carries_an_estimate_beside_each_measured_figure(tmp_path, capsys):
+    cache = str(tmp_path / "cache")
+    query = ["query", "--dataset", "digits", "--cache-dir", cache, "--fraction", "0.2", "--k", "10", "--json"]
+    assert main(query + ["--n-boot", "0"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert main(query) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert main(query) == 0
+    assert json.loads(capsys.readouterr().out) == result  # seeded
+    assert main(query + ["--boot-seed", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["overall"]["estimate"] != result["overall"]["estimate"]
+
+    # the measured figures and every existing key are as they were
+    for key, value in plain.items():
+        if key == "groups":
+            assert [{k: v for k, v in g.items() if k != "estimate"} for g in result["groups"]] == value
+        elif key in ("overall",):
+            assert {k: v for k, v in result[key].items() if k != "estimate"} == value
+        elif key == "per_layer":
+            assert {layer: {k: v for k, v in m.items() if k != "estimate"} for layer, m in result[key].items()} == value
+        else:
+            assert result[key] == value, key
+    assert result["estimate_settings"]["n_boot"] == 200 and result["estimate_settings"]["level"] == 0.9
+
+    with_estimate = 0
+    for group in result["groups"]:
+        est = group["estimate"]
+        assert est["n_sample"] == group["n_sample"]
+        if group["n_sample"] < 2:
+            assert est["s1"] is None and est["reason"]
+            continue
+        with_estimate += 1
+        for m in ("s1", "s2", "s3"):
+            # the value is the mean over resamples, which may lie outside a percentile interval
+            # piled at a bound (9 of 200 resamples at 0.9 and the rest at 1: 0.9955, [1, 1])
+            assert 0 <= est[m]["low"] <= est[m]["high"] <= 1 and 0 <= est[m]["value"] <= 1
+        # digits' logits have 10 units: at k = 10 their S1 is 1 by construction
+        assert est["s1"]["trivial"] == (group["layer"] == "logits")
+    assert with_estimate >= 30
+    overall = result["overall"]["estimate"]
+    assert overall["s2"]["n_groups"] == with_estimate
+    assert overall["s1"]["n_groups"] == with_estimate - with_estimate // 4  # logits left out of S1
+    assert result["per_layer"]["logits"]["estimate"]["s1"] is None
+
+    assert main(query[:-1]) == 0
+    assert "estimated from the sample alone" in capsys.readouterr().out
+    assert main(query + ["--level", "1.5"]) == 2
+    assert "level must be in (0.0, 1.0); got 1.5" in capsys.readouterr().err

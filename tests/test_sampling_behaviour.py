@@ -205,18 +205,28 @@ def test_j_splits_each_cluster_between_its_two_ends(fit, name):
     idx = s.sample(0.1, j=0.7)
     info = s.sample_info(0.1, j=0.7)
     assert info["boundary"] + info["exemplars"] == len(idx)
+    n_low = int(np.floor(0.7 * len(idx) + 0.5))
+    total_low, whole = 0, False
     for c in np.unique(s.cluster_):
         members = np.flatnonzero(s.cluster_ == c)
         ranked = members[np.lexsort((s.log_ratio_[members],))]
         picked = np.isin(ranked, idx)
         k = picked.sum()
-        lo = int(np.floor(0.7 * k + 0.5))
         if 0 < k < len(members):
-            # the lo lowest ratios and the k - lo highest ratios, nothing in between
+            # the lo lowest ratios and the k - lo highest ratios, nothing in between, with lo
+            # the cluster's share of round(j n) rounded down or up (largest remainder)
+            lo = int(np.argmin(picked))
+            quota = n_low * k / len(idx)
+            assert np.floor(quota) <= lo <= np.floor(quota) + 1
             expect = np.zeros(len(members), bool)
             expect[:lo] = True
             expect[len(members) - (k - lo):] = True
             assert np.array_equal(picked, expect)
+            total_low += lo
+        whole |= bool(k == len(members))  # a whole cluster: its split cannot be read off
+    assert info["boundary"] == n_low
+    if not whole:
+        assert total_low == n_low
     # j = 0 takes only exemplars, j = 1 only boundary items.
     lo_only = s.sample(0.1, j=1.0)
     hi_only = s.sample(0.1, j=0.0)
@@ -283,3 +293,35 @@ def test_weighted_variant_prefers_low_ratios_and_varies_with_seed(fit, data, nam
     flat = make_sampler(f"{name}-weighted", log_ratio_clip=1e-9).set_state(fit(name).get_state())
     mean_flat = np.mean([flat.log_ratio_[flat.sample(0.2, seed=s)].mean() for s in range(5)])
     assert mean_flat > np.mean([weighted.log_ratio_[weighted.sample(0.2, seed=s)].mean() for s in range(5)])
+
+
+# ------------------------------------------------------------- j on small samples (digits)
+RATIO_SAMPLERS = ("gmm-full", "gmm-spherical", "max-margin")
+
+
+@pytest.mark.parametrize("name", RATIO_SAMPLERS)
+def test_boundary_seats_total_round_j_n_on_digits(digits_ws, name):
+    s = digits_ws.fitted_sampler(name, seed=0)
+    n_items = digits_ws.n_items
+    for n in (5, 23, 90, 360):
+        fraction = n / n_items
+        assert sample_size(fraction, n_items) == n
+        for j in (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0):
+            info = s.sample_info(fraction, j=j)
+            idx = s.sample(fraction, j=j)
+            assert len(idx) == n and len(np.unique(idx)) == n
+            assert info["boundary"] == int(np.floor(j * n + 0.5))
+            assert info["boundary"] + info["exemplars"] == n
+
+
+@pytest.mark.parametrize("name", RATIO_SAMPLERS)
+def test_j_keeps_its_meaning_on_a_small_digits_sample(digits_ws, name):
+    # 23 items over 10 clusters: two or three seats each, where rounding j per cluster made
+    # j = 0.5 and j = 0.7 the same sample
+    s = digits_ws.fitted_sampler(name, seed=0)
+    fraction = 23 / digits_ws.n_items
+    half, more = s.sample(fraction, j=0.5), s.sample(fraction, j=0.7)
+    assert set(half.tolist()) != set(more.tolist())
+    assert (s.sample_info(fraction, j=0.5)["boundary"], s.sample_info(fraction, j=0.7)["boundary"]) == (12, 16)
+    # the four seats moved to the boundary end take lower ratios than the exemplars they replace
+    assert s.log_ratio_[more].mean() < s.log_ratio_[half].mean()

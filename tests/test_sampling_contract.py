@@ -127,6 +127,20 @@ def test_seeds(name):
 
 
 @pytest.mark.parametrize("name", SAMPLER_NAMES)
+def test_seeded_fit_says_whether_the_fit_seed_changes_the_sample(name):
+    """The experiments repeat a fit over seeds only where the seed changes it (no fake spread)."""
+    x, y, p = make_data()
+    fits = [make_sampler(name).fit(x, y, p, seed=s) for s in range(3)]
+    states = [{k: v for k, v in f.get_state().items() if k != "seed_"} for f in fits]
+    same_state = all(all(np.array_equal(states[0][k], st[k]) for k in states[0]) for st in states[1:])
+    samples = {tuple(np.concatenate([f.sample(q, j=0.7, seed=0) for q in (0.05, 0.2)])) for f in fits}
+    if make_sampler(name).seeded_fit:
+        assert not same_state and len(samples) > 1
+    else:
+        assert same_state and len(samples) == 1
+
+
+@pytest.mark.parametrize("name", SAMPLER_NAMES)
 @pytest.mark.parametrize("fraction", [0, -0.1, 1.5, float("nan"), "0.1", None])
 def test_fraction_outside_interval_names_the_value(name, fraction):
     s = fitted(name)

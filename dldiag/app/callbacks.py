@@ -397,7 +397,7 @@ def summary_outputs(meta: AppMeta, svc: Diagnosis, sample_params: dict, eval_par
     def row(name, key):
         s = summary[key]["overall"]
         return html.Tr([html.Td(name), html.Td(f"{c[key]['n']:,}"), html.Td(f"{c[key]['correct']:,}"),
-                        html.Td(f"{c[key]['incorrect']:,}"), html.Td(f"{s['s1']:.3f}"),
+                        html.Td(f"{c[key]['incorrect']:,}"), html.Td(F.s1_text(s['s1'], 3)),
                         html.Td(f"{s['s2']:.4f}"), html.Td(f"{s['s3']:.4f}")])
 
     table = html.Table(className="t4", children=[

@@ -39,6 +39,8 @@ __all__ = [
     "unit_mosaic",
     "argmax_figure",
     "summary_figure",
+    "s1_text",
+    "trivial_s1_note",
     "confusion_figure",
     "top_confusions",
     "absent_figure",
@@ -795,8 +797,11 @@ def topk_figure(sample_mean: np.ndarray, full_mean: np.ndarray, sample_top: np.n
         (:func:`estimate_subtitle`).
     """
     main = f"(a) Top-{k} neurons of {layer}"
-    title = _title_text(main, context=context,
-                        subtitle=estimate_subtitle(score_line("s1", s1, baseline, k=k), estimator))
+    subtitle = estimate_subtitle(score_line("s1", s1, baseline, k=k), estimator)
+    if len(labels) <= k:
+        subtitle += (f"<br>S1 is trivial here: {layer} has {len(labels)} ≤ k units, so every unit is in both "
+                     "top-k lists (the summary (d) leaves it out of S1)")
+    title = _title_text(main, context=context, subtitle=subtitle)
     if n_full == 0:
         return message_figure("No item of the data falls in this group.", present=present, title=title,
                               for_screen=for_screen)
@@ -1097,6 +1102,18 @@ METRIC_TITLES = {
 }
 
 
+def s1_text(value: float | None, digits: int = 2) -> str:
+    """An S1 mean, or "trivial" where it is None: every layer averaged has at most k units."""
+    return "trivial (≤ k units)" if value is None else f"{value:.{digits}f}"
+
+
+def trivial_s1_note(layers, k: int | None = None) -> str:
+    """The note of (d) on layers whose S1 bar is left out: with at most k units S1 is 1 whatever the sample."""
+    at = "k" if k is None else f"k = {k}"
+    return (f"no S1 bar for {', '.join(layers)}: at most {at} units, so S1 is 1 whatever the sample "
+            "(left out of S1's mean over all layers)")
+
+
 def summary_figure(summary: dict, *, sampler: str, fraction: float, context: str = "", present: bool = False,
                    for_screen: bool = True) -> dict:
     """(d) Query-set accuracy over all groups: the sample vs a random sample of the same size.
@@ -1118,9 +1135,12 @@ def summary_figure(summary: dict, *, sampler: str, fraction: float, context: str
     else:
         main = (f"(d) Query-set accuracy: {_swatch(sampler)} vs {_swatch('random')} at {pct(fraction)}, "
                 f"over {n_groups} groups")
-        explain = (f"S1 {s['overall']['s1']:.2f} vs {r['overall']['s1']:.2f}; "
+        explain = (f"S1 {s1_text(s['overall']['s1'])} vs {s1_text(r['overall']['s1'])}; "
                    "a group = layer × true class × outcome with items in the data; bars: means over its groups")
     explain = estimate_subtitle(explain, summary.get("estimator", "plain"))
+    trivial = [layer for layer in summary["layers"] if s["per_layer"][layer]["s1"] is None]
+    if trivial:
+        explain += "<br>" + trivial_s1_note(trivial, summary.get("k"))
     title = _title_text(main, context=context, subtitle=explain)
     cats = ["all layers", *summary["layers"]]
     data = []

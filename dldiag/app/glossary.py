@@ -418,7 +418,8 @@ _ENTRIES = (
        "in its own top k: 1 is best.",
        "Query set S1 asks \"which k units respond most to this group?\" ([[top-k]]). Precision 1 means the "
        "sample found all k, 0.5 half of them, 0 none: higher is better. A group the sample does not contain "
-       "scores 0 ([[absent-group]]).",
+       "scores 0 ([[absent-group]]). A layer with at most k units has every unit in both top-k lists, so its "
+       "S1 is 1 whatever the sample: the means of (d) leave such a layer out of S1 and show it as trivial.",
        ("top-k", "query-set-accuracy", "absent-group")),
     _e("s2", "S2 — cosine distance of mean activations",
        "How different the sample's pattern of mean activations is from the full data's, from 0 (same "

@@ -24,7 +24,7 @@ import numpy as np
 from ..activations import OUTCOMES, UNIT_MODES, Aggregates, LayerAggregates
 from ..cache import content_key
 from ..metrics import MISSING_SCORES, cosine_distance, js_distance
-from ..queries import GroupAnswer, answer, compare_group
+from ..queries import GroupAnswer, answer, compare_group, summarise_groups
 from .._validation import check_option
 from ..weighting import ESTIMATORS, WeightedLayerAggregates, design_weights, weighted_aggregates
 from .state import K_RANGE, AppMeta, ViewState
@@ -210,15 +210,17 @@ def score_table(sample: Aggregates, full_answers: list, layers, unit_mode: str) 
     return {"s1": s1, "s2": s2, "s3": s3, "layer": layer_idx, "n_sample": n_sample}
 
 
-def summarise_scores(table: dict, layers, k: int) -> dict:
-    """Means over groups (per layer and overall) of a score table at top-k ``k``."""
+def summarise_scores(table: dict, layers, k: int, n_units) -> dict:
+    """Means over groups (per layer and overall) of a score table at top-k ``k``.
+
+    ``n_units`` holds each layer's number of units: S1 means leave out the layers with at most
+    ``k`` units, as :func:`dldiag.queries.evaluate` does (both call
+    :func:`~dldiag.queries.summarise_groups`, so that the numbers agree to the bit).
+    """
     cols = {"s1": np.asarray(table["s1"])[:, k - 1], "s2": np.asarray(table["s2"]), "s3": np.asarray(table["s3"])}
-    layer_idx = np.asarray(table["layer"])
-    # np.mean of a list, as dldiag.queries.evaluate does, so that the numbers agree to the bit
-    overall = {m: float(np.mean(list(v))) for m, v in cols.items()}
-    per_layer = {layer: {m: float(np.mean(list(v[layer_idx == li]))) for m, v in cols.items()}
-                 for li, layer in enumerate(layers)}
-    return {"overall": overall, "per_layer": per_layer}
+    per_layer, overall = summarise_groups(cols, table["layer"], layers, n_units, k)
+    return {"overall": overall, "per_layer": per_layer,
+            "s1_trivial_layers": [layer for layer in layers if per_layer[layer]["s1_trivial"]]}
 
 
 def _digest(indices: np.ndarray) -> str:
@@ -509,10 +511,11 @@ class Diagnosis:
         ridx = self.random_indices(params.fraction, params.seed)
         weights = self.sample_weights(params.sampler, idx) if estimator == "weighted" else None
         layers = list(self.ws.layers)
-        out = {"layers": layers, "k": k, "unit_mode": unit_mode, "estimator": estimator}
+        n_units = [self.ws.full[layer, unit_mode].n_units for layer in layers]
+        out = {"layers": layers, "k": k, "unit_mode": unit_mode, "n_units": n_units, "estimator": estimator}
         for name, ind, w in (("sample", idx, weights), ("random", ridx, None)):
             table = self.scores(ind, unit_mode, w)
-            out[name] = summarise_scores(table, layers, k)
+            out[name] = summarise_scores(table, layers, k, n_units)
             out["n_groups"] = int(len(table["s2"]))
         out["counts"] = {"sample": self.counts(idx), "random": self.counts(ridx)}
         return out

@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="small grid for tests: fractions 0.05,0.2,1.0, 2 seeds, j in 0,0.5,1, one creation timing")
     p.add_argument("--fresh", action="store_true", help="discard finished cells in OUT/_state/ and recompute")
     p.add_argument("--fractions", type=_floats, default=None, help="sample fractions of Fig. 4 (default: 0.05,0.1,0.2,0.4,0.8)")
-    p.add_argument("--seeds", type=int, default=None, help="draws per randomised sampler (default: 10; 2 with --quick)")
+    p.add_argument("--seeds", type=int, default=None, help="draws per sampler: sample seeds, or fit seeds for a sampler whose fit "
+                   "takes one (default: 10; 2 with --quick)")
     p.add_argument("--samplers", type=_names, default=None, help="comma-separated samplers (default: all)")
     p.add_argument("--no-png", action="store_true",
                    help="skip PNG export (kaleido) and the check at start that it works here")

@@ -133,8 +133,29 @@ def _err(rows, metric):
     if all(r["n_seeds"] <= 1 for r in rows):
         return None
     return dict(type="data", symmetric=False, thickness=1.5, width=5,
-                array=[r[f"{metric}_max"] - r[f"{metric}_mean"] for r in rows],
-                arrayminus=[r[f"{metric}_mean"] - r[f"{metric}_min"] for r in rows])
+                array=[_gap(r[f"{metric}_max"], r[f"{metric}_mean"]) for r in rows],
+                arrayminus=[_gap(r[f"{metric}_mean"], r[f"{metric}_min"]) for r in rows])
+
+
+def _gap(high, low):
+    # None where no draw has the metric (S1 when every layer is trivial at that k): no bar
+    return None if high is None or low is None else high - low
+
+
+def _size_err(rows, n_items):
+    """Horizontal error bars (in %) of the natural samples' size range; None when sizes agree."""
+    if all(r.get("n_sample_min", r["n_sample"]) == r.get("n_sample_max", r["n_sample"]) for r in rows):
+        return None
+    return dict(type="data", symmetric=False, thickness=1.5, width=5,
+                array=[100 * (r["n_sample_max"] / n_items - r["fraction"]) for r in rows],
+                arrayminus=[100 * (r["fraction"] - r["n_sample_min"] / n_items) for r in rows])
+
+
+def _natural_label(name: str, row: dict) -> str:
+    """Legend label of a natural sample: its tree's fraction, or the mean over several trees."""
+    if row["n_seeds"] > 1:
+        return f"{name} (its trees: {_pct(row['fraction'])} on average)"
+    return f"{name} (its tree: {_pct(row['fraction'])})"
 
 
 def _samplers(rows) -> list[str]:
@@ -145,14 +166,41 @@ def _samplers(rows) -> list[str]:
     return seen
 
 
+def _fits_repeated(meta: dict) -> bool:
+    """Whether the run repeated seeded fits over the seeds (run.json from before did not)."""
+    return any(s.get("seeded_fit", False) for s in meta["samplers"].values())
+
+
 def _seed_note(meta: dict) -> str:
+    """What a point averages: draws with new sample seeds, new fits, or a single draw."""
     seeds = meta["config"]["seeds"]
-    randomised = [n for n, s in meta["samplers"].items() if s["randomised"] and not n.endswith("-weighted")]
-    return (f"randomised samplers ({', '.join(randomised)}): mean of {seeds} draws, bars = min–max; "
-            "the others are deterministic (one draw)")
+    main = {n: s for n, s in meta["samplers"].items() if not n.endswith("-weighted")}
+    # run.json written before fits were repeated lacks "seeded_fit": those fits were drawn once.
+    draws = [n for n, s in main.items() if s["randomised"]]
+    fits = [n for n, s in main.items() if not s["randomised"] and s.get("seeded_fit", False)]
+    once = [n for n in main if n not in draws and n not in fits]
+    kinds = [f"new sample seeds for {', '.join(draws)}" if draws else "",
+             ("new fits for the others" if draws and not once else f"new fits for {', '.join(fits)}")
+             if fits else ""]
+    note = f"mean of {seeds} draws (bars: min–max): " + "; ".join(k for k in kinds if k)
+    if once:
+        note += f"; drawn once: {', '.join(once)}"
+    return note
 
 
 # ---------------------------------------------------------------------------- Fig. 4
+#: What a latent grid does with the seats of a cell smaller than its equal share.
+_SPILL_WORDS = {"none": "equal per cell, no spill: the report's rule",
+                "uniform": "short seats drawn uniformly: the app's default",
+                "equal": "short seats re-shared equally"}
+
+
+def _line_label(name: str, meta: dict) -> str:
+    """A sampler's legend label; a latent grid says its spill rule (read from run.json, as
+    older runs drew the app's grid under the name latent-grid)."""
+    spill = meta["samplers"].get(name, {}).get("params", {}).get("spill")
+    return f"{name} ({_SPILL_WORDS[spill]})" if spill in _SPILL_WORDS else name
+
 def fig4_fraction(rows: list[dict], meta: dict) -> go.Figure:
     """S1, S2 and S3 vs sample fraction, one line per sampler; EB tree as its natural point."""
     cfg = meta["config"]
@@ -173,16 +221,18 @@ def fig4_fraction(rows: list[dict], meta: dict) -> go.Figure:
         # Dodge the lines sideways (log axis: a small factor) so that error bars do not overlap.
         dodge = 1.0 if natural else 1.0 + 0.025 * (lines.index(name) - (len(lines) - 1) / 2)
         x = [100 * r["fraction"] * dodge for r in mine]
-        label = f"{name} (its tree: {_pct(mine[0]['fraction'])})" if natural else name
+        spill = name.endswith("-spill")
+        label = _natural_label(name, mine[0]) if natural else _line_label(name, meta)
+        error_x = _size_err(mine, meta["n_items"]) if natural else None
         for col, metric in enumerate(metrics, start=1):
             custom = [[100 * r["fraction"], r["n_sample"], r["n_seeds"], r[f"{metric}_min"], r[f"{metric}_max"]]
                       for r in mine]
             fig.add_trace(go.Scatter(
                 x=x, y=[r[f"{metric}_mean"] for r in mine],
-                error_y=_err(mine, metric),
+                error_y=_err(mine, metric), error_x=error_x,
                 mode="markers" if natural else "lines+markers",
                 name=label, legendgroup=name, showlegend=col == 1,
-                line=dict(color=sampler_color(name), width=2.5),
+                line=dict(color=sampler_color(name), width=2.5, dash="dash" if spill else "solid"),
                 marker=dict(color=sampler_color(name), size=20 if natural else 8,
                             symbol="star" if natural else "circle",
                             line=dict(color="white", width=1)),
@@ -202,7 +252,7 @@ def fig4_fraction(rows: list[dict], meta: dict) -> go.Figure:
     fig.update_yaxes(rangemode="tozero", row=1, col=2)
     fig.update_yaxes(rangemode="tozero", row=1, col=3)
     note = (f"k = {k}, j = {cfg['j']} for the ratio samplers; {_seed_note(meta)}; "
-            "★ EB tree: its natural sample (one tree)")
+            "★ EB tree: its natural sample (one tree per fit, bars across: its size); S1 leaves out layers of ≤ k units")
     return _layout(fig, meta, "Fig. 4 — query-set accuracy vs sample size", note, width=1650, height=620)
 
 
@@ -221,7 +271,7 @@ def fig5_topk(rows: list[dict], meta: dict) -> go.Figure:
             if not mine:
                 continue
             natural = mode == "natural"
-            label = f"{name} (its tree: {_pct(mine[0]['fraction'])})" if natural else name
+            label = _natural_label(name, mine[0]) if natural else name
             # Dodge sideways so that the error bars of different samplers do not overlap.
             dodge = step * 0.06 * (i - (len(names) - 1) / 2)
             fig.add_trace(go.Scatter(
@@ -238,7 +288,7 @@ def fig5_topk(rows: list[dict], meta: dict) -> go.Figure:
     fig.update_xaxes(title_text="k (number of top units in S1)", tickvals=ks)
     fig.update_yaxes(title_text="S1 precision@k (higher is better)")
     note = (f"{_pct(cfg['fixed_fraction'])} samples, j = {cfg['j']}; {_seed_note(meta)}; "
-            "★ dotted: EB tree's natural sample")
+            "★ dotted: EB tree's natural sample; S1 leaves out layers of ≤ k units")
     fig = _layout(fig, meta, f"Fig. 5 — S1 precision vs k at {_pct(cfg['fixed_fraction'])}", note,
                   width=1250, height=640)
     return fig
@@ -293,8 +343,10 @@ def fig6_j(rows: list[dict], meta: dict) -> go.Figure:
                      range=[js[0] - 0.04 * span, js[-1] + 0.1 * span])
     fig.update_yaxes(rangemode="tozero", row=1, col=2)
     fig.update_yaxes(rangemode="tozero", row=1, col=3)
-    note = (f"{_pct(cfg['fixed_fraction'])} samples, k = {k}; dashed: weighted variants (probability ∝ "
-            f"1/likelihood ratio, j not used), mean of {cfg['seeds']} draws, bar at the right = min–max")
+    draw = "a new fit and a new sample seed" if _fits_repeated(meta) else "a new sample seed"
+    note = (f"{_pct(cfg['fixed_fraction'])} samples, k = {k}; mean of {cfg['seeds']} draws, bars = min–max; "
+            f"dashed: weighted variants (probability ∝ 1/likelihood ratio, j not used; a draw is {draw}), "
+            "bar at the right; S1 leaves out layers of ≤ k units")
     return _layout(fig, meta, "Fig. 6 — effect of the tuning factor j", note, width=1650, height=620)
 
 
@@ -367,7 +419,9 @@ def table4(rows: list[dict], meta: dict) -> go.Figure:
         shown = f"{name} (natural tree)" if natural else name
         names.append(f"<b>{shown}</b>")
         name_colors.append(sampler_color(name) if name != "all" else "#222")
-        sizes.append(f"{r['n_sample']} ({_pct(r['fraction'])})")
+        low, high = r.get("n_sample_min", r["n_sample"]), r.get("n_sample_max", r["n_sample"])
+        size = f"{r['n_sample']:g}" if low == high else f"{r['n_sample']:.4g} ({low:g}–{high:g})"
+        sizes.append(f"{size} ({_pct(r['fraction'])})")
         counts.append(f"{r['n_correct_mean']:.4g} ({r['n_incorrect_mean']:.3g})")
         spread.append("" if r["n_seeds"] <= 1 else f"{r['n_incorrect_min']:g}–{r['n_incorrect_max']:g} over {r['n_seeds']}")
         report_key = name if (name != "eb-tree" or natural) else None
@@ -384,9 +438,10 @@ def table4(rows: list[dict], meta: dict) -> go.Figure:
                    font=dict(size=14, color=[name_colors] + [["#222"] * len(rows)] * 5),
                    fill_color=[["white", "#f6f6f6"] * (len(rows) // 2 + 1)]),
     ))
-    note = (f"{_pct(cfg['fixed_fraction'])} samples (j = {cfg['j']}); randomised samplers: mean of "
-            f"{seeds} draws; the report's counts are for its own models and data (the report's VAS Galaxy "
-            "Zoo2 entry 492(4) is as printed)")
+    draws = (f"mean of {seeds} draws (new sample seeds or new fits)" if _fits_repeated(meta)
+             else f"randomised samplers: mean of {seeds} draws")
+    note = (f"{_pct(cfg['fixed_fraction'])} samples (j = {cfg['j']}); {draws}; the report's counts are for its own models and data (its VAS Galaxy Zoo2 entry "
+            "492(4) is as printed)")
     fig = _layout(fig, meta, "Table IV — correctly (incorrectly) classified items per sample", note,
                   width=1250, height=105 + 34 + 31 * len(rows) + 45)
     fig.update_layout(margin=dict(b=20, t=105))

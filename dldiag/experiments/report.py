@@ -87,8 +87,8 @@ def table4_markdown(results_dir) -> str:
     cfg = meta["config"]
     lines = [
         f"Table IV — correctly (incorrectly) classified items in each {100 * cfg['fixed_fraction']:g} % "
-        f"sample, {meta['dataset_label']}, {meta['model_label']} (j = {cfg['j']}; randomised samplers: "
-        f"mean of {cfg['seeds']} draws, with the range of incorrect items over the draws).",
+        f"sample, {meta['dataset_label']}, {meta['model_label']} (j = {cfg['j']}; {_draws_text(meta)}, "
+        "with the range of incorrect items over the draws).",
         "",
         "| sampler | items | ours: correct (incorrect) | incorrect, range | report MNIST | report Galaxy Zoo2 |",
         "|---|---:|---:|---:|---:|---:|",
@@ -98,9 +98,26 @@ def table4_markdown(results_dir) -> str:
         name = f"{r['sampler']} (natural tree)" if natural else r["sampler"]
         ref = REPORT_TABLE_IV.get(r["sampler"] if (r["sampler"] != "eb-tree" or natural) else None, ("", ""))
         spread = "" if r["n_seeds"] <= 1 else f"{r['n_incorrect_min']:g}–{r['n_incorrect_max']:g}"
-        lines.append(f"| {name} | {r['n_sample']} ({100 * r['fraction']:.3g} %) | "
+        low, high = r.get("n_sample_min", r["n_sample"]), r.get("n_sample_max", r["n_sample"])
+        size = f"{r['n_sample']:g}" if low == high else f"{r['n_sample']:.4g} ({low:g}–{high:g})"
+        lines.append(f"| {name} | {size} ({100 * r['fraction']:.3g} %) | "
                      f"{r['n_correct_mean']:.4g} ({r['n_incorrect_mean']:.3g}) | {spread} | {ref[0]} | {ref[1]} |")
     return "\n".join(lines) + "\n"
+
+
+def _draws_text(meta: dict) -> str:
+    seeds = meta["config"]["seeds"]
+    if any(s.get("seeded_fit", False) for s in meta["samplers"].values()):
+        return (f"every sampler: mean of {seeds} draws, a draw being a new sample seed or, for a sampler "
+                "whose fit takes a seed, a new fit")
+    return f"randomised samplers: mean of {seeds} draws"
+
+
+def _apart(better: dict, worse: dict, metric: str) -> bool:
+    """Whether ``better`` beats ``worse`` on every pair of draws: their min–max ranges do not meet."""
+    if _BETTER[metric] is max:
+        return better[f"{metric}_min"] > worse[f"{metric}_max"]
+    return better[f"{metric}_max"] < worse[f"{metric}_min"]
 
 
 _BETTER = {"s1": max, "s2": min, "s3": min}
@@ -111,7 +128,10 @@ def summary_markdown(results_dir) -> str:
     """Which sampler ranks first on each query set at each fraction, and its gap to random.
 
     Only samplers with a line in Fig. 4 compete (the EB tree's natural sample has no fixed
-    fraction); ranks are by the mean over draws.
+    fraction); ranks are by the mean over draws. "apart" says whether the first's min–max
+    range over draws is clear of the second's; in the ranks at the fixed fraction, ``≈``
+    marks a sampler whose range meets that of the one ranked just above it (the order of the
+    two may not survive other seeds).
     """
     results_dir = Path(results_dir)
     meta = load_run(results_dir)
@@ -119,10 +139,11 @@ def summary_markdown(results_dir) -> str:
     rows = [r for r in read_csv(results_dir / "fig4_fraction.csv") if r["size_mode"] == "fraction"]
     lines = [
         f"Best sampler per query set and fraction, {meta['dataset_label']}, {meta['model_label']} "
-        f"(k = {cfg['k']}, j = {cfg['j']}; mean over draws; gap = best − random, in the metric's unit).",
+        f"(k = {cfg['k']}, j = {cfg['j']}; mean over draws; gap = best − random, in the metric's unit; "
+        "apart = the first's min–max range over draws is clear of the second's).",
         "",
-        "| fraction | query set | first | second | random | gap to random |",
-        "|---:|---|---|---|---:|---:|",
+        "| fraction | query set | first | second | apart | random | gap to random |",
+        "|---:|---|---|---|---|---:|---:|",
     ]
     for f in sorted({r["fraction"] for r in rows}):
         at = [r for r in rows if r["fraction"] == f]
@@ -131,21 +152,24 @@ def summary_markdown(results_dir) -> str:
             ranked = sorted(at, key=lambda r: r[f"{m}_mean"], reverse=_BETTER[m] is max)
             best, second = ranked[0], ranked[1] if len(ranked) > 1 else None
             gap = "" if rand is None else f"{best[f'{m}_mean'] - rand[f'{m}_mean']:+.4f}"
+            apart = "" if second is None else ("yes" if _apart(best, second, m) else "no")
             lines.append(
                 f"| {100 * f:g} % | {_METRIC_NAMES[m].format(k=cfg['k'])} | {best['sampler']} "
                 f"{best[f'{m}_mean']:.4f} | "
                 + (f"{second['sampler']} {second[f'{m}_mean']:.4f}" if second else "")
-                + f" | {'' if rand is None else format(rand[f'{m}_mean'], '.4f')} | {gap} |")
+                + f" | {apart} | {'' if rand is None else format(rand[f'{m}_mean'], '.4f')} | {gap} |")
     ranks = {}
     f5 = cfg["fixed_fraction"]
     at5 = [r for r in rows if abs(r["fraction"] - f5) < 1e-12]
     if at5:
-        lines += ["", f"Rank of every sampler at {100 * f5:g} % (1 = best):", "",
+        lines += ["", f"Rank of every sampler at {100 * f5:g} % (1 = best; ≈: its min–max range over draws "
+                  "meets that of the sampler ranked just above):", "",
                   "| sampler | S1 | S2 | S3 |", "|---|---:|---:|---:|"]
         for m in ("s1", "s2", "s3"):
             ordered = sorted(at5, key=lambda r: r[f"{m}_mean"], reverse=_BETTER[m] is max)
             for i, r in enumerate(ordered, start=1):
-                ranks.setdefault(r["sampler"], {})[m] = i
+                tied = i > 1 and not _apart(ordered[i - 2], r, m)
+                ranks.setdefault(r["sampler"], {})[m] = f"≈{i}" if tied else str(i)
         for name, rk in ranks.items():
             lines.append(f"| {name} | {rk['s1']} | {rk['s2']} | {rk['s3']} |")
     return "\n".join(lines) + "\n"

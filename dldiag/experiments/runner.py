@@ -11,12 +11,21 @@ A run is a list of *cells*:
 
 Every finished cell is written atomically to ``OUT/_state/<key>.json``; the key is a content
 hash of everything that determines the result (the workspace, i.e. data and weights; the
-sampler and its parameters; fraction, j, seed, ks, unit mode). A restarted run finds those
+sampler, its parameters and its fit seed; fraction, j, seed, ks, unit mode). A restarted run finds those
 files and skips the cells; ``fresh=True`` clears them first. The key also holds a hash of the
 source of the sampler's module and of the query code, so cells computed by older code are
 recomputed. (Sampler *fits* come from the workspace cache, keyed by the fit parameters only:
 after changing a sampler's fit, use a fresh ``--cache-dir``.) At the end the cells are turned
 into the CSV tables of :mod:`dldiag.experiments.summary` and ``run.json``.
+
+The latent grid follows the report's rule here (equal seats per cell, no spill; see
+:data:`SAMPLER_VARIANTS`), and the app's default grid is drawn beside it as
+``latent-grid-spill`` in Fig. 4 and Table IV.
+
+Every sampler is drawn ``seeds`` times, as the report repeats each sample ten times. Draw
+``s`` of a sampler uses the sample seed ``s`` and, when its fit depends on a seed
+(``seeded_fit``: the ratio samplers and their weighted twins, VAS, the EB tree), the fit seed
+``fit_seed + s``; a sampler that is neither randomised nor seeded would be drawn once.
 """
 
 from __future__ import annotations
@@ -48,14 +57,44 @@ __all__ = [
     "run_experiments",
     "STATE_DIR",
     "RUNNER_VERSION",
+    "SAMPLER_VARIANTS",
+    "experiment_sampler",
+    "experiment_sampler_names",
 ]
 
 #: Bump when a cell's stored result changes meaning, so that old state is not reused.
-RUNNER_VERSION = 1
+#: 2: a cell records its fit seed; seeded fits are repeated over the seeds.
+#: 3: S1 means leave out the layers with at most k units; a cell names them per k.
+RUNNER_VERSION = 3
 #: Folder under ``--out`` that holds one JSON file per finished cell (git-ignored).
 STATE_DIR = "_state"
 #: Sampler whose natural (unforced) sample is plotted as a single point.
 NATURAL_SAMPLER = "eb-tree"
+#: Experiment samplers that differ from the registry's defaults, as (registry name, params).
+#: "latent-grid" is the report's rule: equal seats per cell, and a cell smaller than its share
+#: leaves its seats empty (``spill="none"``), so the sample falls short at large fractions
+#: (Fig. 4's knee at 80 %). The app keeps the default ``spill="uniform"`` (the size asked,
+#: short seats drawn uniformly): shown beside it as "latent-grid-spill".
+SAMPLER_VARIANTS = {
+    "latent-grid": ("latent-grid", {"spill": "none"}),
+    "latent-grid-spill": ("latent-grid", {"spill": "uniform"}),
+}
+#: Variants drawn only where they can differ from their twin: across fractions (Fig. 4) and in
+#: Table IV; the two grids coincide at any fraction where no cell is short.
+FRACTION_ONLY = ("latent-grid-spill",)
+
+
+def experiment_sampler(name: str):
+    """A new, unfitted sampler of the experiments by name (registry names and :data:`SAMPLER_VARIANTS`)."""
+    from ..sampling import make_sampler
+
+    base, params = SAMPLER_VARIANTS.get(name, (name, {}))
+    return make_sampler(base, **params)
+
+
+def _fitted(ws, name: str, seed: int):
+    base, params = SAMPLER_VARIANTS.get(name, (name, {}))
+    return ws.fitted_sampler(base, seed=seed, **params)
 
 
 @dataclass(frozen=True)
@@ -67,7 +106,8 @@ class ExperimentConfig:
     fractions : tuple of float
         Sample fractions of Fig. 4.
     seeds : int
-        Draws per randomised sampler (the report: 10); deterministic samplers are drawn once.
+        Draws per sampler (the report: 10): sample seeds of a randomised sampler, fit seeds of a
+        sampler whose fit is seeded, both for the weighted twins (see the module docstring).
     k : int
         Top-k of S1 in Figs. 4 and 6.
     ks : tuple of int
@@ -82,7 +122,8 @@ class ExperimentConfig:
         Samplers of Fig. 6; their ``-weighted`` twins are added when they exist.
     unit_mode : {"flat", "channel"}
     fit_seed : int
-        Seed of every sampler fit.
+        First fit seed: draw ``s`` of a seeded fit uses ``fit_seed + s``; the fits of the other
+        samplers, and the timings, use ``fit_seed``.
     time_sample_repeats : int
         Timed ``sample()`` calls per sampler (after one untimed warm-up call).
     time_create_repeats : int
@@ -145,12 +186,17 @@ class ExperimentConfig:
 
 @dataclass
 class EvalCell:
-    """One sample and its scores. ``fraction=None`` is a sampler's natural sample (EB tree)."""
+    """One sample and its scores. ``fraction=None`` is a sampler's natural sample (EB tree).
+
+    ``fit_seed`` is the seed of the fit the sample is drawn from; it follows from ``seed``
+    (:func:`fit_seed_of`), so it is not part of :meth:`ident`.
+    """
 
     sampler: str
     fraction: float | None
     j: float | None
     seed: int
+    fit_seed: int = 0
     ks: set = field(default_factory=set)
     tags: set = field(default_factory=set)
 
@@ -176,6 +222,15 @@ def _twin(name: str) -> str:
     return name.removesuffix("-weighted")
 
 
+def fit_seed_of(config: ExperimentConfig, sampler, seed: int) -> int:
+    """The fit seed of draw ``seed`` of ``sampler`` (a class or instance with ``seeded_fit``).
+
+    A seeded fit gets a new seed per draw, so that its spread over draws is the spread over
+    fits; an unseeded one keeps ``config.fit_seed`` (refitting it would only repeat the fit).
+    """
+    return config.fit_seed + seed if sampler.seeded_fit else config.fit_seed
+
+
 def plan_cells(config: ExperimentConfig, samplers: dict) -> tuple[list[EvalCell], list[TimingCell]]:
     """The cells of a run.
 
@@ -183,15 +238,16 @@ def plan_cells(config: ExperimentConfig, samplers: dict) -> tuple[list[EvalCell]
     ----------
     config : ExperimentConfig
     samplers : dict
-        ``{name: sampler class or instance}`` with ``randomised`` and ``uses_j`` attributes,
-        in display order.
+        ``{name: sampler class or instance}`` with ``randomised``, ``seeded_fit`` and ``uses_j``
+        attributes, in display order.
 
     Returns
     -------
     eval_cells, timing_cells : lists
         Eval cells are unique by (sampler, fraction, j, seed); a cell serving several
         experiments carries all their tags (``fig4``, ``fig5``, ``fig6``, ``table4``) and the
-        union of their ks. Timing ``create`` cells beyond the first run are listed too; the
+        union of their ks. A sampler that is randomised or has a seeded fit gets
+        ``config.seeds`` cells per point, the others one. Timing ``create`` cells beyond the first run are listed too; the
         runner skips them for samplers slower than ``time_slow_s``.
     """
     cells: dict[tuple, EvalCell] = {}
@@ -199,10 +255,11 @@ def plan_cells(config: ExperimentConfig, samplers: dict) -> tuple[list[EvalCell]
     def add(name, fraction, j, ks, tag):
         cls = samplers[name]
         j_eff = j if (cls.uses_j and j is not None) else None
-        seeds = range(config.seeds) if cls.randomised else (0,)
+        seeds = range(config.seeds) if (cls.randomised or cls.seeded_fit) else (0,)
         for seed in seeds:
             key = (name, fraction, j_eff, seed)
-            cell = cells.setdefault(key, EvalCell(name, fraction, j_eff, seed))
+            cell = cells.setdefault(key, EvalCell(name, fraction, j_eff, seed,
+                                                  fit_seed_of(config, cls, seed)))
             cell.ks.update(ks)
             cell.tags.add(tag)
 
@@ -211,7 +268,8 @@ def plan_cells(config: ExperimentConfig, samplers: dict) -> tuple[list[EvalCell]
     for name in main:
         for f in config.fractions:
             add(name, f, config.j, (config.k,), "fig4")
-        add(name, f5, config.j, config.ks, "fig5")
+        if name not in FRACTION_ONLY:
+            add(name, f5, config.j, config.ks, "fig5")
     for name in samplers:
         add(name, f5, config.j, (config.k,), "table4")
     if NATURAL_SAMPLER in samplers:
@@ -287,21 +345,22 @@ def _source_hash(*modules: str) -> str:
     return digest.hexdigest()
 
 
-def _sampler_identity(ws, name, config, sampler) -> dict:
+def _sampler_identity(ws, name, fit_seed, sampler) -> dict:
     code = _source_hash(type(sampler).__module__, "dldiag.sampling._base", "dldiag.queries",
                         "dldiag.metrics")
     return {"workspace": ws.key, "sampler": name, "params": sampler.get_params(),
-            "fit_seed": config.fit_seed, "code": code}
+            "fit_seed": fit_seed, "code": code}
 
 
 def _eval_key(ws, config, cell: EvalCell, sampler) -> str:
-    return content_key("eval", RUNNER_VERSION, _sampler_identity(ws, cell.sampler, config, sampler),
+    return content_key("eval", RUNNER_VERSION, _sampler_identity(ws, cell.sampler, cell.fit_seed, sampler),
                        cell.fraction, cell.j, cell.seed, sorted(cell.ks), config.unit_mode)
 
 
 def _timing_key(ws, config, cell: TimingCell, sampler) -> str:
     repeats = config.time_sample_repeats if cell.mode == "sample" else 1
-    return content_key("timing", RUNNER_VERSION, _sampler_identity(ws, cell.sampler, config, sampler),
+    return content_key("timing", RUNNER_VERSION,
+                       _sampler_identity(ws, cell.sampler, config.fit_seed, sampler),
                        cell.mode, cell.run, config.fixed_fraction, config.j, repeats)
 
 
@@ -327,10 +386,11 @@ def _compute_eval(ws, sampler, cell: EvalCell, config: ExperimentConfig) -> dict
     indices, info, draw_s = _draw(sampler, cell, config.j)
     wrong = int(np.sum(ws.y_pred[indices] != ws.y_true[indices]))
     agg = ws.sample_pass(indices).aggregates
-    scores, per_layer = {}, {}
+    scores, per_layer, trivial = {}, {}, {}
     for k in sorted(cell.ks):
         acc = evaluate(agg, ws.full, k=k, unit_mode=config.unit_mode)
         scores[str(k)] = acc.overall
+        trivial[str(k)] = list(acc.s1_trivial_layers)
         if k == config.k:
             per_layer = acc.per_layer
     return {
@@ -339,10 +399,12 @@ def _compute_eval(ws, sampler, cell: EvalCell, config: ExperimentConfig) -> dict
         "fraction": cell.fraction,
         "j": cell.j,
         "seed": cell.seed,
+        "fit_seed": cell.fit_seed,
         "n_sample": int(len(indices)),
         "n_correct": int(len(indices) - wrong),
         "n_incorrect": wrong,
         "scores": scores,
+        "s1_trivial_layers": trivial,
         "per_layer": per_layer,
         "sample_info": info,
         "draw_seconds": draw_s,
@@ -351,17 +413,15 @@ def _compute_eval(ws, sampler, cell: EvalCell, config: ExperimentConfig) -> dict
 
 
 def _compute_timing(ws, name: str, cell: TimingCell, config: ExperimentConfig) -> dict:
-    from ..sampling import make_sampler
-
     f, j = config.fixed_fraction, config.j
     start = time.perf_counter()
     if cell.mode == "create":
         t0 = time.perf_counter()
-        sampler = make_sampler(name).fit(ws.latent, ws.y_true, ws.y_pred, seed=config.fit_seed)
+        sampler = experiment_sampler(name).fit(ws.latent, ws.y_true, ws.y_pred, seed=config.fit_seed)
         sampler.sample(f, j=j, seed=0)
         times = [time.perf_counter() - t0]
     else:
-        sampler = ws.fitted_sampler(name, seed=config.fit_seed)
+        sampler = _fitted(ws, name, config.fit_seed)
         sampler.sample(f, j=j, seed=0)  # warm-up: first-call costs (imports, JIT) not counted
         times = []
         for r in range(config.time_sample_repeats):
@@ -373,14 +433,24 @@ def _compute_timing(ws, name: str, cell: TimingCell, config: ExperimentConfig) -
 
 
 # ---------------------------------------------------------------------------- the run
-def _registry(config: ExperimentConfig) -> dict:
-    from ..sampling import SAMPLER_NAMES, make_sampler
+def experiment_sampler_names() -> tuple[str, ...]:
+    """Every sampler of a full run: the registry's, with each variant after its twin."""
+    from ..sampling import SAMPLER_NAMES
 
-    names = list(SAMPLER_NAMES) if config.samplers is None else list(config.samplers)
-    unknown = [n for n in names if n not in SAMPLER_NAMES]
+    names = []
+    for name in SAMPLER_NAMES:
+        names.append(name)
+        names += [v for v, (base, _) in SAMPLER_VARIANTS.items() if base == name and v != name]
+    return tuple(names)
+
+
+def _registry(config: ExperimentConfig) -> dict:
+    allowed = experiment_sampler_names()
+    names = list(allowed) if config.samplers is None else list(config.samplers)
+    unknown = [n for n in names if n not in allowed]
     if unknown:
-        raise ValueError(f"samplers must be among {', '.join(map(repr, SAMPLER_NAMES))}; got {unknown}")
-    return {n: make_sampler(n) for n in names}
+        raise ValueError(f"samplers must be among {', '.join(map(repr, allowed))}; got {unknown}")
+    return {n: experiment_sampler(n) for n in names}
 
 
 def run_experiments(ws, out, config: ExperimentConfig | None = None, *, fresh: bool = False,
@@ -420,12 +490,13 @@ def run_experiments(ws, out, config: ExperimentConfig | None = None, *, fresh: b
         def log(line):
             print(line, file=sys.stderr, flush=True)
 
-    # Cells grouped by sampler, so that each fit is loaded (or built) once.
+    # Cells grouped by sampler and fit seed, so that each fit is loaded (or built) once.
     order = {n: i for i, n in enumerate(registry)}
-    eval_cells.sort(key=lambda c: (order[c.sampler], c.fraction is None, c.fraction or 0, c.j or 0, c.seed))
+    eval_cells.sort(key=lambda c: (order[c.sampler], c.fit_seed, c.fraction is None, c.fraction or 0,
+                                   c.j or 0, c.seed))
     results_eval, results_timing = [], []
     computed = reused = 0
-    fit_seconds = {}
+    fit_seconds: dict[str, float] = {}
     bar = progress(total=len(eval_cells) + len(timing_cells), desc="experiments", unit="cell",
                    disable=not show_progress, leave=True)
     try:
@@ -434,13 +505,15 @@ def run_experiments(ws, out, config: ExperimentConfig | None = None, *, fresh: b
             key = _eval_key(ws, config, cell, registry[cell.sampler])
             result = state.get(key)
             if result is None:
-                if cell.sampler != current:
-                    current = cell.sampler
-                    log(f"[experiments] {ws.dataset.name}: {current}")
+                if (cell.sampler, cell.fit_seed) != current:
+                    if current is None or cell.sampler != current[0]:
+                        log(f"[experiments] {ws.dataset.name}: {cell.sampler}")
+                    current = (cell.sampler, cell.fit_seed)
                     t0 = time.perf_counter()
-                    fitted = ws.fitted_sampler(current, seed=config.fit_seed)
-                    fit_seconds[current] = time.perf_counter() - t0
-                bar.set_postfix_str(f"{cell.sampler} f={cell.fraction} j={cell.j} seed={cell.seed}")
+                    fitted = _fitted(ws, cell.sampler, cell.fit_seed)
+                    fit_seconds[cell.sampler] = fit_seconds.get(cell.sampler, 0.0) + time.perf_counter() - t0
+                bar.set_postfix_str(f"{cell.sampler} f={cell.fraction} j={cell.j} seed={cell.seed} "
+                                    f"fit_seed={cell.fit_seed}")
                 result = _compute_eval(ws, fitted, cell, config)
                 state.put(key, result)
                 computed += 1
@@ -474,7 +547,7 @@ def run_experiments(ws, out, config: ExperimentConfig | None = None, *, fresh: b
         bar.close()
 
     meta = _run_meta(ws, config, registry, started, time.perf_counter() - wall_start,
-                     computed, reused, results_eval, fit_seconds)
+                     computed, reused, results_eval, fit_seconds, eval_cells)
     summary.write_tables(out, results_eval, results_timing, meta)
     meta["wall_seconds"] = time.perf_counter() - wall_start
     # One entry per invocation, so that a resumed run does not hide the time of the first.
@@ -491,11 +564,16 @@ _DISPLAY = {"fashion-mnist": "Fashion-MNIST", "digits": "digits (scikit-learn 8Ã
 _ARCH = {"lenet5": "LeNet-5", "small-cnn": "small CNN", "galaxy-cnn": "galaxy CNN (report Fig. 3)"}
 
 
-def _run_meta(ws, config, registry, started, wall, computed, reused, results_eval, fit_seconds) -> dict:
+def _run_meta(ws, config, registry, started, wall, computed, reused, results_eval, fit_seconds,
+              eval_cells) -> dict:
     import torch
 
+    from .summary import mean_size
+
     info = ws.model_info
-    natural = [r for r in results_eval if r["sampler"] == NATURAL_SAMPLER and r["fraction"] is None]
+    natural = sorted((r for r in results_eval if r["sampler"] == NATURAL_SAMPLER and r["fraction"] is None),
+                     key=lambda r: r["seed"])
+    fit_seeds = {n: sorted({c.fit_seed for c in eval_cells if c.sampler == n}) for n in registry}
     return {
         "dataset": ws.dataset.name,
         "dataset_label": _DISPLAY.get(ws.dataset.name, ws.dataset.name),
@@ -511,16 +589,26 @@ def _run_meta(ws, config, registry, started, wall, computed, reused, results_eva
         "latent_layer": ws.latent_layer,
         "latent_dim": int(ws.latent.shape[1]),
         "config": config.to_dict(),
-        "samplers": {n: {"randomised": bool(s.randomised), "uses_j": bool(s.uses_j),
-                         "params": s.get_params()} for n, s in registry.items()},
-        "natural_size": {NATURAL_SAMPLER: natural[0]["n_sample"]} if natural else {},
+        "samplers": {n: {"randomised": bool(s.randomised), "seeded_fit": bool(s.seeded_fit),
+                         "uses_j": bool(s.uses_j), "fit_seeds": fit_seeds[n],
+                         "params": s.get_params(), "family": s.name} for n, s in registry.items()},
+        "latent_grid_rule": ("latent-grid: the report's rule, equal seats per cell and no spill "
+                             "(spill='none'; the sample falls short where cells run out, sample_info's "
+                             "shortfall); latent-grid-spill: the app's default, short seats drawn uniformly "
+                             "from the items left (spill='uniform')"),
+        "s1_rule": "S1 means leave out the layers with at most k units (S1 is 1 there by construction)",
+        # The natural sample's size is the fit's: one per fit seed, and their mean (as the
+        # summaries' n_sample).
+        "natural_size": ({NATURAL_SAMPLER: mean_size([r["n_sample"] for r in natural])}
+                         if natural else {}),
+        "natural_sizes": {NATURAL_SAMPLER: [r["n_sample"] for r in natural]} if natural else {},
         "started": started,
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         "wall_seconds": wall,
         "cells_computed": computed,
         "cells_reused": reused,
         "cell_seconds_total": float(sum(r.get("seconds", 0.0) for r in results_eval)),
-        "fit_or_load_seconds": fit_seconds,
+        "fit_or_load_seconds": fit_seconds,  # per sampler, summed over its fit seeds
         "machine": f"{platform.machine()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
                    f"torch {torch.__version__} ({torch.get_num_threads()} threads)",
         "unit": "S1 precision@k in [0, 1]; S2 cosine distance in [0, 2]; S3 JS distance (base 2) in [0, 1]",

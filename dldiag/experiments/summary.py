@@ -3,9 +3,10 @@
 Files written under the results folder (every number of the figures is in one of them):
 
 =====================  =======================================================================
-``scores.csv``         one row per sample and k: S1, S2, S3, sample size, correct/incorrect
+``scores.csv``         one row per sample and k: S1, S2, S3, sample size, correct/incorrect,
+                       the draw's seed and the seed of the fit it was drawn from
 ``per_layer.csv``      the same at the main k, per diagnosed layer
-``fig4_fraction.csv``  Fig. 4: mean, sd, min, max over seeds per (sampler, fraction)
+``fig4_fraction.csv``  Fig. 4: mean, sd, min, max over draws per (sampler, fraction)
 ``fig5_topk.csv``      Fig. 5: the same per (sampler, k) at the fixed fraction
 ``fig6_j.csv``         Fig. 6: the same per (sampler, j) at the fixed fraction
 ``fig7_time.csv``      Fig. 7: median, min, max of the creation times per (sampler, mode)
@@ -13,8 +14,19 @@ Files written under the results folder (every number of the figures is in one of
 ``table4.csv``         Table IV: correct (incorrect) items per sample at the fixed fraction
 =====================  =======================================================================
 
-A value that does not apply is an empty field (``j`` of a sampler that ignores j, the spread
-of a deterministic sampler's single draw is 0).
+A value that does not apply is an empty field (``j`` of a sampler that ignores j); the spread
+of a single draw is 0.
+
+S1 is 1 by construction in a layer with at most k units (every unit is in both top-k sets), so
+S1 means leave such layers out (:func:`dldiag.queries.evaluate`): ``scores.csv`` names them per
+row (``s1_trivial_layers``), ``per_layer.csv`` flags them (``s1_trivial``, with ``n_units``)
+and leaves their ``s1`` empty. S2 and S3 count every layer.
+
+The summaries say over what they average: ``n_seeds`` draws drawn from ``n_fits`` distinct
+fits (1 for a sampler whose fit takes no seed; ``n_seeds`` for one whose fit is repeated over
+seeds, see :mod:`dldiag.experiments.runner`). ``n_sample`` is the mean size over the draws,
+with ``n_sample_min`` and ``n_sample_max``: they differ only for a natural sample, whose size
+is its fit's. The natural sample's ``fraction`` is the mean of ``n_sample / N``.
 """
 
 from __future__ import annotations
@@ -26,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_tables", "read_csv", "TABLES", "stats"]
+__all__ = ["write_tables", "read_csv", "TABLES", "stats", "mean_size"]
 
 TABLES = ("scores", "per_layer", "fig4_fraction", "fig5_topk", "fig6_j", "fig7_time", "timings", "table4")
 METRICS = ("s1", "s2", "s3")
@@ -77,6 +89,12 @@ def stats(values) -> dict:
             "min": float(a.min()), "max": float(a.max())}
 
 
+def mean_size(sizes) -> int | float:
+    """The mean of sample sizes: an int when it is one (every fixed-fraction draw), else a float."""
+    mean = float(np.mean(sizes))
+    return int(mean) if mean.is_integer() else mean
+
+
 def _size_mode(r) -> str:
     return "natural" if r["fraction"] is None else "fraction"
 
@@ -93,8 +111,10 @@ def _score_rows(results_eval, n_items) -> list[dict]:
                 "n_sample": r["n_sample"],
                 "j": r["j"],
                 "seed": r["seed"],
+                "fit_seed": r.get("fit_seed"),
                 "k": int(k),
                 "s1": m["s1"], "s2": m["s2"], "s3": m["s3"],
+                "s1_trivial_layers": " ".join(r.get("s1_trivial_layers", {}).get(k, ())),
                 "n_correct": r["n_correct"],
                 "n_incorrect": r["n_incorrect"],
                 "draw_seconds": r["draw_seconds"],
@@ -106,16 +126,25 @@ def _score_rows(results_eval, n_items) -> list[dict]:
 def _summarise(rows, by, metrics=METRICS) -> list[dict]:
     groups = defaultdict(list)
     for row in rows:
-        groups[tuple(row[b] for b in by)].append(row)
+        # Natural samples of different fits differ in size, hence in fraction: one group.
+        natural = row["size_mode"] == "natural"
+        groups[tuple(None if natural and b == "fraction" else row[b] for b in by)].append(row)
     out = []
     for key, members in groups.items():
         entry = dict(zip(by, key))
+        if "fraction" in entry and entry["fraction"] is None:
+            entry["fraction"] = float(np.mean([m["fraction"] for m in members]))
         entry["n_seeds"] = len(members)
-        entry["n_sample"] = int(np.mean([m["n_sample"] for m in members]) + 0.5)
+        entry["n_fits"] = len({m.get("fit_seed") for m in members})
+        sizes = [m["n_sample"] for m in members]
+        entry["n_sample"] = mean_size(sizes)
+        entry["n_sample_min"], entry["n_sample_max"] = min(sizes), max(sizes)
         for metric in metrics:
-            s = stats([m[metric] for m in members])
+            # S1 is None where every layer is trivial at that k (queries.evaluate): no number
+            values = [m[metric] for m in members if m[metric] is not None]
+            s = stats(values) if values else {}
             for name in ("mean", "sd", "min", "max"):
-                entry[f"{metric}_{name}"] = s[name]
+                entry[f"{metric}_{name}"] = s.get(name)
         out.append(entry)
     return out
 
@@ -137,42 +166,50 @@ def write_tables(out, results_eval, results_timing, meta) -> None:
 
     scores = sort(_score_rows(results_eval, n_items), "size_mode", "fraction", "j", "seed", "k")
     _write_csv(out / "scores.csv",
-               ["sampler", "weighted", "size_mode", "fraction", "n_sample", "j", "seed", "k",
-                "s1", "s2", "s3", "n_correct", "n_incorrect", "draw_seconds", "tags"], scores)
+               ["sampler", "weighted", "size_mode", "fraction", "n_sample", "j", "seed", "fit_seed", "k",
+                "s1", "s2", "s3", "s1_trivial_layers", "n_correct", "n_incorrect", "draw_seconds", "tags"],
+               scores)
 
     layer_rows = []
     for r in results_eval:
         for layer, m in r["per_layer"].items():
             layer_rows.append({"sampler": r["sampler"], "size_mode": _size_mode(r),
                                "fraction": r["fraction"] if r["fraction"] is not None else r["n_sample"] / n_items,
-                               "j": r["j"], "seed": r["seed"], "k": k_main, "layer": layer, **m})
+                               "j": r["j"], "seed": r["seed"], "fit_seed": r.get("fit_seed"),
+                               "k": k_main, "layer": layer, **m})
     _write_csv(out / "per_layer.csv",
-               ["sampler", "size_mode", "fraction", "j", "seed", "k", "layer", "s1", "s2", "s3"],
+               ["sampler", "size_mode", "fraction", "j", "seed", "fit_seed", "k", "layer", "n_units", "s1_trivial",
+                "s1", "s2", "s3"],
                sort(layer_rows, "fraction", "j", "seed"))
 
     def tagged(tag, k=None):
         return [r for r in scores if tag in r["tags"].split() and (k is None or r["k"] == k)]
 
     by_sampler = ["sampler", "weighted", "size_mode"]
+    sizes = ["n_sample", "n_sample_min", "n_sample_max"]
     fig4 = _summarise(tagged("fig4", k_main), by_sampler + ["fraction"])
-    _write_csv(out / "fig4_fraction.csv", by_sampler + ["fraction", "n_sample", "n_seeds", "k"] + _stat_header(),
+    _write_csv(out / "fig4_fraction.csv",
+               by_sampler + ["fraction", *sizes, "n_seeds", "n_fits", "k"] + _stat_header(),
                [dict(r, k=k_main) for r in sort(fig4, "size_mode", "fraction")])
     fig5 = _summarise(tagged("fig5"), by_sampler + ["fraction", "k"])
-    _write_csv(out / "fig5_topk.csv", by_sampler + ["fraction", "n_sample", "k", "n_seeds"] + _stat_header(("s1",)),
+    _write_csv(out / "fig5_topk.csv",
+               by_sampler + ["fraction", *sizes, "k", "n_seeds", "n_fits"] + _stat_header(("s1",)),
                sort(fig5, "size_mode", "k"))
     fig6 = _summarise(tagged("fig6", k_main), by_sampler + ["fraction", "j"])
-    _write_csv(out / "fig6_j.csv", by_sampler + ["fraction", "n_sample", "j", "n_seeds", "k"] + _stat_header(),
+    _write_csv(out / "fig6_j.csv",
+               by_sampler + ["fraction", *sizes, "j", "n_seeds", "n_fits", "k"] + _stat_header(),
                [dict(r, k=k_main) for r in sort(fig6, "j")])
 
     t4 = _summarise(tagged("table4", k_main), by_sampler + ["fraction"], metrics=("n_correct", "n_incorrect"))
     t4 = sort(t4, "size_mode")
+    n_correct = n_items - meta["n_incorrect"]
     t4.insert(0, {"sampler": "all", "weighted": False, "size_mode": "all", "fraction": 1.0,
-                  "n_sample": n_items, "n_seeds": 1, "n_correct_mean": n_items - meta["n_incorrect"],
-                  "n_incorrect_mean": meta["n_incorrect"], "n_incorrect_min": meta["n_incorrect"],
-                  "n_incorrect_max": meta["n_incorrect"]})
+                  "n_sample": n_items, "n_sample_min": n_items, "n_sample_max": n_items,
+                  "n_seeds": 1, "n_fits": 1, **{f"n_correct_{s}": n_correct for s in ("mean", "min", "max")},
+                  **{f"n_incorrect_{s}": meta["n_incorrect"] for s in ("mean", "min", "max")}})
     _write_csv(out / "table4.csv",
-               by_sampler + ["fraction", "n_sample", "n_seeds", "n_correct_mean", "n_incorrect_mean",
-                             "n_incorrect_min", "n_incorrect_max"], t4)
+               by_sampler + ["fraction", *sizes, "n_seeds", "n_fits", "n_correct_mean", "n_correct_min",
+                             "n_correct_max", "n_incorrect_mean", "n_incorrect_min", "n_incorrect_max"], t4)
 
     timing_rows = []
     for r in results_timing:

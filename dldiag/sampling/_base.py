@@ -201,6 +201,11 @@ class Sampler:
         Whether ``sample`` depends on its ``seed``. For the others every random choice (random
         start, insertion order, mixture initialisation, folds, tie keys) is fixed by the seed
         given to ``fit``, and the seed of ``sample`` is ignored.
+    seeded_fit : bool
+        Whether the fit depends on its ``seed`` (mixture initialisation, calibration folds,
+        insertion orders, tie keys). A sampler whose fit is the same for every seed (random,
+        the strata samplers) says False, so that repeating its fit over seeds adds no fake
+        variation; the experiments repeat the fits of the others over seeds.
     n_items_ : int
         N, the number of latent rows seen by ``fit``.
     seed_ : int
@@ -210,6 +215,7 @@ class Sampler:
     name: str = ""
     uses_j: bool = False
     randomised: bool = True
+    seeded_fit: bool = True
     # The family whose fit this sampler shares (weighted twins use their unweighted twin's).
     _family: str = ""
     # Parameters that change the fit (in fit_key) and the fitted attributes kept in the state.

@@ -5,8 +5,9 @@ Each item x gets a cluster A — the arg-max component of a variational Gaussian
 (``max-margin``) — and the log likelihood ratio of belonging to it,
 ``log P(A|x) / P(not A|x) = l_A - logsumexp_{k != A} l_k``, from per-class log-probabilities
 ``l_k``. Low ratios are the boundary ("outliers"), high ratios the exemplars. A sample
-allots seats to the clusters in proportion to their sizes and takes a share j of each
-cluster's seats from its low end and 1 - j from its high end. The weighted variants draw each
+allots seats to the clusters in proportion to their sizes and takes a share j of the seats
+from the clusters' low ends and 1 - j from their high ends: round(j n) boundary seats in
+all, shared over the clusters in proportion to their seats (largest remainder). The weighted variants draw each
 cluster's seats without replacement with probability proportional to 1 / ratio (clipped).
 
 Everything is computed in log space: ``predict_proba`` saturates at 1.0 for many items, which
@@ -94,9 +95,22 @@ class _RatioSampler(Sampler):
     def _allocation(self, n, rng):
         return allocate(self.cluster_sizes_, n, self.cluster_sizes_, rng)
 
-    def _sample(self, n, j, rng):
+    def _split(self, n, j, rng):
+        """Seats per cluster and, of those, seats from the boundary (low-ratio) end.
+
+        Exactly ``round(j * n)`` (halves up) boundary seats in total, shared over the clusters
+        in proportion to their seats by largest remainder. Rounding ``j * take`` per cluster
+        instead loses j on small samples: with two or three seats per cluster, j = 0.5 and
+        j = 0.7 round to the same split in every cluster.
+        """
         take = self._allocation(n, rng)
-        low = np.floor(j * take + 0.5).astype(np.int64)
+        n_low = int(np.floor(j * int(take.sum()) + 0.5))
+        # caps = take: a cluster never gives more boundary seats than it has seats
+        low = allocate(take, n_low, take, rng)
+        return take, low
+
+    def _sample(self, n, j, rng):
+        take, low = self._split(n, j, rng)
         high = take - low
         groups = self.cluster_[self.order_]
         starts = group_starts(self.cluster_sizes_)
@@ -106,9 +120,8 @@ class _RatioSampler(Sampler):
         return self.order_[keep]
 
     def _info(self, n, j, rng):
-        take = self._allocation(n, rng)
-        low = int(np.floor(j * take + 0.5).sum())
-        return {"boundary": low, "exemplars": int(take.sum()) - low}
+        take, low = self._split(n, j, rng)
+        return {"boundary": int(low.sum()), "exemplars": int(take.sum() - low.sum())}
 
 
 class _WeightedMixin:

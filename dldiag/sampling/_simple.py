@@ -23,6 +23,7 @@ class RandomSampler(Sampler):
 
     name = "random"
     randomised = True
+    seeded_fit = False
 
     def __init__(self):
         pass
@@ -42,6 +43,8 @@ class _StrataSampler(Sampler):
     """
 
     randomised = True
+    # Strata are set from labels or a PCA grid, neither of which draws anything at random.
+    seeded_fit = False
     _state_names = ("strata_", "strata_sizes_")
 
     def _set_strata(self, codes: np.ndarray) -> None:

@@ -26,7 +26,8 @@ from dldiag.app.service import (
     precision_curve,
     unpack_aggregates,
 )
-from dldiag.app.state import ESTIMATORS, ViewState, apply_event, check_field, parse_query, state_from_dict, to_query
+from dldiag.app.state import (ESTIMATORS, ViewState, apply_event, check_field, parse_query, state_from_dict,
+                              to_query)
 from dldiag.metrics import precision_at_k
 from dldiag.queries import answer, compare_group, evaluate
 from dldiag.weighting import WeightedLayerAggregates, design_weights, weighted_aggregates
@@ -307,7 +308,8 @@ def test_weighted_summary_equals_the_library_evaluation_and_random_stays_plain(d
         assert summary["estimator"] == "weighted"
         assert summary["sample"]["overall"] == ref.overall and summary["sample"]["per_layer"] == ref.per_layer
     assert summary["random"] == svc.summary(params, 10, "channel")["random"]
-    assert plain["estimator"] == "plain" and plain["sample"] != svc.summary(params, 10, "flat", estimator="weighted")["sample"]
+    assert plain["estimator"] == "plain"
+    assert plain["sample"] != svc.summary(params, 10, "flat", estimator="weighted")["sample"]
     with pytest.raises(ValueError, match=r"estimator must be one of 'plain', 'weighted'; got 'hajek'"):
         svc.summary(params, 10, "flat", estimator="hajek")
 

@@ -474,7 +474,8 @@ def test_the_subtitles_say_when_the_sample_s_answers_are_design_weighted():
 
     assert tuple(F.ESTIMATOR_NAMES) == tuple(F.ESTIMATE_PREFIX) == ESTIMATORS
     assert F.estimate_subtitle("S2 cosine distance 0.1") == "S2 cosine distance 0.1"
-    assert F.estimate_subtitle("S2 cosine distance 0.1", "weighted") == "design-weighted sample · S2 cosine distance 0.1"
+    weighted_line = F.estimate_subtitle("S2 cosine distance 0.1", "weighted")
+    assert weighted_line == "design-weighted sample · S2 cosine distance 0.1"
     with pytest.raises(ValueError, match=r"estimator must be one of 'plain', 'weighted'; got 'hajek'"):
         F.estimate_subtitle("x", "hajek")
     mean = np.linspace(0, 1, 12)

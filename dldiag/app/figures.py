@@ -69,6 +69,7 @@ MAX_ARGMAX_BARS = 30
 #: CHOSEN_BAND, so that it is found without telling colours apart.
 CHOSEN_COLOR = "#111111"
 CHOSEN_BAND = "#FFF1B8"
+ERROR_COLOR = "#1f2933"  # error bars: dark on every sampler colour and on the hatches
 #: The height (px) each panel is drawn at in the app (see assets/style.css), on screen and in
 #: presentation mode: the builders fit the number of labelled rows to it.
 PANEL_HEIGHTS = {"topk": (440, 440), "argmax": (440, 440), "heatmap": (380, 440), "confusion": (560, 560),
@@ -696,6 +697,59 @@ def estimate_subtitle(subtitle: str, estimator: str = "plain") -> str:
     return ESTIMATE_PREFIX[estimator] + subtitle
 
 
+#: Per score: what the estimate line calls it and its digits.
+ESTIMATE_NAMES = {"s1": ("precision", 2), "s2": ("cosine distance", 3), "s3": ("JS distance", 3)}
+
+
+def estimate_line(metric: str, estimate: dict | None) -> str:
+    """The estimate of a score from the sample alone, in one short line (or why there is none).
+
+    ``estimate_line("s1", {"score": (0.8, 0.7, 0.9), "n": 40})`` reads "estimated from the
+    sample alone: precision ≈ 0.80 [0.70–0.90]". Labelled as an estimate, because it is the
+    bootstrap's spread of the sample's own answer, not its measured distance to the full data
+    (see the glossary's entry on it).
+
+    Parameters
+    ----------
+    metric : {"s1", "s2", "s3"}
+    estimate : dict or None
+        ``"score"``: (value, low, high), or None when there is no estimate; ``"n"``: the
+        group's sample items (says why there is none); ``"plain"``: True when the sample's
+        answers shown are design-weighted and the estimate is of the plain mean. None: no line.
+    """
+    if metric not in ESTIMATE_NAMES:
+        raise ValueError(f"metric must be one of {', '.join(ESTIMATE_NAMES)}; got {metric!r}")
+    if not estimate:
+        return ""
+    name, digits = ESTIMATE_NAMES[metric]
+    who = "estimated from the sample alone" + (" (plain mean)" if estimate.get("plain") else "")
+    score = estimate.get("score")
+    if score is None:
+        n = int(estimate.get("n") or 0)
+        if n == 0:
+            return "no estimate from the sample alone: it holds no item of the group"
+        return (f"no estimate from the sample alone: {n} item of the group, and every resample would be "
+                "that item" if n == 1 else f"no estimate from the sample alone ({n} items of the group)")
+    value, low, high = (float(v) for v in score)
+    return f"{who}: {name} ≈ {value:.{digits}f} [{low:.{digits}f}–{high:.{digits}f}]"
+
+
+def _with_estimate(subtitle: str, metric: str, estimate: dict | None) -> str:
+    line = estimate_line(metric, estimate)
+    return f"{subtitle}<br>{line}" if line else subtitle
+
+
+def _error_bars(values, low, high, color: str) -> dict:
+    """Plotly's ``error_x`` of bars at ``values`` with the intervals ``[low, high]``.
+
+    The interval is clipped to hold the bar: the bar's mean and the bootstrap's are computed
+    in a different order, so they can differ in the last bits.
+    """
+    values, low, high = (np.asarray(v, dtype=np.float64) for v in (values, low, high))
+    return dict(type="data", symmetric=False, visible=True, color=color, thickness=1.5, width=3,
+                array=np.maximum(high - values, 0.0).tolist(), arrayminus=np.maximum(values - low, 0.0).tolist())
+
+
 def absent_figure(title: str, *, group: str, n_full: int, sampler: str, context: str = "",
                   present: bool = False, for_screen: bool = True) -> dict:
     """The panel of a group that the sample holds none of: says so, instead of bars of zeros.
@@ -752,7 +806,7 @@ def topk_figure(sample_mean: np.ndarray, full_mean: np.ndarray, sample_top: np.n
                 n_sample: int, n_full: int, layer: str, chosen: int | None = None,
                 baseline: dict | None = None, group: str = "this group", context: str = "",
                 present: bool = False, for_screen: bool = True, height: int | None = None,
-                estimator: str = "plain") -> dict:
+                estimator: str = "plain", estimate: dict | None = None) -> dict:
     """(a) The top-k neurons of the group: mean activation on the full data and on the sample.
 
     One row per unit of either top-k list, in three blocks that the legend names and counts:
@@ -795,12 +849,19 @@ def topk_figure(sample_mean: np.ndarray, full_mean: np.ndarray, sample_top: np.n
     estimator : {"plain", "weighted"}
         How the sample's means were estimated; the subtitle says so when design-weighted
         (:func:`estimate_subtitle`).
+    estimate : dict, optional
+        The group's estimate from the sample alone (a bootstrap over its sample items):
+        ``"score"`` and ``"n"`` as for :func:`estimate_line` (S1's line under the measured
+        one); ``"low"``, ``"high"`` (units,): every unit's interval of its sample mean, drawn
+        as error bars on the sample's bars (left out: no error bars); ``"stay"``: each unit of
+        ``sample_top``'s probability of staying in the top-k, in its bar's hover.
     """
     main = f"(a) Top-{k} neurons of {layer}"
     subtitle = estimate_subtitle(score_line("s1", s1, baseline, k=k), estimator)
     if len(labels) <= k:
         subtitle += (f"<br>S1 is trivial here: {layer} has {len(labels)} ≤ k units, so every unit is in both "
                      "top-k lists (the summary (d) leaves it out of S1)")
+    subtitle = _with_estimate(subtitle, "s1", estimate)
     title = _title_text(main, context=context, subtitle=subtitle)
     if n_full == 0:
         return message_figure("No item of the data falls in this group.", present=present, title=title,
@@ -825,6 +886,12 @@ def topk_figure(sample_mean: np.ndarray, full_mean: np.ndarray, sample_top: np.n
     data = [dict(type="bar", orientation="h", y=names, x=[float(full_mean[u]) for u in units], offsetgroup="full",
                  name=f"full data ({n_full:,} items)", marker=dict(color=FULL_COLOR), customdata=units,
                  hovertemplate="%{y}<br>full data: mean %{x:.3f}<extra></extra>")]
+    estimate = estimate or {}
+    low, high = estimate.get("low"), estimate.get("high")
+    bars = low is not None and high is not None
+    stay = {}
+    if estimate.get("stay") is not None:
+        stay = {int(u): float(p) for u, p in zip(sample_top, estimate["stay"])}
     for block, name, shape in blocks:
         if not block:
             continue
@@ -832,11 +899,23 @@ def topk_figure(sample_mean: np.ndarray, full_mean: np.ndarray, sample_top: np.n
                                              width=[3 if u == chosen else 1 for u in block]))
         if shape:  # hatched: the kind reads without telling colours apart
             marker.update(color=fade(color, 0.3), pattern=dict(shape=shape, fgcolor=color, size=7, solidity=0.4))
-        data.append(dict(type="bar", orientation="h", y=[str(labels[u]) for u in block],
-                         x=[float(sample_mean[u]) for u in block], offsetgroup="sample",
-                         name=f"{name} ({len(block)})", marker=marker, customdata=block,
-                         hovertemplate=f"%{{y}}<br>sample: mean %{{x:.3f}} · {name.removeprefix('sample · ')}"
-                                       "<extra></extra>"))
+        what = name.removeprefix("sample · ")
+        hover = []
+        for u in block:  # one template per bar: customdata must stay the unit index (a click picks it)
+            text = "%{y}<br>sample: mean %{x:.3f}"
+            if bars:
+                text += f" [{float(low[u]):.3f}–{float(high[u]):.3f}]"
+            text += f" · {what}"
+            if u in stay:
+                text += f"<br>stays in the top-{k} in {stay[u]:.0%} of the resamples"
+            hover.append(text + "<extra></extra>")
+        values = [float(sample_mean[u]) for u in block]
+        trace = dict(type="bar", orientation="h", y=[str(labels[u]) for u in block], x=values,
+                     offsetgroup="sample", name=f"{name} ({len(block)})", marker=marker, customdata=block,
+                     hovertemplate=hover)
+        if bars:
+            trace["error_x"] = _error_bars(values, [low[u] for u in block], [high[u] for u in block], ERROR_COLOR)
+        data.append(trace)
 
     size = _font_size(present)
     layout = base_layout(title, present=present, for_screen=for_screen)
@@ -924,7 +1003,7 @@ def heatmap_figure(sample_mean: np.ndarray, full_mean: np.ndarray, unit_shape: t
                    s2: float | None, n_sample: int, n_full: int, layer: str, sampler: str = "",
                    channel: bool = False, class_names=None, chosen: int | None = None, baseline: dict | None = None,
                    group: str = "this group", context: str = "", present: bool = False,
-                   for_screen: bool = True, estimator: str = "plain") -> dict:
+                   for_screen: bool = True, estimator: str = "plain", estimate: dict | None = None) -> dict:
     """(b) Mean activation of every unit as maps: sample, full data, and sample − full.
 
     Each tile is titled; the two mean maps share a colour bar ("mean activation"), the
@@ -949,9 +1028,13 @@ def heatmap_figure(sample_mean: np.ndarray, full_mean: np.ndarray, unit_shape: t
         The chosen unit, marked on each tile by a black-and-white square.
     baseline, group, context, present, for_screen, estimator
         As in :func:`topk_figure`.
+    estimate : dict, optional
+        The group's estimate from the sample alone: ``"score"`` (S2's) and ``"n"`` as for
+        :func:`estimate_line`, shown under the measured S2 (the maps get no error bars).
     """
     main = f"(b) Mean activation of {layer}"
-    title = _title_text(main, context=context, subtitle=estimate_subtitle(score_line("s2", s2, baseline), estimator))
+    subtitle = _with_estimate(estimate_subtitle(score_line("s2", s2, baseline), estimator), "s2", estimate)
+    title = _title_text(main, context=context, subtitle=subtitle)
     if n_full == 0:
         return message_figure("No item of the data falls in this group.", present=present, title=title,
                               for_screen=for_screen)
@@ -1001,7 +1084,7 @@ def argmax_figure(sample_dist: np.ndarray, full_dist: np.ndarray, *, labels, sam
                   s3: float | None, n_sample: int, n_full: int, layer: str, chosen: int | None = None,
                   baseline: dict | None = None, group: str = "this group", context: str = "",
                   present: bool = False, for_screen: bool = True, height: int | None = None,
-                  estimator: str = "plain") -> dict:
+                  estimator: str = "plain", estimate: dict | None = None) -> dict:
     """(c) Distribution of the maximally activated unit: sample vs full data.
 
     Shows the units that are most often an item's most active unit, by the larger of their
@@ -1031,9 +1114,14 @@ def argmax_figure(sample_dist: np.ndarray, full_dist: np.ndarray, *, labels, sam
         when it is not among the most frequent units.
     baseline, group, context, present, for_screen, height, estimator
         As in :func:`topk_figure`.
+    estimate : dict, optional
+        The group's estimate from the sample alone: ``"score"`` (S3's) and ``"n"`` as for
+        :func:`estimate_line`; ``"low"``, ``"high"`` (units,): each bin's interval of its
+        sample share, drawn as error bars on the sample's bars (left out: none).
     """
     main = f"(c) Most active unit of {layer}: how often each unit is an item's top unit"
-    title = _title_text(main, context=context, subtitle=estimate_subtitle(score_line("s3", s3, baseline), estimator))
+    subtitle = _with_estimate(estimate_subtitle(score_line("s3", s3, baseline), estimator), "s3", estimate)
+    title = _title_text(main, context=context, subtitle=subtitle)
     if n_full == 0:
         return message_figure("No item of the data falls in this group.", present=present, title=title,
                               for_screen=for_screen)
@@ -1058,16 +1146,26 @@ def argmax_figure(sample_dist: np.ndarray, full_dist: np.ndarray, *, labels, sam
     names = [str(labels[u]) for u in rows]
     chosen_row = rows.index(chosen) if chosen in rows else None
     color = sampler_color(sampler)
+    estimate = estimate or {}
+    bin_low, bin_high = estimate.get("low"), estimate.get("high")
+    bars = bin_low is not None and bin_high is not None
 
+    sample_values = [float(sample_dist[u]) for u in rows]
+    sample_bars = dict(type="bar", orientation="h", y=names, x=sample_values,
+                       name=f"sample ({n_sample:,} items)", customdata=rows,
+                       marker=dict(color=color, line=dict(color=[CHOSEN_COLOR if u == chosen else color for u in rows],
+                                                          width=[3 if u == chosen else 0 for u in rows])),
+                       hovertemplate="%{y}<br>most active for %{x:.1%} of the sample's items<extra></extra>")
+    if bars:
+        sample_bars["error_x"] = _error_bars(sample_values, [bin_low[u] for u in rows], [bin_high[u] for u in rows],
+                                             ERROR_COLOR)
+        sample_bars["hovertemplate"] = [f"%{{y}}<br>most active for %{{x:.1%}} [{float(bin_low[u]):.1%}–"
+                                        f"{float(bin_high[u]):.1%}] of the sample's items<extra></extra>" for u in rows]
     data = [
         dict(type="bar", orientation="h", y=names, x=[float(full_dist[u]) for u in rows],
              name=f"full data ({n_full:,} items)", marker=dict(color=FULL_COLOR), customdata=rows,
              hovertemplate="%{y}<br>most active for %{x:.1%} of the full data's items<extra></extra>"),
-        dict(type="bar", orientation="h", y=names, x=[float(sample_dist[u]) for u in rows],
-             name=f"sample ({n_sample:,} items)", customdata=rows,
-             marker=dict(color=color, line=dict(color=[CHOSEN_COLOR if u == chosen else color for u in rows],
-                                                width=[3 if u == chosen else 0 for u in rows])),
-             hovertemplate="%{y}<br>most active for %{x:.1%} of the sample's items<extra></extra>"),
+        sample_bars,
     ]
     rest = len(used) - len(shown)
     if rest > 0:  # two short lines: an axis title does not wrap, and a long line is cut
@@ -1078,6 +1176,8 @@ def argmax_figure(sample_dist: np.ndarray, full_dist: np.ndarray, *, labels, sam
     if extra_chosen:
         note += " · the chosen unit is added last"
     high = max(float(full_dist[rows].max()), float(sample_dist[rows].max()), 1e-9)
+    if bars:  # the range is set by hand, so it must hold the error bars too
+        high = max(high, float(np.asarray(bin_high, dtype=np.float64)[rows].max()))
     size = _font_size(present)
     row_px = plot_px / max(len(rows), 1)
     layout.update(

@@ -12,6 +12,11 @@ design weights of the sampler that drew it (:func:`dldiag.weighting.design_weigh
 entries are kept beside the plain ones, keyed also by the estimator and the weights' hash.
 The plain entries' keys are those of the plain pass alone, so the default view reads what it
 always read.
+
+A group's estimate from the sample alone (:meth:`Diagnosis.group_estimate`, the bootstrap of
+:mod:`dldiag.estimates`) reads the sample's per-item activations from the same cache (one
+forward pass per sample, shared by every group) and keeps each group's result there too, so
+that returning to a group costs one small read.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import numpy as np
 
 from ..activations import OUTCOMES, UNIT_MODES, Aggregates, LayerAggregates
 from ..cache import content_key
+from ..estimates import (DEFAULT_LEVEL, DEFAULT_N_BOOT, INTERVALS, GroupEstimate, Interval, NoEstimate,
+                         estimate_group)
 from ..metrics import MISSING_SCORES, cosine_distance, js_distance
 from ..queries import GroupAnswer, answer, compare_group, summarise_groups
 from .._validation import check_option
@@ -30,7 +37,8 @@ from ..weighting import ESTIMATORS, WeightedLayerAggregates, design_weights, wei
 from .state import K_RANGE, AppMeta, ViewState
 
 __all__ = ["Diagnosis", "GroupResult", "RATIO_SAMPLERS", "build_meta", "SampleParams", "precision_curve",
-           "score_table", "summarise_scores", "pack_aggregates", "unpack_aggregates", "K_MAX"]
+           "score_table", "summarise_scores", "pack_aggregates", "unpack_aggregates", "pack_estimate",
+           "unpack_estimate", "K_MAX"]
 
 # 2: packed sample aggregates, score tables; 3: written only by passes that hold their model
 # alone (entries of version 2 may hold other requests' batches) and kept in the samples tier
@@ -141,6 +149,37 @@ def unpack_aggregates(arrays: dict) -> LayerAggregates:
     if weighted:
         return WeightedLayerAggregates(*parts, weight_sums=np.asarray(arrays["weight_sums"]))
     return LayerAggregates(*parts)
+
+
+_ESTIMATE_ARRAYS = ("mean", "mean_low", "mean_high", "top", "stay", "argmax_dist", "dist_low", "dist_high")
+_SCORES = ("s1", "s2", "s3")
+
+
+def pack_estimate(est: GroupEstimate | NoEstimate) -> dict:
+    """A group's estimate as plain arrays for the cache (exact, see :func:`unpack_estimate`)."""
+    if isinstance(est, NoEstimate):
+        return {"n": np.array(est.n, dtype=np.int64), "reason": np.array(est.reason)}
+    packed = {name: np.asarray(getattr(est, name)) for name in _ESTIMATE_ARRAYS}
+    packed["settings"] = np.array([est.n, est.k, est.n_boot, INTERVALS.index(est.interval), int(est.s1_trivial)],
+                                  dtype=np.int64)
+    packed["level"] = np.array(est.level, dtype=np.float64)
+    packed["scores"] = np.array([[getattr(est, m).value, getattr(est, m).low, getattr(est, m).high]
+                                 for m in _SCORES], dtype=np.float64)
+    packed["replicates"] = np.stack([np.asarray(est.replicates[m], dtype=np.float64) for m in _SCORES])
+    return packed
+
+
+def unpack_estimate(arrays: dict) -> GroupEstimate | NoEstimate:
+    """The :class:`~dldiag.estimates.GroupEstimate` (or :class:`~dldiag.estimates.NoEstimate`)
+    that :func:`pack_estimate` packed."""
+    if "settings" not in arrays:
+        return NoEstimate(int(arrays["n"]), str(arrays["reason"]))
+    n, k, n_boot, interval, trivial = (int(v) for v in arrays["settings"])
+    scores = {m: Interval(*(float(v) for v in row)) for m, row in zip(_SCORES, arrays["scores"])}
+    replicates = {m: np.asarray(row) for m, row in zip(_SCORES, arrays["replicates"])}
+    return GroupEstimate(n=n, k=k, n_boot=n_boot, level=float(arrays["level"]), interval=INTERVALS[interval],
+                         **{name: np.asarray(arrays[name]) for name in _ESTIMATE_ARRAYS}, **scores,
+                         s1_trivial=bool(trivial), replicates=replicates)
 
 
 def _answer_groups(full: Aggregates, layers, n_classes: int, unit_mode: str) -> list:
@@ -424,6 +463,58 @@ class Diagnosis:
         s = answer(sample_agg, state.k, state.cls, outcome, state.predicted)
         scores = compare_group(s, f) if f.count else None  # MISSING_SCORES if the sample lacks it
         return GroupResult(s, f, scores, full_agg.unit_shape, self.group_label(state, selection))
+
+    def group_estimate(self, indices: np.ndarray, state: ViewState, selection=None, *,
+                       n_boot: int = DEFAULT_N_BOOT, level: float = DEFAULT_LEVEL,
+                       seed: int = 0) -> GroupEstimate | NoEstimate:
+        """How far to trust the sample's answers for the state's group, from the sample alone.
+
+        :meth:`~dldiag.artifacts.Workspace.group_estimate` of the state's group, layer, unit
+        mode and k over the sample ``indices`` (within a selection: over the selected sample
+        members), with the sample's activations kept in this service's cache. Each result is
+        cached too, keyed by the sample and the group, so that a group seen before costs one read.
+
+        The bootstrap is of the *plain* mean whatever ``state.estimator`` says. A weighted
+        bootstrap would have to resample the weights with the items and recompute every query
+        set weighted (Hájek means, weighted top-k and arg-max shares); the library has no such
+        bootstrap, and a half-weighted one in the app would be wrong in a way nobody checked.
+        The panels say so (:func:`~dldiag.app.figures.estimate_line`) and draw no error bars
+        around design-weighted bars.
+
+        Parameters
+        ----------
+        indices : ndarray of int
+            The sample.
+        state : ViewState
+            Its layer, units, k and group (class, outcome, predicted) are used.
+        selection : array of int, optional
+            Items of D drawn in the latent view: the group is taken within them.
+        n_boot, level, seed
+            As for :func:`~dldiag.estimates.estimate_group`.
+
+        Returns
+        -------
+        GroupEstimate or NoEstimate
+        """
+        indices = np.asarray(indices, dtype=np.int64)
+        if selection is not None and len(selection):
+            indices = np.intersect1d(indices, np.asarray(selection, dtype=np.int64))
+        outcome = None if state.outcome == "all" else state.outcome
+        key = content_key("app-estimate", APP_CACHE_VERSION, self.ws.key, _digest(indices), state.layer,
+                          state.units, int(state.k), state.cls, outcome, state.predicted, int(n_boot),
+                          float(level), int(seed))
+        cached = self._get(key)
+        if cached is not None:
+            return unpack_estimate(cached)
+        if len(indices) == 0:  # nothing to pass forward (a selection the sample misses): the library's answer
+            est = estimate_group(np.zeros((0, self.ws.full[state.layer, state.units].n_units), dtype=np.float32),
+                                 k=state.k, n_boot=n_boot, level=level)
+        else:
+            est = self.ws.group_estimate(indices, state.layer, unit_mode=state.units, k=state.k, cls=state.cls,
+                                         outcome=outcome, predicted=state.predicted, n_boot=n_boot, level=level,
+                                         seed=seed, cache=self.cache)
+        self.cache.put(key, pack_estimate(est))
+        return est
 
     def group_members(self, state: ViewState, selection=None) -> np.ndarray:
         """Items of D in the state's group (class, predicted class, outcome; within a selection)."""

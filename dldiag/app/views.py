@@ -11,7 +11,7 @@ from . import figures as F
 from .service import Diagnosis, SampleParams
 from .state import AppMeta, ViewState
 
-__all__ = ["panel_figures", "summary_view", "latent_view_style", "latent_title", "full_view",
+__all__ = ["panel_figures", "panel_estimates", "summary_view", "latent_view_style", "latent_title", "full_view",
            "settings_rows", "unit_context", "context_line", "group_baseline", "latent_neuron_name"]
 
 PROJECTION_NAMES = F.PROJECTION_NAMES
@@ -51,6 +51,35 @@ def group_baseline(svc: Diagnosis, state: ViewState, selection=None) -> dict | N
     return {**res.scores, "count": int(res.sample.count), "name": "random"}
 
 
+def panel_estimates(est, estimator: str = "plain") -> dict:
+    """The ``estimate`` argument of each panel's builder from a group's estimate.
+
+    Parameters
+    ----------
+    est : GroupEstimate or NoEstimate
+        The bootstrap of the group's sample items (:meth:`Diagnosis.group_estimate`).
+    estimator : {"plain", "weighted"}
+        The state's estimator. The bootstrap is of the plain mean: with design-weighted bars
+        the intervals would sit around other values, so the panels then get the estimate lines
+        (marked "plain mean") and no error bars.
+
+    Returns
+    -------
+    dict with keys ``topk``, ``heatmap``, ``argmax``.
+    """
+    plain = estimator != "plain"
+    if est.reason is not None:
+        line = {"score": None, "n": est.n}
+        return {"topk": line, "heatmap": line, "argmax": line}
+    score = {m: {"score": (iv.value, iv.low, iv.high), "n": est.n, "plain": plain}
+             for m, iv in (("s1", est.s1), ("s2", est.s2), ("s3", est.s3))}
+    topk, argmax = dict(score["s1"]), dict(score["s3"])
+    if not plain:
+        topk.update(low=est.mean_low, high=est.mean_high, stay=est.stay)
+        argmax.update(low=est.dist_low, high=est.dist_high)
+    return {"topk": topk, "heatmap": score["s2"], "argmax": argmax}
+
+
 def panel_figures(svc: Diagnosis, state: ViewState, selection=None, *, for_screen: bool = True,
                   heights: dict | None = None) -> dict:
     """Figures (a), (b), (c), (e) and the group's description for a state.
@@ -65,6 +94,10 @@ def panel_figures(svc: Diagnosis, state: ViewState, selection=None, *, for_scree
     dict with keys ``topk``, ``heatmap``, ``argmax``, ``confusion`` (figures), ``group``
     (text), ``counts`` ({"full", "sample"} items in the group), ``scores`` and
     ``baseline`` (the random baseline's scores of the group, or None).
+
+    Panels (a)–(c) also show the group's estimate from the sample alone
+    (:meth:`Diagnosis.group_estimate`, see :func:`panel_estimates`); a group the sample holds
+    none of shows the absent-group panel instead, with no bootstrap run.
     """
     params = SampleParams.from_state(state)
     idx = svc.sample_indices(params)
@@ -80,12 +113,15 @@ def panel_figures(svc: Diagnosis, state: ViewState, selection=None, *, for_scree
                   context=context_line(svc, state, len(idx), res.label), sampler=state.sampler,
                   estimator=state.estimator)
     heights = heights or {}
+    est = panel_estimates(svc.group_estimate(idx, state, selection), state.estimator) if res.sample.count else {}
     topk = F.topk_figure(res.sample.mean, res.full.mean, res.sample.top, res.full.top, labels=labels,
-                         s1=scores.get("s1"), k=state.k, height=heights.get("topk"), **common)
+                         s1=scores.get("s1"), k=state.k, height=heights.get("topk"), estimate=est.get("topk"),
+                         **common)
     heat = F.heatmap_figure(res.sample.mean, res.full.mean, res.unit_shape, s2=scores.get("s2"), **naming,
-                            **common)
+                            estimate=est.get("heatmap"), **common)
     argmax = F.argmax_figure(res.sample.argmax_dist, res.full.argmax_dist, labels=labels,
-                             s3=scores.get("s3"), height=heights.get("argmax"), **common)
+                             s3=scores.get("s3"), height=heights.get("argmax"), estimate=est.get("argmax"),
+                             **common)
     full_cm = svc.confusion()
     sample_cm = svc.confusion(idx)
     c = full_cm.shape[0]

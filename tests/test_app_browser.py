@@ -408,3 +408,35 @@ def test_the_estimate_toggle_changes_the_summary_and_the_link(dash_duo, digits_w
     _click(dash_duo, "#estimator input[value='plain']")
     _wait(lambda: _table_row(dash_duo, "max-margin") == plain_row, 20, "the plain scores back")
     _wait(lambda: "estimator=" not in dash_duo.driver.current_url, 10, "the estimator gone from the link")
+
+
+def _error_bars(dash_duo, graph_id: str) -> list:
+    """(trace name, bars, error bars) of each trace plotly.js draws with error bars in a dcc.Graph.
+
+    The bars are horizontal, so their error bars are plotly's ``error_x``.
+    """
+    return dash_duo.driver.execute_script("""
+        const gd = document.querySelector(`#${arguments[0]} .js-plotly-plot`);
+        return (gd && gd.data || []).filter(t => t.error_x && t.error_x.visible)
+          .map(t => [t.name, t.x.length, t.error_x.array.length]);
+    """, graph_id) or []
+
+
+def test_the_panels_show_the_estimate_from_the_sample_alone_after_a_group_change(dash_duo, digits_ws):
+    app = create_app(digits_ws, default_projection="pca")
+    _start(dash_duo, app, "/?sampler=stratified-cm&fraction=0.2&layer=conv1")
+    _wait_for_title(dash_duo, "topk-graph", "(a) Top-10 neurons of conv1")
+    dash_duo.select_dcc_dropdown("#cls", value="3: 3")
+    dash_duo.wait_for_contains_text("#group-label", "class 3", timeout=30)
+    line = "estimated from the sample alone: "
+    for gid, words in (("topk-graph", "precision ≈"), ("heatmap-graph", "cosine distance ≈"),
+                       ("argmax-graph", "JS distance ≈")):
+        _wait(lambda gid=gid: "group: class 3" in _title(dash_duo, gid), 30, f"{gid} redrawn for class 3")
+        assert line + words in _title(dash_duo, gid), _title(dash_duo, gid)
+    topk = _error_bars(dash_duo, "topk-graph")
+    assert topk and all(name.startswith("sample") and bars == errors > 0 for name, bars, errors in topk)
+    argmax = _error_bars(dash_duo, "argmax-graph")
+    assert len(argmax) == 1 and argmax[0][0].startswith("sample") and argmax[0][1] == argmax[0][2] > 0
+    # the error bars are drawn, not only carried in the data
+    assert dash_duo.driver.find_elements("css selector", "#topk-graph g.errorbar path")
+    assert not _error_bars(dash_duo, "heatmap-graph")

@@ -254,6 +254,92 @@ def test_group_of_a_selection_and_of_a_confusion_cell(digits_ws, svc, meta):
     assert res_cell.full.count == ref.count and res_cell.label == "class 8, predicted as 1, incorrect"
 
 
+# ------------------------------------------------------------------ the estimate from the sample alone
+
+def _same_estimate(a, b) -> None:
+    assert type(a) is type(b) and a.n == b.n and a.reason == b.reason
+    if a.reason is None:
+        for name in ("mean", "mean_low", "mean_high", "top", "stay", "argmax_dist", "dist_low", "dist_high"):
+            assert np.array_equal(getattr(a, name), getattr(b, name)), name
+        assert (a.s1, a.s2, a.s3, a.s1_trivial, a.k, a.n_boot, a.level, a.interval) == \
+            (b.s1, b.s2, b.s3, b.s1_trivial, b.k, b.n_boot, b.level, b.interval)
+        for m in ("s1", "s2", "s3"):
+            assert np.array_equal(a.replicates[m], b.replicates[m])
+
+
+@pytest.mark.parametrize("group", [dict(layer="fc1", cls=3, outcome="correct"), dict(layer="conv2", k=5),
+                                   dict(layer="conv1", units="channel", cls=8, predicted=8)])
+def test_the_group_estimate_is_the_library_s_and_is_cached(digits_ws, svc, meta, group):
+    from dldiag.estimates import GroupEstimate
+
+    state = replace(meta.default_state(), sampler="stratified-cm", fraction=0.2, **group)
+    idx = svc.sample_indices(SampleParams.from_state(state))
+    outcome = None if state.outcome == "all" else state.outcome
+    ref = digits_ws.group_estimate(idx, state.layer, unit_mode=state.units, k=state.k, cls=state.cls,
+                                   outcome=outcome, predicted=state.predicted)
+    assert isinstance(ref, GroupEstimate) and ref.n >= 2
+    first = svc.group_estimate(idx, state)
+    _same_estimate(first, ref)
+    _same_estimate(svc.group_estimate(idx, state), ref)  # the second time from the cache, unchanged
+    # the estimate is of the plain mean: the design-weighted state gets the same one
+    _same_estimate(svc.group_estimate(idx, replace(state, estimator="weighted")), ref)
+
+
+def test_a_group_with_one_sample_item_has_no_estimate_and_the_panels_say_why(digits_ws, svc, meta):
+    from dldiag.app import views
+
+    base = replace(meta.default_state(), sampler="random", fraction=0.05, layer="fc1")
+    idx = svc.sample_indices(SampleParams.from_state(base))
+    yt, yp = digits_ws.y_true[idx], digits_ws.y_pred[idx]
+    cells = [(t, p) for t, p in zip(yt, yp) if np.sum((yt == t) & (yp == p)) == 1]
+    assert cells, "the 5 % sample of digits has a confusion cell with one item"
+    state = replace(base, cls=int(cells[0][0]), predicted=int(cells[0][1]))
+    est = svc.group_estimate(idx, state)
+    assert est.reason is not None and est.n == 1
+    assert est == svc.group_estimate(idx, state)  # cached as well
+    view = views.panel_figures(svc, state)
+    for key in ("topk", "heatmap", "argmax"):
+        title = view[key]["layout"]["title"]["text"]
+        assert "no estimate from the sample alone: 1 item of the group" in title, key
+        assert not any("error_x" in t for t in view[key]["data"])
+
+
+def test_the_estimate_within_a_selection_is_over_the_selected_sample_members(digits_ws, svc, meta):
+    state = replace(meta.default_state(), sampler="random", fraction=0.3, seed=1, layer="conv2", k=5)
+    idx = svc.sample_indices(SampleParams.from_state(state))
+    sel = np.arange(0, 300, 2)
+    ref = digits_ws.group_estimate(np.intersect1d(idx, sel), "conv2", k=5)
+    _same_estimate(svc.group_estimate(idx, state, selection=sel.tolist()), ref)
+    assert ref.n == svc.group(idx, state, selection=sel.tolist()).sample.count
+    outside = np.setdiff1d(np.arange(450), idx)[:5]
+    assert svc.group_estimate(idx, state, selection=outside.tolist()).n == 0
+
+
+def test_panels_draw_the_estimate_s_intervals_and_only_around_plain_bars(digits_ws, svc, meta):
+    from dldiag.app import views
+
+    state = replace(meta.default_state(), sampler="max-margin", fraction=0.1, layer="fc1", cls=3)
+    idx = svc.sample_indices(SampleParams.from_state(state))
+    est = svc.group_estimate(idx, state)
+    view = views.panel_figures(svc, state)
+    bars = [t for t in view["topk"]["data"] if "error_x" in t]
+    assert bars and all(t["offsetgroup"] == "sample" for t in bars)
+    for t in bars:
+        units = t["customdata"]
+        np.testing.assert_allclose(np.array(t["x"]) + t["error_x"]["array"], est.mean_high[units], atol=1e-6)
+    sample_bin = view["argmax"]["data"][1]
+    np.testing.assert_allclose(np.array(sample_bin["x"]) + sample_bin["error_x"]["array"],
+                               est.dist_high[sample_bin["customdata"]], atol=1e-12)
+    s1 = f"precision ≈ {est.s1.value:.2f} [{est.s1.low:.2f}–{est.s1.high:.2f}]"
+    assert f"estimated from the sample alone: {s1}" in view["topk"]["layout"]["title"]["text"]
+    assert f"cosine distance ≈ {est.s2.value:.3f}" in view["heatmap"]["layout"]["title"]["text"]
+    assert f"JS distance ≈ {est.s3.value:.3f}" in view["argmax"]["layout"]["title"]["text"]
+    weighted = views.panel_figures(svc, replace(state, estimator="weighted"))
+    for key in ("topk", "heatmap", "argmax"):
+        assert "estimated from the sample alone (plain mean)" in weighted[key]["layout"]["title"]["text"]
+        assert not any("error_x" in t for t in weighted[key]["data"])
+
+
 # ------------------------------------------------------------------ the design-weighted estimator
 
 def _weighted_state(meta, **changes):

@@ -404,6 +404,76 @@ def test_argmax_figure_adds_and_marks_the_chosen_unit():
     assert "every unit that is ever an item's top unit is shown (20)" in everything["layout"]["xaxis"]["title"]["text"]
 
 
+def test_topk_figure_draws_the_estimate_s_intervals_and_stay_probabilities():
+    sample_mean, full_mean, sample_top, full_top = _topk_inputs()
+    low, high = sample_mean - np.arange(6) * 0.01, sample_mean + 0.02 + np.arange(6) * 0.001
+    estimate = {"score": (0.8, 0.7, 0.9), "n": 4, "low": low, "high": high, "stay": np.array([1.0, 0.55, 0.875])}
+    fig = F.topk_figure(sample_mean, full_mean, sample_top, full_top, labels=[f"u{i}" for i in range(6)],
+                        sampler="vas", s1=2 / 3, k=3, n_sample=4, n_full=40, layer="fc1", estimate=estimate)
+    valid(fig)
+    full_bar, *sample_bars = fig["data"]
+    assert "error_x" not in full_bar  # the full data's means are measured, not estimated
+    for trace in sample_bars:  # each sample bar's error bar spans its unit's interval, whatever the block
+        units = trace["customdata"]
+        err = trace["error_x"]
+        assert err["visible"] and not err["symmetric"]
+        np.testing.assert_allclose(np.array(trace["x"]) + err["array"], high[units])
+        np.testing.assert_allclose(np.array(trace["x"]) - err["arrayminus"], low[units])
+    both, missed, extra = sample_bars
+    # the sample's top-k units say how often they stay in the top-k; a unit outside it has no such number
+    assert both["customdata"] == [1, 3] and "stays in the top-3 in 100% of the resamples" in both["hovertemplate"][0]
+    assert "stays in the top-3 in 88% of the resamples" in both["hovertemplate"][1]
+    assert "stays in the top-3 in 55% of the resamples" in extra["hovertemplate"][0]
+    assert "stays in" not in missed["hovertemplate"][0] and "[0.180–0.222]" in missed["hovertemplate"][0]
+    assert "estimated from the sample alone: precision ≈ 0.80 [0.70–0.90]" in title_of(fig)
+    # without intervals (the design-weighted bars), the line only
+    line_only = F.topk_figure(sample_mean, full_mean, sample_top, full_top, labels=[f"u{i}" for i in range(6)],
+                              sampler="vas", s1=2 / 3, k=3, n_sample=4, n_full=40, layer="fc1",
+                              estimate={"score": (0.8, 0.7, 0.9), "n": 4, "plain": True})
+    assert not any("error_x" in t for t in line_only["data"])
+    assert "estimated from the sample alone (plain mean): precision ≈ 0.80" in title_of(line_only)
+
+
+def test_argmax_figure_draws_per_bin_intervals_and_keeps_them_in_range():
+    full = np.array([0.5, 0.3, 0.2, 0.0])
+    sample = np.array([0.25, 0.5, 0.0, 0.25])
+    low, high = np.array([0.1, 0.3, 0.0, 0.05]), np.array([0.4, 0.9, 0.0, 0.5])
+    fig = F.argmax_figure(sample, full, labels=[f"u{i}" for i in range(4)], sampler="vas", s3=0.3, n_sample=4,
+                          n_full=40, layer="fc2", estimate={"score": (0.31, 0.12, 0.5), "n": 4, "low": low, "high": high})
+    valid(fig)
+    full_bar, sample_bar = fig["data"]
+    rows = sample_bar["customdata"]
+    err = sample_bar["error_x"]
+    np.testing.assert_allclose(np.array(sample_bar["x"]) + err["array"], high[rows])
+    np.testing.assert_allclose(np.array(sample_bar["x"]) - err["arrayminus"], low[rows])
+    assert "error_x" not in full_bar
+    assert fig["layout"]["xaxis"]["range"][1] >= 0.9  # the widest error bar is not cut
+    assert "estimated from the sample alone: JS distance ≈ 0.310 [0.120–0.500]" in title_of(fig)
+
+
+def test_heatmap_figure_carries_the_estimate_line_only():
+    mean = np.linspace(0, 1, 16)
+    fig = F.heatmap_figure(mean, mean, (16,), s2=0.01, n_sample=4, n_full=40, layer="fc1",
+                           estimate={"score": (0.02, 0.005, 0.04), "n": 4})
+    assert "estimated from the sample alone: cosine distance ≈ 0.020 [0.005–0.040]" in title_of(fig)
+    assert not any("error_x" in t or "error_y" in t for t in fig["data"])
+
+
+def test_estimate_line_says_why_a_group_has_no_estimate():
+    assert F.estimate_line("s1", None) == ""
+    one = F.estimate_line("s2", {"score": None, "n": 1})
+    assert one.startswith("no estimate from the sample alone: 1 item of the group") and "that item" in one
+    assert "no item" in F.estimate_line("s3", {"score": None, "n": 0})
+    with pytest.raises(ValueError, match="metric must be one of"):
+        F.estimate_line("s4", {"score": (1, 1, 1)})
+    sample_mean, full_mean, sample_top, full_top = _topk_inputs()
+    fig = F.topk_figure(sample_mean, full_mean, sample_top, full_top, labels=[f"u{i}" for i in range(6)],
+                        sampler="vas", s1=1 / 3, k=3, n_sample=1, n_full=40, layer="fc1",
+                        estimate={"score": None, "n": 1})
+    assert one in title_of(fig)
+    assert not any("error_x" in t for t in fig["data"])
+
+
 def _summary(sampler_scores, random_scores):
     return {"layers": ["a", "b"], "n_groups": 12,
             "sample": {"overall": sampler_scores, "per_layer": {"a": sampler_scores, "b": sampler_scores}},

@@ -281,6 +281,25 @@ def test_the_estimator_entry_names_the_app_s_choices_default_and_measured_number
     assert f"S1 at 5 % from {plain:.3f} to {weighted:.3f}" in e.long
 
 
+def test_the_sample_estimate_entry_quotes_the_bootstrap_s_settings_and_the_panels_words():
+    from dldiag.app.figures import estimate_line
+    from dldiag.estimates import DEFAULT_LEVEL, DEFAULT_N_BOOT, MIN_ITEMS
+
+    e = G.GLOSSARY["sample-estimate"]
+    level = f"{DEFAULT_LEVEL * 100:g} % interval"
+    assert level in e.short and level in e.long
+    assert f"with replacement {DEFAULT_N_BOOT} times" in e.long
+    assert f"fewer than {MIN_ITEMS} sample items has none" in e.long
+    # what it cannot see, and so which way it errs
+    assert "boundary sampler's lean" in G.plain_text(e.long) and "units never active" in e.long
+    assert "optimistic" in e.long
+    # the panels' line starts with the entry's words, and every panel that shows it links the entry
+    assert estimate_line("s1", {"score": (1.0, 1.0, 1.0)}).startswith("estimated from the sample alone")
+    assert e.term.startswith("estimated from the sample alone")
+    for key in ("topk", "heatmap", "argmax"):
+        assert "sample-estimate" in G.PANEL_HELP[key].see and "sample-estimate" in G.links_in(G.PANEL_HELP[key].read)
+
+
 def test_doctests():
     assert doctest.testmod(G, optionflags=doctest.ELLIPSIS).failed == 0
 

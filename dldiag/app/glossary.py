@@ -468,6 +468,17 @@ _ENTRIES = (
        "helped little elsewhere. The [[random-baseline]] stays plain, since random sampling weighs every item "
        "alike.",
        ("query-set-accuracy", "random-baseline", "decision-boundary")),
+    _e("sample-estimate", "estimated from the sample alone (error bars)",
+       "How far the sample's own answer for a group can be trusted, inferred without the full data: a value "
+       "with its 90 % interval.",
+       "The sample's items of the [[group]] are drawn again with replacement 200 times and each query set is "
+       "answered on every draw: the error bars are the 90 % intervals of each unit's mean and of each bin's "
+       "share, and the line under the measured score gives the estimated S1, S2 or S3. It cannot see a "
+       "[[decision-boundary|boundary]] sampler's lean inside the group, nor units never active on a sampled "
+       "item, so it is optimistic: the score measured against the [[full-data|full data]] is usually worse. "
+       "A group with fewer than 2 sample items has none, and it is of the plain mean whatever the "
+       "[[estimator|estimate setting]].",
+       ("query-set-accuracy", "estimator", "sample")),
     _e("table-iv-row", "Table IV row",
        "The sample's size and how many of its items the model gets right and wrong, as in Table IV of the "
        "report, beside the random sample's.",
@@ -524,7 +535,7 @@ GLOSSARY_TOPICS: tuple[tuple[str, tuple[str, ...]], ...] = (
                               "latent-grid", "vas", "eb-tree", "gmm-full", "gmm-spherical", "max-margin",
                               "gmm-full-weighted", "gmm-spherical-weighted", "max-margin-weighted")),
     ("How good is the sample", ("s1", "s2", "s3", "query-set-accuracy", "absent-group", "random-baseline",
-                                "estimator", "table-iv-row")),
+                                "estimator", "sample-estimate", "table-iv-row")),
     ("The latent view", ("projection", "umap", "tsne", "pca")),
 )
 
@@ -555,10 +566,12 @@ _PANELS = (
         "the [[s1|S1 precision]].",
         "Bars are grouped: units in both top-k lists (solid), units of the full data's top k the sample misses "
         "(hatched), and units only the sample ranks (cross-hatched), so the chart can have more than k rows. "
-        "Click a bar to colour the latent view by that unit; the chosen unit is marked in every panel.",
+        "Click a bar to colour the latent view by that unit; the chosen unit is marked in every panel. Error "
+        "bars and the estimate line are "
+        "[[sample-estimate|estimated from the sample alone]], and optimistic.",
         "S1 higher is better: 1 means the sample found all k units, 0 none. Sample bars as long as the full data's "
         "ones are better.",
-        ("s1", "top-k", "unit", "mean-activation", "group")),
+        ("s1", "top-k", "unit", "mean-activation", "group", "sample-estimate")),
     PanelHelp(
         "heatmap", "(b) Mean-activation maps",
         "The [[mean-activation]] of every unit of the layer for the group, drawn as images: the sample, the "
@@ -566,10 +579,11 @@ _PANELS = (
         "per channel; other layers, and channels, are a square grid of tiles.",
         "Bright tiles are units that respond strongly to the group; the same picture in the first two images "
         "means the sample reproduces the full data. In the difference, red is where the sample is too high, "
-        "blue too low, and white right.",
+        "blue too low, and white right. The estimate line is [[sample-estimate|estimated from the sample "
+        "alone]].",
         "S2 lower is better: 0 means the same pattern, 1 nothing in common. A pale, nearly white difference "
         "image is better.",
-        ("s2", "mean-activation", "unit", "unit-mode")),
+        ("s2", "mean-activation", "unit", "unit-mode", "sample-estimate")),
     PanelHelp(
         "argmax", "(c) Arg-max distribution",
         "For each unit, the share of the group's items for which it is the [[arg-max-unit|most active unit]] "
@@ -577,9 +591,10 @@ _PANELS = (
         "[[s3|S3]].",
         "Long bars are the layer's dominant detectors for the group. Only the most frequent units that fit are "
         "drawn, each as a share of all the group's items; the line under the chart says what share the units "
-        "left out hold. Bar pairs of equal length mean the sample reproduces the distribution.",
+        "left out hold. Bar pairs of equal length mean the sample reproduces the distribution; error bars "
+        "and the estimate line are [[sample-estimate|estimated from the sample alone]].",
         "S3 lower is better: 0 means identical distributions, 1 no unit in common.",
-        ("s3", "arg-max-unit", "unit", "unit-mode")),
+        ("s3", "arg-max-unit", "unit", "unit-mode", "sample-estimate")),
     PanelHelp(
         "summary", "(d) Query-set accuracy of the sample vs random",
         "How well this sample answers the three [[query-set|query sets]] over all [[n-groups|groups]], next "

@@ -439,7 +439,8 @@ def test_argmax_figure_draws_per_bin_intervals_and_keeps_them_in_range():
     sample = np.array([0.25, 0.5, 0.0, 0.25])
     low, high = np.array([0.1, 0.3, 0.0, 0.05]), np.array([0.4, 0.9, 0.0, 0.5])
     fig = F.argmax_figure(sample, full, labels=[f"u{i}" for i in range(4)], sampler="vas", s3=0.3, n_sample=4,
-                          n_full=40, layer="fc2", estimate={"score": (0.31, 0.12, 0.5), "n": 4, "low": low, "high": high})
+                          n_full=40, layer="fc2",
+                          estimate={"score": (0.31, 0.12, 0.5), "n": 4, "low": low, "high": high})
     valid(fig)
     full_bar, sample_bar = fig["data"]
     rows = sample_bar["customdata"]

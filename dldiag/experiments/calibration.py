@@ -28,10 +28,10 @@ Output (``OUT/``):
 - ``calibration_correlation.csv``: per (sampler, fraction, query set) the pooled Pearson and
   Spearman correlations, the median within-draw Spearman correlation across groups, the mean
   bias and the share of groups whose measured value lies in the estimate's interval;
-- ``calibration_coverage.csv``: per (sampler, fraction, interval kind, group-size bin) the
-  pooled per-unit coverage, with and without zero-width units;
+- ``calibration_coverage.csv``: per (sampler, fraction, interval kind, layer, group-size bin)
+  the pooled per-unit coverage, with and without zero-width units (layer and bin ``all`` pool);
 - ``calibration.md``, ``calibration.png``, ``calibration.html``, ``calibration.json`` (settings
-  and run times).
+  and run times); ``--replot`` rewrites these and the two summaries from an earlier run's CSV.
 
 Examples
 --------
@@ -64,6 +64,7 @@ __all__ = [
     "correlation_summary",
     "coverage_summary",
     "size_bin",
+    "read_rows",
     "calibration_markdown",
     "calibration_figure",
     "main",
@@ -319,31 +320,60 @@ def correlation_summary(rows: list[dict]) -> list[dict]:
 
 
 def coverage_summary(rows: list[dict], intervals=("percentile", "expanded")) -> list[dict]:
-    """Pooled per-unit coverage of S2's intervals per (sampler, fraction, interval, size bin).
+    """Pooled per-unit coverage of S2's intervals per (sampler, fraction, interval, layer, size bin).
 
-    ``coverage`` is covered units / units over every group with an estimate in the bin;
+    ``coverage`` is covered units / units over every group with an estimate in the cell;
     ``coverage_varying`` leaves out the units whose interval has zero width (constant over the
     group's sample items) and ``coverage_zero_width`` is the share of those that contain the
-    full mean anyway (the unit is that constant, e.g. dead, on the full group too). The bin
-    ``"all"`` pools every size.
+    full mean anyway (the unit is that constant, e.g. dead, on the full group too). The layer
+    and size bin ``"all"`` pool every layer and size; pooled over layers, a layer weighs by its
+    units (conv1 of LeNet-5 holds 4,704 of 6,518).
     """
     out = []
+    layers = list(dict.fromkeys(r["layer"] for r in rows))
     for sampler, fraction in _keys(rows, "sampler", "fraction"):
         mine = [r for r in rows if r["sampler"] == sampler and r["fraction"] == fraction
                 and np.isfinite(r["s2_est"])]
         for kind in intervals:
-            for label in (_ALL,) + tuple(b[0] for b in SIZE_BINS):
-                rs = [r for r in mine if label == _ALL or size_bin(r["n_group"]) == label]
-                units = sum(r["units"] for r in rs)
-                covered = sum(r[f"covered_{kind}"] for r in rs)
-                zero = sum(r["zero_width"] for r in rs)
-                zero_cov = sum(r["covered_zero_width"] for r in rs)
-                out.append({"sampler": sampler, "fraction": fraction, "interval": kind, "size": label,
-                            "n_groups": len(rs), "n_draws": len({r["draw"] for r in rs}), "units": units,
-                            "coverage": covered / units if units else float("nan"),
-                            "zero_width_share": zero / units if units else float("nan"),
-                            "coverage_varying": (covered - zero_cov) / (units - zero) if units > zero else float("nan"),
-                            "coverage_zero_width": zero_cov / zero if zero else float("nan")})
+            for layer in [_ALL] + layers:
+                for label in (_ALL,) + tuple(b[0] for b in SIZE_BINS):
+                    rs = [r for r in mine if (layer == _ALL or r["layer"] == layer)
+                          and (label == _ALL or size_bin(r["n_group"]) == label)]
+                    units = sum(r["units"] for r in rs)
+                    covered = sum(r[f"covered_{kind}"] for r in rs)
+                    zero = sum(r["zero_width"] for r in rs)
+                    zero_cov = sum(r["covered_zero_width"] for r in rs)
+                    out.append({"sampler": sampler, "fraction": fraction, "interval": kind, "layer": layer,
+                                "size": label, "n_groups": len(rs), "n_draws": len({r["draw"] for r in rs}),
+                                "units": units, "coverage": covered / units if units else float("nan"),
+                                "zero_width_share": zero / units if units else float("nan"),
+                                "coverage_varying": ((covered - zero_cov) / (units - zero) if units > zero
+                                                     else float("nan")),
+                                "coverage_zero_width": zero_cov / zero if zero else float("nan")})
+    return out
+
+
+#: Columns of ``calibration.csv`` that are not floats, and how to read them back.
+_INT_COLUMNS = ("draw", "sample_seed", "fit_seed", "n_sample", "cls", "n_full", "n_group", "units",
+                "zero_width", "covered_zero_width", "covered_percentile", "covered_expanded")
+
+
+def read_rows(path) -> list[dict]:
+    """The rows of a ``calibration.csv`` with their types (ints, floats, bools) restored."""
+    out = []
+    with open(path, newline="") as fh:
+        for r in csv.DictReader(fh):
+            row = {}
+            for key, value in r.items():
+                if key in ("sampler", "layer", "outcome"):
+                    row[key] = value
+                elif key == "s1_trivial":
+                    row[key] = value == "True"
+                elif key in _INT_COLUMNS:
+                    row[key] = int(value)
+                else:
+                    row[key] = float(value)
+            out.append(row)
     return out
 
 
@@ -389,14 +419,32 @@ def calibration_markdown(correlation: list[dict], coverage: list[dict], meta: di
         for sampler, fraction, kind in _keys(coverage, "sampler", "fraction", "interval"):
             cells = []
             for s in sizes:
-                r = next(c for c in coverage if (c["sampler"], c["fraction"], c["interval"], c["size"])
-                         == (sampler, fraction, kind, s))
+                r = next(c for c in coverage if (c["sampler"], c["fraction"], c["interval"], c["layer"], c["size"])
+                         == (sampler, fraction, kind, _ALL, s))
                 cells.append(f"{_f(100 * r[column], '.1f')} % ({r['n_groups']})" if r["n_groups"] else "–")
             lines.append(f"| {sampler} | {100 * fraction:g} % | {kind} | " + " | ".join(cells) + " |")
+    layers = [lay for lay in dict.fromkeys(c["layer"] for c in coverage) if lay != _ALL]
+    kinds = list(dict.fromkeys(c["interval"] for c in coverage))
+    lines += ["", "### Coverage by layer — without zero-width units, percentile / expanded (%)", "",
+              "Pooled over layers a layer weighs by its units; here each layer on its own (its units in "
+              "brackets).", "",
+              "| sampler | f | size | " + " | ".join(
+                  f"{lay} ({next(c['units'] // max(c['n_groups'], 1) for c in coverage if c['layer'] == lay)})"
+                  for lay in layers) + " |",
+              "|---|---:|---|" + "---:|" * len(layers)]
+    for sampler, fraction in _keys(coverage, "sampler", "fraction"):
+        for s in sizes:
+            cells = []
+            for lay in layers:
+                pair = [next(c for c in coverage if (c["sampler"], c["fraction"], c["interval"], c["layer"], c["size"])
+                             == (sampler, fraction, kind, lay, s)) for kind in kinds]
+                cells.append(" | ".join(_f(100 * c["coverage_varying"], ".0f") for c in pair)
+                             .replace(" | ", " / ") if pair[0]["n_groups"] else "–")
+            lines.append(f"| {sampler} | {100 * fraction:g} % | {s} | " + " | ".join(cells) + " |")
     lines += ["", "Zero-width units: share of all units, and how many of them contain the full mean anyway.", "",
               "| sampler | f | zero-width share | of which covered |", "|---|---:|---:|---:|"]
     for r in coverage:
-        if r["size"] == _ALL and r["interval"] == coverage[0]["interval"]:
+        if r["size"] == _ALL and r["layer"] == _ALL and r["interval"] == coverage[0]["interval"]:
             lines.append(f"| {r['sampler']} | {100 * r['fraction']:g} % | {_f(100 * r['zero_width_share'], '.1f')} % "
                          f"| {_f(100 * r['coverage_zero_width'], '.1f')} % |")
     return "\n".join(lines) + "\n"
@@ -464,7 +512,7 @@ def calibration_figure(rows: list[dict], coverage: list[dict], meta: dict, *, ma
         for fraction in fractions:
             for label in sizes:
                 cells = [c for c in coverage if c["interval"] == kind and c["fraction"] == fraction
-                         and c["size"] == label]
+                         and c["size"] == label and c["layer"] == _ALL]
                 if not cells:
                     continue
                 fig.add_trace(go.Bar(
@@ -508,6 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=10, help="top-k of S1 (default 10)")
     p.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples (default 200)")
     p.add_argument("--level", type=float, default=0.9, help="nominal coverage (default 0.9)")
+    p.add_argument("--replot", action="store_true",
+                   help="draw nothing: rewrite the summaries, tables and figure from OUT/calibration.csv and "
+                        "OUT/calibration.json of an earlier run")
     p.add_argument("--no-png", action="store_true", help="skip the PNG (kaleido)")
     p.add_argument("--plotlyjs", default="directory", choices=("directory", "shared", "inline"),
                    help="where the HTML finds plotly.js (as python -m dldiag.experiments)")
@@ -531,24 +582,33 @@ def main(argv=None) -> int:
         print(f"error: --fractions must be comma-separated numbers; got {args.fractions!r}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    try:
-        ws = load_workspace(dataset, **workspace_kwargs(args), show_progress=False)
-        t_load = time.perf_counter() - start
-        rows, seconds = run_calibration(ws, samplers=samplers, fractions=fractions, draws=draws, k=args.k,
-                                        n_boot=args.n_boot, level=args.level)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    t_draws = time.perf_counter() - start - t_load
-    out.mkdir(parents=True, exist_ok=True)
-    meta = {"dataset": ws.dataset.name, "n_items": ws.n_items, "k": args.k, "unit_mode": "flat",
-            "n_boot": args.n_boot, "level": args.level, "draws": draws, "samplers": samplers,
-            "fractions": list(fractions), "weights_hash": ws.model_info.get("weights_hash"),
-            "load_seconds": t_load, "draws_seconds": t_draws, "sampler_seconds": seconds,
-            "command": "python -m dldiag.experiments.calibration " + " ".join(sys.argv[1:] if argv is None else argv)}
+    if args.replot:
+        if not (out / "calibration.csv").exists() or not (out / "calibration.json").exists():
+            print(f"error: --replot needs calibration.csv and calibration.json in {out}/ (from an earlier run)",
+                  file=sys.stderr)
+            return 2
+        rows = read_rows(out / "calibration.csv")
+        meta = json.loads((out / "calibration.json").read_text())
+    else:
+        try:
+            ws = load_workspace(dataset, **workspace_kwargs(args), show_progress=False)
+            t_load = time.perf_counter() - start
+            rows, seconds = run_calibration(ws, samplers=samplers, fractions=fractions, draws=draws, k=args.k,
+                                            n_boot=args.n_boot, level=args.level)
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        t_draws = time.perf_counter() - start - t_load
+        out.mkdir(parents=True, exist_ok=True)
+        meta = {"dataset": ws.dataset.name, "n_items": ws.n_items, "k": args.k, "unit_mode": "flat",
+                "n_boot": args.n_boot, "level": args.level, "draws": draws, "samplers": samplers,
+                "fractions": list(fractions), "weights_hash": ws.model_info.get("weights_hash"),
+                "load_seconds": t_load, "draws_seconds": t_draws, "sampler_seconds": seconds,
+                "command": ("python -m dldiag.experiments.calibration "
+                            + " ".join(sys.argv[1:] if argv is None else argv))}
+        _write_csv(out / "calibration.csv", rows)
     correlation = correlation_summary(rows)
     coverage = coverage_summary(rows)
-    _write_csv(out / "calibration.csv", rows)
     _write_csv(out / "calibration_correlation.csv", correlation)
     _write_csv(out / "calibration_coverage.csv", coverage)
     (out / "calibration.md").write_text(calibration_markdown(correlation, coverage, meta))
@@ -560,10 +620,11 @@ def main(argv=None) -> int:
     problem = None if args.no_png else png_export_problem()
     if not args.no_png and problem is None:
         fig.write_image(out / "calibration.png", scale=2, width=fig.layout.width, height=fig.layout.height)
-    meta["total_seconds"] = time.perf_counter() - start
-    (out / "calibration.json").write_text(json.dumps(meta, indent=1))
-    print(f"{ws.dataset.name}: {len(rows)} (draw, group) rows; load {t_load:.1f} s, draws {t_draws:.1f} s, "
-          f"total {meta['total_seconds']:.1f} s; wrote calibration.csv, calibration_correlation.csv, "
+    if not args.replot:
+        meta["total_seconds"] = time.perf_counter() - start
+        (out / "calibration.json").write_text(json.dumps(meta, indent=1))
+    print(f"{meta['dataset']}: {len(rows)} (draw, group) rows; load {meta['load_seconds']:.1f} s, draws "
+          f"{meta['draws_seconds']:.1f} s, total {meta['total_seconds']:.1f} s; wrote calibration.csv, calibration_correlation.csv, "
           f"calibration_coverage.csv, calibration.md, calibration.html"
           f"{'' if problem or args.no_png else ', calibration.png'} to {out}/")
     if problem and not args.no_png:

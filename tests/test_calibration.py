@@ -118,7 +118,7 @@ def test_coverage_on_a_small_digits_grid(random_rows):
     assert expanded["coverage"] > percentile["coverage"]
     # Estimates follow the measurements: positive correlation on every query set.
     for c in correlation_summary(random_rows):
-        assert c["spearman"] > 0.3, c
+        assert c["spearman"] > 0.5, c
 
 
 def test_command_writes_the_tables(tmp_path):

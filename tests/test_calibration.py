@@ -139,6 +139,12 @@ def test_command_writes_the_tables(tmp_path):
     for name in ("calibration_correlation.csv", "calibration_coverage.csv", "calibration.md", "calibration.html",
                  "calibration.json"):
         assert (out / name).stat().st_size > 0
+    # --replot reads the CSV back and rewrites the same tables.
+    table = (out / "calibration.md").read_text()
+    (out / "calibration.md").unlink()
+    assert main(["--out", str(out), "--replot", "--no-png"]) == 0
+    assert (out / "calibration.md").read_text() == table
+    assert main(["--out", str(out), "--replot", "--no-png", "--stem", "other"]) == 2
 
 
 def test_bad_sampler_names_the_parameter(digits_ws):

@@ -31,7 +31,8 @@ Output (``OUT/``):
 - ``calibration_coverage.csv``: per (sampler, fraction, interval kind, layer, group-size bin)
   the pooled per-unit coverage, with and without zero-width units (layer and bin ``all`` pool);
 - ``calibration.md``, ``calibration.png``, ``calibration.html``, ``calibration.json`` (settings
-  and run times); ``--replot`` rewrites these and the two summaries from an earlier run's CSV.
+  and run times); ``--replot`` rewrites these and the two summaries from an earlier run's CSV,
+  and ``--stem`` names the files otherwise (a run of another fraction beside the default one).
 
 Examples
 --------
@@ -184,7 +185,8 @@ def calibration_rows(ws, indices: np.ndarray, *, k: int = 10, unit_mode: str = "
                 if have:
                     zero = first.mean_low == first.mean_high
                     row["zero_width"] = int(zero.sum())
-                    row["covered_zero_width"] = int((zero & _contains(first.mean_low, first.mean_high, full.mean)).sum())
+                    inside = _contains(first.mean_low, first.mean_high, full.mean)
+                    row["covered_zero_width"] = int((zero & inside).sum())
                 else:
                     row["zero_width"] = row["covered_zero_width"] = 0
                 for kind in intervals:
@@ -377,12 +379,16 @@ def read_rows(path) -> list[dict]:
     return out
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
+def _write_csv(path: Path, rows: list[dict], *, exact: bool = False) -> None:
+    """Floats at 6 significant digits, or ``exact`` (shortest round-trip repr): the per-draw rows
+    are written exactly so that ``--replot`` recomputes the same summaries (rounding would turn
+    near-equal values into ties and move the Spearman ranks)."""
     with open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         for r in rows:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+            writer.writerow({k: ((repr(v) if exact else f"{v:.6g}") if isinstance(v, float) else v)
+                             for k, v in r.items()})
 
 
 def _f(v: float, spec: str = ".2f") -> str:
@@ -549,16 +555,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_workspace_args(p, dataset_default=None)
     p.add_argument("--out", default=None, help="results folder (default: results/<dataset>)")
     p.add_argument("--quick", action="store_true", help="5 draws (default dataset: digits)")
-    p.add_argument("--draws", type=int, default=None, help="draws per sampler and fraction (default 100; 5 with --quick)")
+    p.add_argument("--draws", type=int, default=None,
+                   help="draws per sampler and fraction (default 100; 5 with --quick)")
     p.add_argument("--samplers", default=",".join(DEFAULT_SAMPLERS),
                    help="comma-separated samplers, each optionally NAME:DRAWS (default: %(default)s)")
     p.add_argument("--fractions", default="0.05", help="comma-separated fractions (default 0.05)")
     p.add_argument("--k", type=int, default=10, help="top-k of S1 (default 10)")
     p.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples (default 200)")
     p.add_argument("--level", type=float, default=0.9, help="nominal coverage (default 0.9)")
+    p.add_argument("--stem", default="calibration",
+                   help="file names OUT/STEM.csv, STEM_correlation.csv, STEM_coverage.csv, STEM.md, STEM.png, "
+                        "STEM.html, STEM.json (default: %(default)s), so that runs of other fractions can sit "
+                        "beside the default one")
     p.add_argument("--replot", action="store_true",
-                   help="draw nothing: rewrite the summaries, tables and figure from OUT/calibration.csv and "
-                        "OUT/calibration.json of an earlier run")
+                   help="draw nothing: rewrite the summaries, tables and figure from OUT/STEM.csv and "
+                        "OUT/STEM.json of an earlier run")
     p.add_argument("--no-png", action="store_true", help="skip the PNG (kaleido)")
     p.add_argument("--plotlyjs", default="directory", choices=("directory", "shared", "inline"),
                    help="where the HTML finds plotly.js (as python -m dldiag.experiments)")
@@ -581,14 +592,18 @@ def main(argv=None) -> int:
     except ValueError:
         print(f"error: --fractions must be comma-separated numbers; got {args.fractions!r}", file=sys.stderr)
         return 2
+    stem = args.stem
+    if not stem or "/" in stem or stem.startswith("."):
+        print(f"error: --stem must be a plain file name stem such as 'calibration'; got {stem!r}", file=sys.stderr)
+        return 2
     start = time.perf_counter()
     if args.replot:
-        if not (out / "calibration.csv").exists() or not (out / "calibration.json").exists():
-            print(f"error: --replot needs calibration.csv and calibration.json in {out}/ (from an earlier run)",
+        if not (out / f"{stem}.csv").exists() or not (out / f"{stem}.json").exists():
+            print(f"error: --replot needs {stem}.csv and {stem}.json in {out}/ (from an earlier run)",
                   file=sys.stderr)
             return 2
-        rows = read_rows(out / "calibration.csv")
-        meta = json.loads((out / "calibration.json").read_text())
+        rows = read_rows(out / f"{stem}.csv")
+        meta = json.loads((out / f"{stem}.json").read_text())
     else:
         try:
             ws = load_workspace(dataset, **workspace_kwargs(args), show_progress=False)
@@ -606,27 +621,27 @@ def main(argv=None) -> int:
                 "load_seconds": t_load, "draws_seconds": t_draws, "sampler_seconds": seconds,
                 "command": ("python -m dldiag.experiments.calibration "
                             + " ".join(sys.argv[1:] if argv is None else argv))}
-        _write_csv(out / "calibration.csv", rows)
+        _write_csv(out / f"{stem}.csv", rows, exact=True)
     correlation = correlation_summary(rows)
     coverage = coverage_summary(rows)
-    _write_csv(out / "calibration_correlation.csv", correlation)
-    _write_csv(out / "calibration_coverage.csv", coverage)
-    (out / "calibration.md").write_text(calibration_markdown(correlation, coverage, meta))
+    _write_csv(out / f"{stem}_correlation.csv", correlation)
+    _write_csv(out / f"{stem}_coverage.csv", coverage)
+    (out / f"{stem}.md").write_text(calibration_markdown(correlation, coverage, meta))
     fig = calibration_figure(rows, coverage, meta)
     include = {"directory": "directory", "inline": True, "shared": "../plotly.min.js"}[args.plotlyjs]
-    (out / "calibration.html").write_text(fig.to_html(include_plotlyjs=include, full_html=True,
+    (out / f"{stem}.html").write_text(fig.to_html(include_plotlyjs=include, full_html=True,
                                                       config={"displaylogo": False, "responsive": True}))
     _ensure_shared_plotlyjs(out.resolve().parent if args.plotlyjs == "shared" else out)
     problem = None if args.no_png else png_export_problem()
     if not args.no_png and problem is None:
-        fig.write_image(out / "calibration.png", scale=2, width=fig.layout.width, height=fig.layout.height)
+        fig.write_image(out / f"{stem}.png", scale=2, width=fig.layout.width, height=fig.layout.height)
     if not args.replot:
         meta["total_seconds"] = time.perf_counter() - start
-        (out / "calibration.json").write_text(json.dumps(meta, indent=1))
+        (out / f"{stem}.json").write_text(json.dumps(meta, indent=1))
     print(f"{meta['dataset']}: {len(rows)} (draw, group) rows; load {meta['load_seconds']:.1f} s, draws "
-          f"{meta['draws_seconds']:.1f} s, total {meta['total_seconds']:.1f} s; wrote calibration.csv, calibration_correlation.csv, "
-          f"calibration_coverage.csv, calibration.md, calibration.html"
-          f"{'' if problem or args.no_png else ', calibration.png'} to {out}/")
+          f"{meta['draws_seconds']:.1f} s, total {meta['total_seconds']:.1f} s; wrote {stem}.csv, "
+          f"{stem}_correlation.csv, {stem}_coverage.csv, {stem}.md, {stem}.html"
+          f"{'' if problem or args.no_png else f', {stem}.png'} to {out}/")
     if problem and not args.no_png:
         print(f"PNG export skipped: {problem}; {PNG_HINT}", file=sys.stderr)
     return 0

@@ -7,8 +7,8 @@ choices, and why:
 
 - **Disk**: ``galsim.InclinedExponential``, a thick exponential disk seen at inclination ``i`` —
   ``cos i`` uniform in [0, 1] (orientations isotropic in space), scale height / scale radius 0.1
-  ± 0.03 (thin disks, so that edge-on looks edge-on), half-light radius log-normal around 4″ (σ = 0.25 in ln), so a disk spans much of the
-  stamp as Galaxy Zoo's cut-outs do.
+  ± 0.03 (thin disks, so that edge-on looks edge-on), half-light radius log-normal around 4″
+  (σ = 0.25 in ln), so that a disk spans much of the stamp as Galaxy Zoo's cut-outs do.
 - **Bulge**: ``galsim.DeVaucouleurs`` (an r^¼ profile), half-light radius 0.2–0.5 of the disk's,
   bulge-to-total flux Beta(1.5, 5) (mostly disk-dominated, like the spirals the question is about).
   A round bulge makes a face-on and an inclined disk harder to tell apart, as in real images.
@@ -45,7 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CLASS_NAMES", "SPLITS", "IMAGE_SIZE", "TEST_DIGEST", "draw", "galaxy_parameters", "galaxy_split", "render", "split_digest"]
+__all__ = ["CLASS_NAMES", "SPLITS", "IMAGE_SIZE", "TEST_DIGEST", "draw", "galaxy_parameters", "galaxy_split",
+           "render", "split_digest"]
 
 log = logging.getLogger(__name__)
 
@@ -266,8 +267,8 @@ def galaxy_split(split: str, *, n: int | None = None, folder: Path | None = None
     if split == "test" and n == count:
         digest = split_digest(data)
         if digest != TEST_DIGEST:
-            warnings.warn(f"galaxies: GalSim {galsim.__version__} drew a test split whose images or labels differ from the "
-                          f"recorded one (sha256 {digest[:12]}… vs {TEST_DIGEST[:12]}…); the shipped weights' "
+            warnings.warn(f"galaxies: GalSim {galsim.__version__} drew a test split whose images or labels differ "
+                          f"from the recorded one (sha256 {digest[:12]}… vs {TEST_DIGEST[:12]}…); the shipped weights' "
                           "figures were measured on GalSim 2.8.5's", stacklevel=2)
     data["source"] = (f"GalSim {galsim.__version__} simulation (dldiag.galaxies), {split} split: seed {seed}, "
                       f"{n} items, cached in {path}")

@@ -24,8 +24,8 @@ from .activations import (UNIT_MODES, Aggregates, PassResult, collect_activation
                           run_pass, unit_view)
 from .cache import ArrayCache, content_key, open_tiers
 from .datasets import Dataset
-from .estimates import (DEFAULT_LEVEL, DEFAULT_N_BOOT, GroupEstimate, NoEstimate, SampleEstimate, estimate_group,
-                        estimate_groups, group_rng)
+from .estimates import (DEFAULT_INTERVAL, DEFAULT_LEVEL, DEFAULT_N_BOOT, GroupEstimate, NoEstimate, SampleEstimate,
+                        estimate_group, estimate_groups, group_rng)
 from .projections import PROJECTIONS, project
 from .queries import QueryAccuracy, evaluate
 from .replicas import ModelPool
@@ -319,7 +319,7 @@ class Workspace(LatentArtifacts):
 
     def estimate(self, indices: np.ndarray, *, k: int = 10, unit_mode: str = "flat", n_boot: int = DEFAULT_N_BOOT,
                  level: float = DEFAULT_LEVEL, seed: int = 0, layers=None,
-                 interval: str = "percentile", cache: ArrayCache | None = None) -> SampleEstimate:
+                 interval: str = DEFAULT_INTERVAL, cache: ArrayCache | None = None) -> SampleEstimate:
         """Accuracy of the sample ``indices`` estimated from the sample alone, every group.
 
         See :mod:`dldiag.estimates` for what the bootstrap estimates and its known bias; the
@@ -352,7 +352,7 @@ class Workspace(LatentArtifacts):
 
     def group_estimate(self, indices: np.ndarray, layer: str, *, unit_mode: str = "flat", k: int = 10,
                        cls=None, outcome=None, predicted=None, n_boot: int = DEFAULT_N_BOOT,
-                       level: float = DEFAULT_LEVEL, seed: int = 0, interval: str = "percentile",
+                       level: float = DEFAULT_LEVEL, seed: int = 0, interval: str = DEFAULT_INTERVAL,
                        cache: ArrayCache | None = None) -> GroupEstimate | NoEstimate:
         """The bootstrap of one group of the sample ``indices`` in one layer (what a panel shows).
 

@@ -88,6 +88,7 @@ from .queries import top_k
 
 __all__ = [
     "DEFAULT_N_BOOT",
+    "DEFAULT_INTERVAL",
     "DEFAULT_LEVEL",
     "INTERVALS",
     "MIN_ITEMS",
@@ -117,6 +118,10 @@ _BLOCK_BYTES = 64 * 2**20
 #: :func:`expanded_level`, which corrects the narrowness of percentile intervals of a mean on
 #: small groups.
 INTERVALS = ("percentile", "expanded")
+#: The default: on Fashion-MNIST's 5 % samples (results/CALIBRATION.md) the expanded intervals
+#: cover more of the full data's per-unit means than the percentile ones for every sampler and
+#: every group size (random: 83.2 % vs 80.8 % of the varying units), and stay closer to nominal.
+DEFAULT_INTERVAL = "expanded"
 
 _LN2 = np.log(2.0)
 
@@ -435,7 +440,8 @@ def _check_common(k, n_boot, level, interval) -> tuple[int, int, float, str]:
 
 
 def estimate_group(x, *, k: int = 10, n_boot: int = DEFAULT_N_BOOT, level: float = DEFAULT_LEVEL,
-                   seed: int | np.random.Generator = 0, interval: str = "percentile") -> GroupEstimate | NoEstimate:
+                   seed: int | np.random.Generator = 0,
+                   interval: str = DEFAULT_INTERVAL) -> GroupEstimate | NoEstimate:
     """Bootstrap one group's sample items of one layer: intervals and estimated S1/S2/S3.
 
     See the module's notes for what the estimate means and how it is biased.
@@ -512,7 +518,7 @@ class SampleEstimate:
     level: float
     seed: int
     unit_mode: str | None = None
-    interval: str = "percentile"
+    interval: str = DEFAULT_INTERVAL
 
     def lookup(self, layer: str, cls: int, outcome: str) -> GroupEstimate | NoEstimate:
         """The estimate of one group."""
@@ -544,7 +550,7 @@ def _summarise(estimates: Sequence, level: float) -> dict:
 
 def estimate_groups(acts: Mapping[str, np.ndarray], y_true, y_pred, *, n_classes: int, k: int = 10,
                     n_boot: int = DEFAULT_N_BOOT, level: float = DEFAULT_LEVEL, seed: int = 0,
-                    unit_mode: str | None = None, interval: str = "percentile") -> SampleEstimate:
+                    unit_mode: str | None = None, interval: str = DEFAULT_INTERVAL) -> SampleEstimate:
     """Bootstrap every (layer, class, outcome) group of a sample.
 
     Parameters

@@ -39,7 +39,7 @@ Examples
 ::
 
     python -m dldiag.experiments.calibration --dataset fashion-mnist --out results/fashion-mnist \\
-        --cache-dir /work/main/cache --samplers random,stratified-cm,max-margin,gmm-full:20
+        --samplers random,stratified-cm,max-margin,gmm-full:20
     python -m dldiag.experiments.calibration --quick --out /tmp/c      # digits, 5 draws
 """
 

@@ -9,8 +9,7 @@ Examples
 --------
 ::
 
-    python -m dldiag.experiments.weighting --dataset fashion-mnist --out results/fashion-mnist \\
-        --cache-dir /work/main/cache
+    python -m dldiag.experiments.weighting --dataset fashion-mnist --out results/fashion-mnist
     python -m dldiag.experiments.weighting --quick --out /tmp/w      # digits, 2 seeds
 
 Writes ``weighting.csv`` (one row per draw and estimator), ``weighting_summary.csv`` (means,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_workspace_args", "workspace_kwargs"]
+__all__ = ["add_workspace_args", "workspace_kwargs", "float_list", "name_list"]
 
 DATASET_HELP = ("evaluation data: digits, fashion-mnist, galaxies, idx:DIR, npz:FILE, "
                 "folder:DIR (one sub-folder per class), h5:FILE or h5:FILE?x=NAME&y=NAME (default: fashion-mnist)")
@@ -15,6 +15,19 @@ MODEL_HELP = ("the classifier: FILE.py:FACTORY or package.module:FACTORY (a func
 
 def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def float_list(text: str) -> tuple[float, ...]:
+    """argparse type of a comma-separated list of numbers (``--fractions 0.05,0.1``)."""
+    try:
+        return tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 0.05,0.1; got {text!r}") from None
+
+
+def name_list(text: str) -> tuple[str, ...]:
+    """argparse type of a comma-separated list of names (``--samplers random,max-margin``)."""
+    return tuple(_names(text))
 
 
 def add_workspace_args(p: argparse.ArgumentParser, *, dataset_default: str | None = "fashion-mnist",

@@ -259,11 +259,16 @@ def galaxy_split(split: str, *, n: int | None = None, folder: Path | None = None
         data = None
     if data is None:
         data = draw(seed, n, show_progress=show_progress)
-        # a per-process name: two processes drawing the same split at once must not clobber
-        # each other's half-written file; the rename is atomic and either result is the same
-        partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npz")
-        np.savez(partial, **data)
-        os.replace(partial, path)
+        # a file of its own: two processes or threads drawing the same split at once must not
+        # clobber each other's half-written file; the rename is atomic and either result is the same
+        fd, partial = tempfile.mkstemp(dir=folder, prefix=f"{path.stem}.", suffix=".partial.npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **data)
+            os.replace(partial, path)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise
     if split == "test" and n == count:
         digest = split_digest(data)
         if digest != TEST_DIGEST:

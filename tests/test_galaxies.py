@@ -102,6 +102,19 @@ def test_galaxy_split_draws_once_then_reads_the_cache(tmp_path, monkeypatch, cap
     assert redrawn["x"].tobytes() == first["x"].tobytes()
 
 
+def test_two_threads_drawing_one_split_at_once_get_the_same_bytes(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setitem(galaxies.SPLITS, "train", (13, 3))
+    with ThreadPoolExecutor(2) as pool:
+        a, b = pool.map(lambda _: galaxies.galaxy_split("train", folder=tmp_path, show_progress=False), range(2))
+    assert a["x"].tobytes() == b["x"].tobytes() and a["y"].tolist() == b["y"].tolist()
+    names = [p.name for p in tmp_path.iterdir()]
+    assert len(names) == 1 and names[0].endswith("-train-13-3.npz"), names  # no partial file left
+    again = galaxies.galaxy_split("train", folder=tmp_path, show_progress=False)
+    assert again["x"].tobytes() == a["x"].tobytes()
+
+
 def test_test_split_digest_warns_only_when_the_bytes_differ(tmp_path, monkeypatch):
     monkeypatch.setitem(galaxies.SPLITS, "test", (11, 3))
     monkeypatch.setattr(galaxies, "TEST_DIGEST", galaxies.split_digest(galaxies.draw(11, 3, show_progress=False)))

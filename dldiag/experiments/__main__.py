@@ -21,20 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-from .._cli_args import add_workspace_args, workspace_kwargs
+from .._cli_args import add_workspace_args, float_list, name_list, workspace_kwargs
 
 __all__ = ["main", "build_parser"]
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 0.05,0.1; got {text!r}") from None
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,10 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="small grid for tests: fractions 0.05,0.2,1.0, 2 seeds, j in 0,0.5,1, one creation timing")
     p.add_argument("--fresh", action="store_true", help="discard finished cells in OUT/_state/ and recompute")
-    p.add_argument("--fractions", type=_floats, default=None, help="sample fractions of Fig. 4 (default: 0.05,0.1,0.2,0.4,0.8)")
+    p.add_argument("--fractions", type=float_list, default=None, help="sample fractions of Fig. 4 (default: 0.05,0.1,0.2,0.4,0.8)")
     p.add_argument("--seeds", type=int, default=None, help="draws per sampler: sample seeds, or fit seeds for a sampler whose fit "
                    "takes one (default: 10; 2 with --quick)")
-    p.add_argument("--samplers", type=_names, default=None, help="comma-separated samplers (default: all)")
+    p.add_argument("--samplers", type=name_list, default=None, help="comma-separated samplers (default: all)")
     p.add_argument("--no-png", action="store_true",
                    help="skip PNG export (kaleido) and the check at start that it works here")
     p.add_argument("--no-html", action="store_true", help="skip interactive HTML")

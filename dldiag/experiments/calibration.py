@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._cli_args import add_workspace_args, workspace_kwargs
+from .._cli_args import add_workspace_args, float_list, name_list, workspace_kwargs
 from .._validation import check_fraction, check_int, check_interval, check_option
 
 __all__ = [
@@ -557,9 +557,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="5 draws (default dataset: digits)")
     p.add_argument("--draws", type=int, default=None,
                    help="draws per sampler and fraction (default 100; 5 with --quick)")
-    p.add_argument("--samplers", default=",".join(DEFAULT_SAMPLERS),
+    p.add_argument("--samplers", type=name_list, default=tuple(DEFAULT_SAMPLERS),
                    help="comma-separated samplers, each optionally NAME:DRAWS (default: %(default)s)")
-    p.add_argument("--fractions", default="0.05", help="comma-separated fractions (default 0.05)")
+    p.add_argument("--fractions", type=float_list, default=(0.05,), help="comma-separated fractions (default 0.05)")
     p.add_argument("--k", type=int, default=10, help="top-k of S1 (default 10)")
     p.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples (default 200)")
     p.add_argument("--level", type=float, default=0.9, help="nominal coverage (default 0.9)")
@@ -581,17 +581,13 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from ..artifacts import load_workspace
     from .figures import results_dir_for
-    from .report import PNG_HINT, _ensure_shared_plotlyjs, png_export_problem
+    from .report import PNG_HINT, write_figure
 
     dataset = args.dataset or ("digits" if args.quick else "fashion-mnist")
     out = Path(args.out) if args.out else results_dir_for(dataset, "results")
     draws = args.draws or (5 if args.quick else 100)
-    samplers = [t.strip() for t in args.samplers.split(",") if t.strip()]
-    try:
-        fractions = tuple(float(t) for t in args.fractions.split(",") if t.strip())
-    except ValueError:
-        print(f"error: --fractions must be comma-separated numbers; got {args.fractions!r}", file=sys.stderr)
-        return 2
+    samplers = list(args.samplers)
+    fractions = args.fractions
     stem = args.stem
     if not stem or "/" in stem or stem.startswith("."):
         print(f"error: --stem must be a plain file name stem such as 'calibration'; got {stem!r}", file=sys.stderr)
@@ -627,14 +623,9 @@ def main(argv=None) -> int:
     _write_csv(out / f"{stem}_correlation.csv", correlation)
     _write_csv(out / f"{stem}_coverage.csv", coverage)
     (out / f"{stem}.md").write_text(calibration_markdown(correlation, coverage, meta))
-    fig = calibration_figure(rows, coverage, meta)
-    include = {"directory": "directory", "inline": True, "shared": "../plotly.min.js"}[args.plotlyjs]
-    (out / f"{stem}.html").write_text(fig.to_html(include_plotlyjs=include, full_html=True,
-                                                      config={"displaylogo": False, "responsive": True}))
-    _ensure_shared_plotlyjs(out.resolve().parent if args.plotlyjs == "shared" else out)
-    problem = None if args.no_png else png_export_problem()
-    if not args.no_png and problem is None:
-        fig.write_image(out / f"{stem}.png", scale=2, width=fig.layout.width, height=fig.layout.height)
+    problem = write_figure(calibration_figure(rows, coverage, meta), out, stem,
+                           title="Sample-alone estimates against the full data", plotlyjs=args.plotlyjs,
+                           png=not args.no_png)
     if not args.replot:
         meta["total_seconds"] = time.perf_counter() - start
         (out / f"{stem}.json").write_text(json.dumps(meta, indent=1))

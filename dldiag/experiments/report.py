@@ -175,6 +175,38 @@ def summary_markdown(results_dir) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _write_html(fig, folder: Path, stem: str, title: str, plotlyjs: str, scale: float) -> Path:
+    """``folder/stem.html`` of ``fig``, finding plotly.js as ``plotlyjs`` says (and providing it)."""
+    include = {"directory": "directory", "inline": True, "shared": "../plotly.min.js"}[plotlyjs]
+    if plotlyjs != "inline":
+        # plotly writes the script tag only; the file itself is ours to provide.
+        _ensure_shared_plotlyjs(folder.resolve().parent if plotlyjs == "shared" else folder)
+    path = folder / f"{stem}.html"
+    html_text = fig.to_html(include_plotlyjs=include, full_html=True,
+                            config={"displaylogo": False, "responsive": True,
+                                    "toImageButtonOptions": {"format": "png", "scale": scale}})
+    _write_text_atomic(path, html_text.replace("<head>", f"<head><title>{title}</title>", 1))
+    return path
+
+
+def write_figure(fig, folder, stem: str, *, title: str, plotlyjs: str = "directory", png: bool = True,
+                 scale: float = 2.0) -> str | None:
+    """Write one figure as ``folder/stem.html`` and, if ``png``, ``folder/stem.png``.
+
+    The HTML finds plotly.js as :func:`write_report`'s do. Returns why the PNG could not be
+    written (no Chrome/Chromium for kaleido), or None.
+    """
+    if plotlyjs not in PLOTLYJS_MODES:
+        raise ValueError(f"plotlyjs must be one of {', '.join(map(repr, PLOTLYJS_MODES))}; got {plotlyjs!r}")
+    folder = Path(folder)
+    _write_html(fig, folder, stem, title, plotlyjs, scale)
+    problem = png_export_problem() if png else None
+    if png and problem is None:
+        # kaleido does not read the layout's size; pass it, so that PNG and HTML look alike.
+        fig.write_image(folder / f"{stem}.png", scale=scale, width=fig.layout.width, height=fig.layout.height)
+    return problem
+
+
 def write_report(results_dir, *, png: bool = True, html: bool = True, plotlyjs: str = "directory",
                  scale: float = 2.0) -> list[Path]:
     """Write ``<stem>.png`` and ``<stem>.html`` of every figure and ``table4.md``.
@@ -202,20 +234,8 @@ def write_report(results_dir, *, png: bool = True, html: bool = True, plotlyjs: 
     figures = build_figures(results_dir)
     written = []
     if html:
-        include = {"directory": "directory", "inline": True, "shared": "../plotly.min.js"}[plotlyjs]
-        if plotlyjs == "shared":
-            _ensure_shared_plotlyjs(results_dir.resolve().parent)
         for stem, fig in figures.items():
-            path = results_dir / f"{stem}.html"
-            html_text = fig.to_html(include_plotlyjs=include, full_html=True,
-                                    config={"displaylogo": False, "responsive": True,
-                                            "toImageButtonOptions": {"format": "png", "scale": scale}})
-            html_text = html_text.replace("<head>", f"<head><title>{FIGURES.get(stem, stem)}</title>", 1)
-            _write_text_atomic(path, html_text)
-            written.append(path)
-        if plotlyjs == "directory":
-            # plotly writes the script tag only; the file itself is ours to provide.
-            _ensure_shared_plotlyjs(results_dir)
+            written.append(_write_html(fig, results_dir, stem, FIGURES.get(stem, stem), plotlyjs, scale))
     if png and figures:
         import plotly.io as pio
 

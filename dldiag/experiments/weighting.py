@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._cli_args import add_workspace_args, workspace_kwargs
+from .._cli_args import add_workspace_args, float_list, workspace_kwargs
 from .._validation import check_fraction, check_int, check_interval
 
 __all__ = ["run_weighting", "summarise", "weighting_figure", "weighting_markdown", "main"]
@@ -218,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="results folder (default: results/<dataset>)")
     p.add_argument("--quick", action="store_true", help="2 seeds (default dataset: digits)")
     p.add_argument("--seeds", type=int, default=None, help="draws per randomised sampler (default 10; 2 with --quick)")
-    p.add_argument("--fractions", default="0.05,0.1,0.2", help="comma-separated fractions (default 0.05,0.1,0.2)")
+    p.add_argument("--fractions", type=float_list, default=(0.05, 0.1, 0.2),
+                   help="comma-separated fractions (default 0.05,0.1,0.2)")
     p.add_argument("--n-bins", type=int, default=5, help="post-stratification bins per group (default 5)")
     p.add_argument("--no-png", action="store_true", help="skip the PNG (kaleido)")
     p.add_argument("--plotlyjs", default="directory", choices=("directory", "shared", "inline"),
@@ -231,16 +232,12 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from ..artifacts import load_workspace
     from .figures import results_dir_for
-    from .report import PNG_HINT, _ensure_shared_plotlyjs, png_export_problem
+    from .report import PNG_HINT, write_figure
 
     dataset = args.dataset or ("digits" if args.quick else "fashion-mnist")
     out = Path(args.out) if args.out else results_dir_for(dataset, "results")
     seeds = args.seeds or (2 if args.quick else 10)
-    try:
-        fractions = tuple(float(t) for t in args.fractions.split(",") if t.strip())
-    except ValueError:
-        print(f"error: --fractions must be comma-separated numbers; got {args.fractions!r}", file=sys.stderr)
-        return 2
+    fractions = args.fractions
     start = time.perf_counter()
     try:
         ws = load_workspace(dataset, **workspace_kwargs(args), show_progress=False)
@@ -259,14 +256,8 @@ def main(argv=None) -> int:
     _write_csv(out / "weighting.csv", rows)
     _write_csv(out / "weighting_summary.csv", summary)
     (out / "weighting.md").write_text(weighting_markdown(summary, meta))
-    fig = weighting_figure(summary, meta)
-    include = {"directory": "directory", "inline": True, "shared": "../plotly.min.js"}[args.plotlyjs]
-    (out / "weighting.html").write_text(fig.to_html(include_plotlyjs=include, full_html=True,
-                                                    config={"displaylogo": False, "responsive": True}))
-    _ensure_shared_plotlyjs(out.resolve().parent if args.plotlyjs == "shared" else out)
-    problem = None if args.no_png else png_export_problem()
-    if not args.no_png and problem is None:
-        fig.write_image(out / "weighting.png", scale=2, width=fig.layout.width, height=fig.layout.height)
+    problem = write_figure(weighting_figure(summary, meta), out, "weighting", title="Weighted vs plain estimates",
+                           plotlyjs=args.plotlyjs, png=not args.no_png)
     meta["total_seconds"] = time.perf_counter() - start
     (out / "weighting.json").write_text(json.dumps(meta, indent=1))
     print(f"{ws.dataset.name}: {len(rows) // 2} draws; load {t_load:.1f} s, draws {t_cells:.1f} s, "

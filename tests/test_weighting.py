@@ -206,3 +206,33 @@ def test_design_weights_errors(digits_ws):
         design_weights(digits_ws, "random", np.array([digits_ws.n_items]))
     with pytest.raises(ValueError, match="weights must be"):
         digits_ws.evaluate(np.array([0, 1]), weights=np.array([1.0, -1.0]))
+
+
+def test_the_experiment_refits_every_seeded_sampler_per_draw(digits_ws):
+    """As the main grid: a seeded fit is a new fit per draw, a randomised one a new sample seed."""
+    from dldiag.experiments.weighting import run_weighting, summarise
+
+    rows = run_weighting(digits_ws, fractions=(0.2,), seeds=2, samplers=("random", "max-margin"),
+                         log=lambda line: None)
+    plain = [r for r in rows if r["estimator"] == "plain"]
+    assert [(r["sampler"], r["seed"], r["fit_seed"]) for r in plain] == [
+        ("random", 0, 0), ("random", 1, 0), ("max-margin", 0, 0), ("max-margin", 0, 1)]
+    # the two max-margin draws are two fits, scored as two draws
+    mm = [r for r in plain if r["sampler"] == "max-margin"]
+    fits = [digits_ws.fitted_sampler("max-margin", seed=s).sample(0.2, j=0.7) for s in (0, 1)]
+    assert [r["n_sample"] for r in mm] == [len(f) for f in fits]
+    summary = {r["sampler"]: r for r in summarise(rows)}
+    assert summary["max-margin"]["n_draws"] == 2
+    assert summary["max-margin"]["s1_plain"] == pytest.approx(np.mean([r["s1"] for r in mm]))
+
+
+def test_the_experiment_s_per_outcome_s1_leaves_out_trivial_layers(digits_ws):
+    from dldiag.experiments.weighting import _scores
+
+    idx = digits_ws.fitted_sampler("random").sample(0.2, seed=0)
+    acc = digits_ws.evaluate(idx)
+    assert any(g["s1_trivial"] for g in acc.groups)  # the 10-unit logits at k = 10
+    row = _scores(acc)
+    kept = [g["s1"] for g in acc.groups if g["outcome"] == "correct" and not g["s1_trivial"]]
+    assert row["s1_correct"] == pytest.approx(np.mean(kept))
+    assert row["s1"] == pytest.approx(acc.overall["s1"])

@@ -2,8 +2,11 @@
 
 Each draw (sampler, fraction, seed) gets one forward pass over its sample, which yields both
 the plain aggregates and the design-weighted ones (:func:`dldiag.weighting.weighted_pass`);
-both are scored against the full data. Randomised samplers are drawn ``seeds`` times, the
-others once (their sample does not depend on the seed).
+both are scored against the full data. Every sampler with a seed is drawn ``seeds`` times, as in
+the report's experiments: a randomised sampler gets a new sample seed, a sampler whose fit takes
+a seed (the ratio samplers, VAS, the EB tree and the weighted variants) a new fit with fit seed
+``fit_seed + draw``, so the spread over draws is the spread over fits. Random and stratified-cm
+keep their one (unseeded) fit; a sampler with neither seed would be drawn once.
 
 Examples
 --------
@@ -43,7 +46,9 @@ def _scores(acc) -> dict:
     for outcome in _OUTCOMES:
         mine = [g for g in acc.groups if g["outcome"] == outcome]
         for m in METRICS:
-            row[f"{m}_{outcome}"] = float(np.mean([g[m] for g in mine])) if mine else float("nan")
+            # As the overall figure: no layer whose S1 is 1 by construction enters an S1 mean.
+            used = [g[m] for g in mine if not (m == "s1" and g.get("s1_trivial"))]
+            row[f"{m}_{outcome}"] = float(np.mean(used)) if used else float("nan")
     return row
 
 
@@ -57,13 +62,14 @@ def run_weighting(ws, *, fractions=(0.05, 0.1, 0.2), seeds: int = 10, k: int = 1
     fractions : sequence of float
         Sample fractions.
     seeds : int
-        Draws of each randomised sampler (seeds 0..seeds-1).
+        Draws of each sampler with a seed (draws 0..seeds-1): sample seed ``draw`` for a
+        randomised sampler, fit seed ``fit_seed + draw`` for a seeded fit.
     k : int
         Top-k of S1.
     j : float
         Boundary share of the unweighted ratio samplers.
     fit_seed : int
-        Seed of every sampler fit.
+        Fit seed of draw 0 (and of every draw of a sampler whose fit takes no seed).
     samplers : sequence of str, optional
         Default: every registered sampler.
     n_bins : int
@@ -74,10 +80,11 @@ def run_weighting(ws, *, fractions=(0.05, 0.1, 0.2), seeds: int = 10, k: int = 1
     Returns
     -------
     list of dict
-        One row per (sampler, fraction, seed, estimator).
+        One row per (sampler, fraction, draw, estimator); ``seed`` is the draw's sample seed and
+        ``fit_seed`` its fit's seed.
     """
     from ..queries import evaluate
-    from ..sampling import SAMPLER_NAMES
+    from ..sampling import SAMPLER_NAMES, SAMPLERS
     from ..weighting import design_weights, weighted_aggregates
 
     fractions = tuple(sorted({float(check_fraction(f)) for f in fractions}))
@@ -91,14 +98,19 @@ def run_weighting(ws, *, fractions=(0.05, 0.1, 0.2), seeds: int = 10, k: int = 1
     rows = []
     for name in names:
         start = time.perf_counter()
-        sampler = ws.fitted_sampler(name, seed=fit_seed)
-        draws = range(seeds) if sampler.randomised else (0,)
-        for fraction in fractions:
-            for seed in draws:
+        cls = SAMPLERS[name]
+        draws = range(seeds) if (cls.randomised or cls.seeded_fit) else (0,)
+        for draw in draws:
+            # As the main grid (runner.fit_seed_of): a seeded fit is refitted per draw.
+            draw_fit_seed = fit_seed + draw if cls.seeded_fit else fit_seed
+            sampler = ws.fitted_sampler(name, seed=draw_fit_seed)
+            seed = draw if cls.randomised else 0
+            for fraction in fractions:
                 idx = sampler.sample(fraction, j=j, seed=seed)
                 dw = design_weights(ws, sampler, idx, n_bins=n_bins)
                 plain, weighted = weighted_aggregates(ws, idx, dw.weights)
-                base = {"sampler": name, "fraction": fraction, "seed": seed, "n_sample": len(idx),
+                base = {"sampler": name, "fraction": fraction, "seed": seed, "fit_seed": draw_fit_seed,
+                        "n_sample": len(idx),
                         "n_incorrect": int(np.sum(ws.y_pred[idx] != ws.y_true[idx])),
                         "method": dw.method, "stratifier": dw.stratifier, "collapsed": dw.collapsed,
                         "max_weight_share": float(dw.weights.max() / dw.weights.sum())}
@@ -147,7 +159,8 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 def weighting_markdown(summary: list[dict], meta: dict) -> str:
     """The table: plain → weighted per sampler and fraction, with the gain's sign in bold."""
     lines = [f"## Weighted vs plain estimates — {meta['dataset']} (N = {meta['n_items']}, k = {meta['k']}, "
-             f"j = {meta['j']}, randomised samplers over {meta['seeds']} draws)", "",
+             f"j = {meta['j']}, every sampler with a seed over {meta['seeds']} draws: new sample seeds, "
+             "or new fits for the samplers whose fit takes a seed)", "",
              "Gain = how much closer to the full data the weighted estimate is (S1: weighted − plain; "
              "S2, S3: plain − weighted); positive favours weighting.", "",
              "| sampler | weights | f | n | S1 plain → weighted | S2 plain → weighted | S3 plain → weighted "
@@ -198,8 +211,8 @@ def weighting_figure(summary: list[dict], meta: dict):
     fig.update_layout(
         title=dict(text=(f"<b>Design-weighted vs plain estimates</b> · {meta['dataset']} (N = {meta['n_items']})"
                          "<br><span style='font-size:13px;color:#555'>bars above 0: the weighted estimate is closer "
-                         f"to the full data; one bar per fraction (lighter = smaller); randomised samplers: mean of "
-                         f"{meta['seeds']} draws, whiskers = min–max; j = {meta['j']}</span>"),
+                         f"to the full data; one bar per fraction (lighter = smaller); mean of {meta['seeds']} draws "
+                         f"(sample seeds or fit seeds), whiskers = min–max; j = {meta['j']}</span>"),
                    x=0.01, xanchor="left", font=dict(size=18)),
         barmode="group", template="plotly_white", width=1500, height=560,
         font=dict(family="Arial, Helvetica, sans-serif", size=14, color="#222"),
@@ -217,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_workspace_args(p, dataset_default=None)
     p.add_argument("--out", default=None, help="results folder (default: results/<dataset>)")
     p.add_argument("--quick", action="store_true", help="2 seeds (default dataset: digits)")
-    p.add_argument("--seeds", type=int, default=None, help="draws per randomised sampler (default 10; 2 with --quick)")
+    p.add_argument("--seeds", type=int, default=None, help="draws per sampler with a sample or fit seed (default 10; 2 with --quick)")
     p.add_argument("--fractions", type=float_list, default=(0.05, 0.1, 0.2),
                    help="comma-separated fractions (default 0.05,0.1,0.2)")
     p.add_argument("--n-bins", type=int, default=5, help="post-stratification bins per group (default 5)")

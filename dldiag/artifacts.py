@@ -24,8 +24,8 @@ from .activations import (UNIT_MODES, Aggregates, PassResult, collect_activation
                           run_pass, unit_view)
 from .cache import ArrayCache, content_key, open_tiers
 from .datasets import Dataset
-from .estimates import (DEFAULT_INTERVAL, DEFAULT_LEVEL, DEFAULT_N_BOOT, GroupEstimate, NoEstimate, SampleEstimate,
-                        estimate_group, estimate_groups, group_rng)
+from .estimates import (DEFAULT_FPC, DEFAULT_INTERVAL, DEFAULT_LEVEL, DEFAULT_N_BOOT, GroupEstimate, NoEstimate,
+                        SampleEstimate, estimate_group, estimate_groups, group_rng, group_sizes)
 from .projections import PROJECTIONS, project
 from .queries import QueryAccuracy, evaluate
 from .replicas import ModelPool
@@ -319,7 +319,8 @@ class Workspace(LatentArtifacts):
 
     def estimate(self, indices: np.ndarray, *, k: int = 10, unit_mode: str = "flat", n_boot: int = DEFAULT_N_BOOT,
                  level: float = DEFAULT_LEVEL, seed: int = 0, layers=None,
-                 interval: str = DEFAULT_INTERVAL, cache: ArrayCache | None = None) -> SampleEstimate:
+                 interval: str = DEFAULT_INTERVAL, fpc: bool = DEFAULT_FPC,
+                 cache: ArrayCache | None = None) -> SampleEstimate:
         """Accuracy of the sample ``indices`` estimated from the sample alone, every group.
 
         See :mod:`dldiag.estimates` for what the bootstrap estimates and its known bias; the
@@ -331,6 +332,9 @@ class Workspace(LatentArtifacts):
             The sample.
         k, unit_mode : as for :meth:`evaluate`
         n_boot, level, seed, interval : as for :func:`~dldiag.estimates.estimate_group`
+        fpc : bool
+            Apply the finite-population correction, with each group's size from the model's
+            predictions of every item (the latent pass; no full activation is read).
         layers : sequence of str, optional
             Restrict to these layers (default: all diagnosed layers).
         cache : ArrayCache, optional
@@ -347,12 +351,14 @@ class Workspace(LatentArtifacts):
                 check_option("layer", layer, self.layers)
             acts = {layer: acts[layer] for layer in layers}
         y_true = self.dataset.y_test[np.asarray(indices, dtype=np.int64)]
+        sizes = group_sizes(self.y_true, self.y_pred, self.dataset.n_classes) if fpc else None
         return estimate_groups(acts, y_true, y_pred, n_classes=self.dataset.n_classes, k=k, n_boot=n_boot,
-                               level=level, seed=seed, unit_mode=unit_mode, interval=interval)
+                               level=level, seed=seed, unit_mode=unit_mode, interval=interval, group_sizes=sizes)
 
     def group_estimate(self, indices: np.ndarray, layer: str, *, unit_mode: str = "flat", k: int = 10,
                        cls=None, outcome=None, predicted=None, n_boot: int = DEFAULT_N_BOOT,
                        level: float = DEFAULT_LEVEL, seed: int = 0, interval: str = DEFAULT_INTERVAL,
+                       fpc: bool = DEFAULT_FPC, population: int | None = None,
                        cache: ArrayCache | None = None) -> GroupEstimate | NoEstimate:
         """The bootstrap of one group of the sample ``indices`` in one layer (what a panel shows).
 
@@ -361,7 +367,9 @@ class Workspace(LatentArtifacts):
         gives the top-k bars with their intervals, ``dist_low``/``dist_high`` the S3 bins'
         intervals, and ``s1``/``s2``/``s3`` the estimate line; for a (class, outcome) group
         it equals that group's row of :meth:`estimate` with the same settings. ``cache`` is
-        where the sample's activations are kept (see :meth:`sample_activations`).
+        where the sample's activations are kept (see :meth:`sample_activations`); with ``fpc``
+        the group's size over all items is counted from the model's predictions, unless
+        ``population`` gives it (the group within a selection of the latent view).
         """
         check_option("layer", layer, self.layers)
         if outcome is not None:
@@ -369,15 +377,25 @@ class Workspace(LatentArtifacts):
         indices = np.asarray(indices, dtype=np.int64)
         y_pred, acts = self.sample_activations(indices, unit_mode, cache=cache)
         y_true = self.dataset.y_test[indices]
-        mask = np.ones(len(indices), dtype=bool)
-        if cls is not None:
-            mask &= y_true == int(cls)
-        if predicted is not None:
-            mask &= y_pred == int(predicted)
-        if outcome is not None:
-            mask &= (y_true == y_pred) if outcome == "correct" else (y_true != y_pred)
+        mask = _group_mask(y_true, y_pred, cls, outcome, predicted)
+        if not fpc:
+            population = None
+        elif population is None:
+            population = int(_group_mask(self.y_true, self.y_pred, cls, outcome, predicted).sum())
         return estimate_group(acts[layer][mask], k=k, n_boot=n_boot, level=level,
-                              seed=group_rng(seed, cls, outcome, predicted), interval=interval)
+                              seed=group_rng(seed, cls, outcome, predicted), interval=interval, population=population)
+
+
+def _group_mask(y_true: np.ndarray, y_pred: np.ndarray, cls, outcome, predicted) -> np.ndarray:
+    """Items of the group (``cls``, ``outcome``, ``predicted``), ``None`` meaning any."""
+    mask = np.ones(len(y_true), dtype=bool)
+    if cls is not None:
+        mask &= y_true == int(cls)
+    if predicted is not None:
+        mask &= y_pred == int(predicted)
+    if outcome is not None:
+        mask &= (y_true == y_pred) if outcome == "correct" else (y_true != y_pred)
+    return mask
 
 
 def callable_key(obj):

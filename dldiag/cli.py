@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", default="expanded", choices=("percentile", "expanded"),
                    help="per-unit and per-bin intervals: plain percentile, or expanded for small groups "
                         "(default: expanded, which measured closer to nominal)")
+    p.add_argument("--fpc", action=argparse.BooleanOptionalAction, default=True,
+                   help="finite-population correction: shrink each resample's deviation by sqrt(1 - n/N) of its "
+                        "group, N counted from the model's predictions of every item (default: on)")
 
     sub.add_parser("experiments", add_help=False,
                    help="the report's experiments (Figs. 4-7, Table IV): python -m dldiag experiments --help")
@@ -135,7 +138,7 @@ def _query(args) -> int:
     est = None
     if args.n_boot:
         est = ws.estimate(indices, k=args.k, unit_mode=args.unit_mode, n_boot=args.n_boot, level=args.level,
-                          seed=args.boot_seed, interval=args.interval)
+                          seed=args.boot_seed, interval=args.interval, fpc=args.fpc)
     wrong = int(np.sum(ws.y_pred[indices] != ws.y_true[indices]))
     if args.json:
         from .estimates import with_estimates
@@ -170,8 +173,8 @@ def _query(args) -> int:
                 return f"{'—':>{width}}"
             return f"{v['value']:.3f} [{v['low']:.3f}, {v['high']:.3f}]".rjust(width)
 
-        print(f"estimated from the sample alone ({est.n_boot} resamples, {est.level:.0%} intervals; "
-              "S1 leaves out layers with at most k units):")
+        print(f"estimated from the sample alone ({est.n_boot} resamples, {est.level:.0%} intervals"
+              f"{', finite-population corrected' if est.fpc else ''}; S1 leaves out layers with at most k units):")
         for layer, e in est.per_layer.items():
             print(f"{layer:<12}{cell(e['s1'], 26)}{cell(e['s2'], 26)}{cell(e['s3'], 26)}")
         e = est.overall

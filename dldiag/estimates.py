@@ -38,9 +38,13 @@ estimates variance, not bias, and it is optimistic in ways that are known:
   intervals by Hesterberg's expanded percentile rule (:func:`expanded_level`); on digits it
   raises the coverage of 20 % random samples' per-unit intervals from 0.75 to 0.79 (0.79 to
   0.82 for groups of at least 10 items).
-- Resampling with replacement ignores the finite-population correction ``1 - n / N_g``: when
-  the sample holds a large share of the group the intervals are too wide (a sample holding all
-  of a group has no error, but the bootstrap still shows some).
+- Resampling with replacement treats the group as infinite: when the sample holds a large
+  share ``n / N_g`` of the group's ``N_g`` items its intervals are too wide, and a sample
+  holding all of a group (no error at all) still shows some. With the group sizes given
+  (``population`` / ``group_sizes``; known from the latent pass, which predicts every item,
+  without any full activation) each resample's deviation from the sample's answer is shrunk
+  by ``sqrt(1 - n / N_g)``, the finite-population correction of a mean drawn without
+  replacement (the rescaling bootstrap of Rao and Wu, *JASA* 83, 1988, in its simplest form).
 - S1 is a ranking statistic: near ties at the k-th unit the bootstrap distribution of the
   top-k set is not a consistent estimate of the sampling distribution.
 
@@ -88,6 +92,7 @@ from .queries import top_k
 
 __all__ = [
     "DEFAULT_N_BOOT",
+    "DEFAULT_FPC",
     "DEFAULT_INTERVAL",
     "DEFAULT_LEVEL",
     "INTERVALS",
@@ -98,7 +103,9 @@ __all__ = [
     "SampleEstimate",
     "bootstrap_counts",
     "expanded_level",
+    "fpc_shrink",
     "group_rng",
+    "group_sizes",
     "estimate_group",
     "estimate_groups",
     "with_estimates",
@@ -122,6 +129,8 @@ INTERVALS = ("percentile", "expanded")
 #: cover more of the full data's per-unit means than the percentile ones for every sampler and
 #: every group size (random: 83.2 % vs 80.8 % of the varying units), and stay closer to nominal.
 DEFAULT_INTERVAL = "expanded"
+#: Whether :class:`~dldiag.artifacts.Workspace` applies the finite-population correction.
+DEFAULT_FPC = True
 
 _LN2 = np.log(2.0)
 
@@ -177,6 +186,8 @@ class GroupEstimate:
         The layer has at most k units: S1 is 1 by construction.
     replicates : dict
         ``"s1"``, ``"s2"``, ``"s3"`` → the (n_boot,) replicate values, for means over groups.
+    shrink : float
+        The finite-population factor applied (:func:`fpc_shrink`; 1 when none was).
     """
 
     n: int
@@ -197,6 +208,7 @@ class GroupEstimate:
     s3: Interval
     s1_trivial: bool
     replicates: dict
+    shrink: float = 1.0
 
     reason = None  # an estimate was made; see NoEstimate
 
@@ -351,8 +363,41 @@ def _js_rows(rows: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(divergence, 0.0, 1.0))
 
 
-def _estimate(x: np.ndarray, counts: np.ndarray, k: int, level: float, interval: str) -> GroupEstimate:
-    """The bootstrap of one group's items ``x`` (n, units) under the resample ``counts`` (B, n)."""
+def fpc_shrink(n: int, population: int | None) -> float:
+    """The factor ``sqrt(1 - n / N)`` on a resample's deviation; 1 without a population size.
+
+    Examples
+    --------
+    >>> fpc_shrink(25, 100), fpc_shrink(100, 100), fpc_shrink(5, None)
+    (0.8660254037844386, 0.0, 1.0)
+    """
+    if population is None:
+        return 1.0
+    population = check_int("population", population, 1)
+    if n > population:
+        raise ValueError(f"population must be at least the group's {n} sample items; got {population}")
+    return float(np.sqrt(1.0 - n / population))
+
+
+def _shrunk(resampled: np.ndarray, centre: np.ndarray, shrink: float) -> np.ndarray:
+    """Resampled answers pulled towards the sample's by ``shrink`` (unchanged when it is 1).
+
+    Written as a convex combination, so a mean stays within its items' range and a resampled
+    distribution stays a distribution; a unit equal to ``centre`` in every resample stays
+    exactly equal (zero width, ties kept).
+    """
+    if shrink == 1.0:
+        return resampled
+    return centre + shrink * (resampled - centre)
+
+
+def _estimate(x: np.ndarray, counts: np.ndarray, k: int, level: float, interval: str,
+              shrink: float = 1.0) -> GroupEstimate:
+    """The bootstrap of one group's items ``x`` (n, units) under the resample ``counts`` (B, n).
+
+    ``shrink`` is :func:`fpc_shrink` of the group: every resampled mean vector and arg-max
+    distribution is pulled towards the sample's by it before any answer is read off.
+    """
     n, units = x.shape
     # Only the intervals of means (units, bins) are expanded: the rule is derived for a mean.
     mean_level = expanded_level(n, level) if interval == "expanded" else level
@@ -368,7 +413,7 @@ def _estimate(x: np.ndarray, counts: np.ndarray, k: int, level: float, interval:
         # others, kept in unit order for the tie rule (conv1 of a 500-item Fashion-MNIST
         # sample: 100-1,000 of 4,704 units).
         reference = top_k(mean, 3 * k)
-        ref_means = weights @ np.asarray(x[:, reference], dtype=np.float64) / n
+        ref_means = _shrunk(weights @ np.asarray(x[:, reference], dtype=np.float64) / n, mean[reference], shrink)
         lowest_kth = np.partition(ref_means, len(reference) - k, axis=1)[:, len(reference) - k].min()
         kept_units, kept_means = [], []
 
@@ -383,7 +428,7 @@ def _estimate(x: np.ndarray, counts: np.ndarray, k: int, level: float, interval:
         # two units whose resampled sums are equal get equal means and the tie is broken by
         # unit index as in top_k, and a unit constant over the group has its sample mean in
         # every resample (zero-width intervals). Centering, or float32, would round ties apart.
-        means = (weights @ values) / n
+        means = _shrunk((weights @ values) / n, mean[start : start + block], shrink)
         # Only units that vary over the group's items need their quantiles (dead ReLUs do not).
         varying = np.flatnonzero(np.any(values != values[:1], axis=0))
         if len(varying):
@@ -420,6 +465,7 @@ def _estimate(x: np.ndarray, counts: np.ndarray, k: int, level: float, interval:
     cells = (np.arange(n_boot) * len(bins))[:, None] + slot[None, :]
     dists = np.bincount(cells.ravel(), weights=counts.ravel(),
                         minlength=n_boot * len(bins)).reshape(n_boot, len(bins)) / n
+    dists = _shrunk(dists, dist[bins], shrink)
     dist_low, dist_high = np.zeros(units), np.zeros(units)
     dist_low[bins], dist_high[bins] = _percentiles(dists, mean_level)
     s3_rep = _js_rows(dists, dist[bins])
@@ -428,7 +474,7 @@ def _estimate(x: np.ndarray, counts: np.ndarray, k: int, level: float, interval:
         n=n, k=k, n_boot=n_boot, level=level, interval=interval, mean=mean, mean_low=mean_low, mean_high=mean_high,
         top=top, stay=stay, argmax_dist=dist, dist_low=dist_low, dist_high=dist_high,
         s1=_interval(s1_rep, level), s2=_interval(s2_rep, level), s3=_interval(s3_rep, level),
-        s1_trivial=bool(trivial), replicates={"s1": s1_rep, "s2": s2_rep, "s3": s3_rep},
+        s1_trivial=bool(trivial), replicates={"s1": s1_rep, "s2": s2_rep, "s3": s3_rep}, shrink=shrink,
     )
 
 
@@ -440,8 +486,8 @@ def _check_common(k, n_boot, level, interval) -> tuple[int, int, float, str]:
 
 
 def estimate_group(x, *, k: int = 10, n_boot: int = DEFAULT_N_BOOT, level: float = DEFAULT_LEVEL,
-                   seed: int | np.random.Generator = 0,
-                   interval: str = DEFAULT_INTERVAL) -> GroupEstimate | NoEstimate:
+                   seed: int | np.random.Generator = 0, interval: str = DEFAULT_INTERVAL,
+                   population: int | None = None) -> GroupEstimate | NoEstimate:
     """Bootstrap one group's sample items of one layer: intervals and estimated S1/S2/S3.
 
     See the module's notes for what the estimate means and how it is biased.
@@ -462,6 +508,9 @@ def estimate_group(x, *, k: int = 10, n_boot: int = DEFAULT_N_BOOT, level: float
     interval : {"percentile", "expanded"}
         How per-unit and per-bin intervals are read off the resamples (:data:`INTERVALS`); the
         intervals of the estimated S1/S2/S3 are always plain percentile intervals.
+    population : int, optional
+        The group's size ``N_g`` in the whole data set, for the finite-population correction
+        (:func:`fpc_shrink`); default: none (the group is treated as infinite).
 
     Returns
     -------
@@ -484,10 +533,11 @@ def estimate_group(x, *, k: int = 10, n_boot: int = DEFAULT_N_BOOT, level: float
     if x.shape[1] == 0:
         raise ValueError("x must have at least one unit; got shape (n, 0)")
     n = x.shape[0]
+    shrink = fpc_shrink(n, population)
     if n < MIN_ITEMS:
         return _no_estimate(n)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    return _estimate(x, bootstrap_counts(n, n_boot, rng), k, level, interval)
+    return _estimate(x, bootstrap_counts(n, n_boot, rng), k, level, interval, shrink)
 
 
 @dataclass(frozen=True)
@@ -508,6 +558,8 @@ class SampleEstimate:
         out, and so are trivial S1 groups (layers with at most k units) from S1.
     k, n_boot, level, seed, unit_mode, interval
         The settings.
+    fpc : bool
+        Whether the finite-population correction was applied (group sizes were given).
     """
 
     rows: list
@@ -519,6 +571,7 @@ class SampleEstimate:
     seed: int
     unit_mode: str | None = None
     interval: str = DEFAULT_INTERVAL
+    fpc: bool = False
 
     def lookup(self, layer: str, cls: int, outcome: str) -> GroupEstimate | NoEstimate:
         """The estimate of one group."""
@@ -530,7 +583,7 @@ class SampleEstimate:
     def settings(self) -> dict:
         return {"method": "bootstrap over the sample's items of each group", "interval": self.interval,
                 "n_boot": self.n_boot, "level": self.level, "seed": self.seed, "k": self.k,
-                "unit_mode": self.unit_mode}
+                "unit_mode": self.unit_mode, "finite_population_correction": self.fpc}
 
 
 def _summarise(estimates: Sequence, level: float) -> dict:
@@ -550,7 +603,8 @@ def _summarise(estimates: Sequence, level: float) -> dict:
 
 def estimate_groups(acts: Mapping[str, np.ndarray], y_true, y_pred, *, n_classes: int, k: int = 10,
                     n_boot: int = DEFAULT_N_BOOT, level: float = DEFAULT_LEVEL, seed: int = 0,
-                    unit_mode: str | None = None, interval: str = DEFAULT_INTERVAL) -> SampleEstimate:
+                    unit_mode: str | None = None, interval: str = DEFAULT_INTERVAL,
+                    group_sizes=None) -> SampleEstimate:
     """Bootstrap every (layer, class, outcome) group of a sample.
 
     Parameters
@@ -566,6 +620,11 @@ def estimate_groups(acts: Mapping[str, np.ndarray], y_true, y_pred, *, n_classes
         same resamples in every layer.
     unit_mode : str, optional
         Recorded in the result.
+    group_sizes : ndarray of shape (n_classes, 2), optional
+        Items of each (class, outcome) group in the whole data set, outcomes in the order of
+        ``OUTCOMES`` (correct, incorrect): :func:`group_sizes` of the full data's labels and
+        predictions. Given, every group's resamples get the finite-population correction
+        (:func:`fpc_shrink`).
 
     Returns
     -------
@@ -586,20 +645,42 @@ def estimate_groups(acts: Mapping[str, np.ndarray], y_true, y_pred, *, n_classes
         if a.ndim != 2 or a.shape[0] != len(y_true):
             raise ValueError(f"acts[{layer!r}] must have shape ({len(y_true)}, units), one row per item; "
                              f"got {a.shape}")
+    if group_sizes is not None:
+        group_sizes = np.asarray(group_sizes)
+        if group_sizes.shape != (n_classes, len(OUTCOMES)) or not np.issubdtype(group_sizes.dtype, np.integer):
+            raise ValueError(f"group_sizes must be an integer array of shape ({n_classes}, {len(OUTCOMES)}), one count "
+                             f"per (class, outcome); got {group_sizes.dtype} of shape {group_sizes.shape}")
     rows = []
+    right = y_pred == y_true
     for cls in range(n_classes):
-        for outcome in OUTCOMES:
-            right = y_pred == y_true
+        for o, outcome in enumerate(OUTCOMES):
             members = np.flatnonzero((y_true == cls) & (right if outcome == "correct" else ~right))
             n = len(members)
+            shrink = 1.0 if group_sizes is None or n == 0 else fpc_shrink(n, int(group_sizes[cls, o]))
             counts = (bootstrap_counts(n, n_boot, group_rng(seed, cls, outcome))
                       if n >= MIN_ITEMS else None)
             for layer, a in acts.items():
-                est = _no_estimate(n) if counts is None else _estimate(a[members], counts, k, level, interval)
+                est = (_no_estimate(n) if counts is None
+                       else _estimate(a[members], counts, k, level, interval, shrink))
                 rows.append({"layer": layer, "cls": cls, "outcome": outcome, "n_sample": n, "estimate": est})
     per_layer = {layer: _summarise([r["estimate"] for r in rows if r["layer"] == layer], level) for layer in acts}
     overall = _summarise([r["estimate"] for r in rows], level)
-    return SampleEstimate(rows, per_layer, overall, k, n_boot, level, seed, unit_mode, interval)
+    return SampleEstimate(rows, per_layer, overall, k, n_boot, level, seed, unit_mode, interval,
+                          fpc=group_sizes is not None)
+
+
+def group_sizes(y_true, y_pred, n_classes: int) -> np.ndarray:
+    """Items per (class, outcome) group, the ``group_sizes`` of :func:`estimate_groups`.
+
+    Examples
+    --------
+    >>> group_sizes([0, 0, 1], [0, 1, 1], 2).tolist()
+    [[1, 1], [1, 0]]
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    wrong = (y_true != y_pred).astype(np.int64)
+    return np.bincount(np.asarray(y_true, dtype=np.int64) * len(OUTCOMES) + wrong,
+                       minlength=n_classes * len(OUTCOMES)).reshape(n_classes, len(OUTCOMES))
 
 
 def with_estimates(accuracy: dict, estimate: SampleEstimate) -> dict:

@@ -261,8 +261,8 @@ def _same_estimate(a, b) -> None:
     if a.reason is None:
         for name in ("mean", "mean_low", "mean_high", "top", "stay", "argmax_dist", "dist_low", "dist_high"):
             assert np.array_equal(getattr(a, name), getattr(b, name)), name
-        assert (a.s1, a.s2, a.s3, a.s1_trivial, a.k, a.n_boot, a.level, a.interval) == \
-            (b.s1, b.s2, b.s3, b.s1_trivial, b.k, b.n_boot, b.level, b.interval)
+        assert (a.s1, a.s2, a.s3, a.s1_trivial, a.k, a.n_boot, a.level, a.interval, a.shrink) == \
+            (b.s1, b.s2, b.s3, b.s1_trivial, b.k, b.n_boot, b.level, b.interval, b.shrink)
         for m in ("s1", "s2", "s3"):
             assert np.array_equal(a.replicates[m], b.replicates[m])
 
@@ -308,9 +308,15 @@ def test_the_estimate_within_a_selection_is_over_the_selected_sample_members(dig
     state = replace(meta.default_state(), sampler="random", fraction=0.3, seed=1, layer="conv2", k=5)
     idx = svc.sample_indices(SampleParams.from_state(state))
     sel = np.arange(0, 300, 2)
-    ref = digits_ws.group_estimate(np.intersect1d(idx, sel), "conv2", k=5)
+    # the group is every class and outcome within the selection: its population is the selection
+    ref = digits_ws.group_estimate(np.intersect1d(idx, sel), "conv2", k=5, population=len(sel))
+    assert ref.shrink == pytest.approx(np.sqrt(1 - ref.n / len(sel)))
     _same_estimate(svc.group_estimate(idx, state, selection=sel.tolist()), ref)
     assert ref.n == svc.group(idx, state, selection=sel.tolist()).sample.count
+    # without a selection the population is the whole data set
+    whole = svc.group_estimate(idx, state)
+    assert whole.shrink == pytest.approx(np.sqrt(1 - whole.n / digits_ws.n_items))
+    assert svc.group_estimate(idx, state, selection=[]).shrink == whole.shrink
     outside = np.setdiff1d(np.arange(450), idx)[:5]
     assert svc.group_estimate(idx, state, selection=outside.tolist()).n == 0
 

@@ -58,20 +58,25 @@ def test_measured_side_equals_evaluate(digits_ws):
 def test_estimate_side_and_coverage_recomputed_by_hand(digits_ws):
     idx = digits_ws.fitted_sampler("random").sample(FRACTION, seed=5)
     rows = calibration_rows(digits_ws, idx, k=10, n_boot=N_BOOT, seed=5)
-    est = digits_ws.estimate(idx, k=10, n_boot=N_BOOT, seed=5)
+    est = {f: digits_ws.estimate(idx, k=10, n_boot=N_BOOT, seed=5, fpc=f) for f in (False, True)}
     checked = 0
     for row in rows:
-        e = est.lookup(row["layer"], row["cls"], row["outcome"])
+        e = est[False].lookup(row["layer"], row["cls"], row["outcome"])
         if e.reason is not None:
-            assert np.isnan(row["s2_est"]) and row["covered_percentile"] == 0
+            assert np.isnan(row["s2_est"]) and row["covered_percentile"] == 0 and row["covered_expanded+fpc"] == 0
             continue
         assert row["s2_est"] == e.s2.value and row["s3_low"] == e.s3.low
+        corrected = est[True].lookup(row["layer"], row["cls"], row["outcome"])
+        assert row["s2_est+fpc"] == corrected.s2.value
+        if not row["s1_trivial"]:
+            assert row["s1_high+fpc"] == corrected.s1.high
         full_mean = answer(digits_ws.full[row["layer"], "flat"], 10, row["cls"], row["outcome"]).mean
         for kind in ("percentile", "expanded"):
-            g = digits_ws.group_estimate(idx, row["layer"], k=10, cls=row["cls"], outcome=row["outcome"],
-                                         n_boot=N_BOOT, seed=5, interval=kind)
-            by_hand = int(np.sum((g.mean_low - 1e-9 <= full_mean) & (full_mean <= g.mean_high + 1e-9)))
-            assert row[f"covered_{kind}"] == by_hand
+            for fpc, suffix in ((False, ""), (True, "+fpc")):
+                g = digits_ws.group_estimate(idx, row["layer"], k=10, cls=row["cls"], outcome=row["outcome"],
+                                             n_boot=N_BOOT, seed=5, interval=kind, fpc=fpc)
+                by_hand = int(np.sum((g.mean_low - 1e-9 <= full_mean) & (full_mean <= g.mean_high + 1e-9)))
+                assert row[f"covered_{kind}{suffix}"] == by_hand
         assert row["zero_width"] == int(np.sum(e.mean_low == e.mean_high))
         checked += 1
     assert checked >= 10
@@ -87,16 +92,18 @@ def test_summaries_are_computed_as_defined(random_rows):
         zero, zero_cov = sum(r["zero_width"] for r in mine), sum(r["covered_zero_width"] for r in mine)
         assert cov["expanded", label]["coverage_varying"] == pytest.approx(
             (sum(r["covered_expanded"] for r in mine) - zero_cov) / (units - zero))
-    corr = {c["metric"]: c for c in correlation_summary(random_rows)}
-    for m in ("s1", "s2", "s3"):
-        pairs = [r for r in random_rows if np.isfinite(r[f"{m}_est"])]
-        est, meas = [r[f"{m}_est"] for r in pairs], [r[f"{m}_meas"] for r in pairs]
-        assert corr[m]["n_pairs"] == len(pairs)
-        assert corr[m]["pearson"] == pytest.approx(stats.pearsonr(est, meas)[0])
-        assert corr[m]["spearman"] == pytest.approx(stats.spearmanr(est, meas)[0])
-        assert corr[m]["bias"] == pytest.approx(np.mean(est) - np.mean(meas))
+    corr = {(c["metric"], c["fpc"]): c for c in correlation_summary(random_rows)}
+    assert len(corr) == 6
+    for (m, fpc), c in corr.items():
+        e = f"{m}_est{'+fpc' if fpc else ''}"
+        pairs = [r for r in random_rows if np.isfinite(r[e])]
+        est, meas = [r[e] for r in pairs], [r[f"{m}_meas"] for r in pairs]
+        assert c["n_pairs"] == len(pairs)
+        assert c["pearson"] == pytest.approx(stats.pearsonr(est, meas)[0])
+        assert c["spearman"] == pytest.approx(stats.spearmanr(est, meas)[0])
+        assert c["bias"] == pytest.approx(np.mean(est) - np.mean(meas))
     # The logits layer has 10 units at k = 10: S1 = 1 by construction, left out of S1 only.
-    assert corr["s1"]["n_pairs"] < corr["s2"]["n_pairs"]
+    assert corr["s1", False]["n_pairs"] < corr["s2", False]["n_pairs"]
 
 
 def test_coverage_on_a_small_digits_grid(random_rows):
@@ -116,7 +123,13 @@ def test_coverage_on_a_small_digits_grid(random_rows):
     # The expanded rule only widens intervals: it covers at least as much, unit by unit.
     assert all(r["covered_expanded"] >= r["covered_percentile"] for r in random_rows)
     assert expanded["coverage"] > percentile["coverage"]
-    # Estimates follow the measurements: positive correlation on every query set.
+    # The correction only narrows an interval towards the sample's mean, unit by unit ...
+    for kind in ("percentile", "expanded"):
+        assert all(r[f"covered_{kind}+fpc"] <= r[f"covered_{kind}"] for r in random_rows)
+    # ... by sqrt(1 - n/N): at 20 % random (N/n about 5 in every group) it costs some coverage.
+    corrected = cov["expanded+fpc", "all"]
+    assert 0.80 <= corrected["coverage_varying"] < expanded["coverage_varying"]
+    # Estimates follow the measurements: positive correlation on every query set, both ways.
     for c in correlation_summary(random_rows):
         assert c["spearman"] > 0.5, c
 
@@ -130,10 +143,11 @@ def test_command_writes_the_tables(tmp_path):
         rows = list(csv.DictReader(fh))
     expected = {"sampler", "fraction", "draw", "sample_seed", "fit_seed", "n_sample", "layer", "cls", "outcome",
                 "n_full", "n_group", "units", "s1_trivial", "zero_width", "covered_zero_width",
-                "covered_percentile", "covered_expanded"} | {f"{m}_{s}" for m in ("s1", "s2", "s3")
-                                                            for s in ("meas", "est", "low", "high")}
+                "covered_percentile", "covered_expanded", "covered_percentile+fpc", "covered_expanded+fpc",
+                } | {f"{m}_{s}" for m in ("s1", "s2", "s3") for s in ("meas", "est", "low", "high")} | {
+                f"{m}_{s}+fpc" for m in ("s1", "s2", "s3") for s in ("est", "low", "high")}
     assert set(rows[0]) == expected
-    # A deterministic sampler is refitted per draw; a randomised one is drawn with new seeds.
+    # A seeded fit is refitted per draw; a randomised sampler is drawn with new seeds.
     assert {(r["sampler"], r["fit_seed"], r["sample_seed"]) for r in rows if r["draw"] == "1"} == {
         ("random", "0", "1"), ("max-margin", "1", "0")}
     for name in ("calibration_correlation.csv", "calibration_coverage.csv", "calibration.md", "calibration.html",

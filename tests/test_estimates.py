@@ -13,7 +13,9 @@ from dldiag.estimates import (
     estimate_group,
     estimate_groups,
     expanded_level,
+    fpc_shrink,
     group_rng,
+    group_sizes,
     with_estimates,
 )
 from dldiag.metrics import cosine_distance, js_distance, precision_at_k
@@ -177,6 +179,49 @@ def test_expanded_level_is_wider_for_small_groups_and_tends_to_the_nominal_one()
     assert wide.s2 == plain.s2  # the metrics' intervals are plain percentiles either way
 
 
+# ----------------------------------------------------------------- finite-population correction
+def test_the_correction_shrinks_every_deviation_by_sqrt_one_minus_n_over_N():
+    x = np.random.default_rng(4).gamma(2.0, size=(20, 30))
+    plain = estimate_group(x, k=3, seed=7, interval="percentile")
+    corrected = estimate_group(x, k=3, seed=7, interval="percentile", population=80)
+    shrink = np.sqrt(1 - 20 / 80)
+    assert corrected.shrink == pytest.approx(shrink) and plain.shrink == 1.0
+    np.testing.assert_array_equal(corrected.mean, plain.mean)
+    np.testing.assert_allclose(corrected.mean_high - corrected.mean, shrink * (plain.mean_high - plain.mean),
+                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(corrected.mean - corrected.mean_low, shrink * (plain.mean - plain.mean_low),
+                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(corrected.dist_high - corrected.argmax_dist,
+                               shrink * (plain.dist_high - plain.argmax_dist), rtol=1e-9, atol=1e-12)
+    # closer resamples: the estimated distances fall, the estimated precision rises
+    assert corrected.s2.value < plain.s2.value and corrected.s3.value < plain.s3.value
+    assert corrected.s1.value >= plain.s1.value
+
+
+def test_a_sample_holding_the_whole_group_is_exact():
+    x = np.random.default_rng(5).gamma(2.0, size=(12, 8))
+    est = estimate_group(x, k=3, seed=0, population=12)
+    assert est.shrink == 0.0
+    np.testing.assert_array_equal(est.mean_low, est.mean)
+    np.testing.assert_array_equal(est.mean_high, est.mean)
+    np.testing.assert_array_equal(est.dist_low, est.argmax_dist)
+    assert (est.s1.value, est.s2.value, est.s3.value) == (1.0, 0.0, 0.0)
+    assert np.all(est.stay == 1.0)
+
+
+def test_population_errors_name_the_parameter():
+    with pytest.raises(ValueError, match="population must be at least the group's 5 sample items; got 4"):
+        estimate_group(np.ones((5, 3)), population=4)
+    with pytest.raises(ValueError, match="population"):
+        fpc_shrink(1, 0)
+    with pytest.raises(ValueError, match=r"group_sizes must be an integer array of shape \(2, 2\)"):
+        estimate_groups({"a": np.ones((3, 4))}, [0, 1, 1], [0, 1, 0], n_classes=2, group_sizes=np.ones(4, int))
+
+
+def test_group_sizes_count_every_class_and_outcome():
+    assert group_sizes([0, 0, 1, 2, 2], [0, 1, 1, 2, 0], 3).tolist() == [[1, 1], [1, 0], [1, 1]]
+
+
 # ----------------------------------------------------------------- digits
 @pytest.fixture(scope="module")
 def digits_sample(digits_ws):
@@ -233,6 +278,12 @@ def test_group_estimate_is_the_row_of_the_sample_estimate(digits_sample):
     assert np.all((0 <= bars["stay"]) & (bars["stay"] <= 1))
     any_class = ws.group_estimate(idx, layer, k=5, outcome="correct", seed=3)
     assert any_class.n > row.n
+    # the group's size over all items comes from the model's predictions (the latent pass)
+    n_group = int(np.sum((ws.y_true == 4) & (ws.y_pred == 4)))
+    assert one.shrink == pytest.approx(np.sqrt(1 - one.n / n_group))
+    assert any_class.shrink == pytest.approx(np.sqrt(1 - any_class.n / int(np.sum(ws.y_true == ws.y_pred))))
+    assert ws.group_estimate(idx, layer, k=5, cls=4, outcome="correct", seed=3, fpc=False).shrink == 1.0
+    assert ws.estimate(idx, k=5, seed=3).settings()["finite_population_correction"] is True
 
 
 def test_sample_activations_are_kept_and_agree_with_the_per_layer_pass(digits_sample, tmp_path):

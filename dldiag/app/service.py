@@ -28,7 +28,7 @@ import numpy as np
 
 from ..activations import OUTCOMES, UNIT_MODES, Aggregates, LayerAggregates
 from ..cache import content_key
-from ..estimates import (DEFAULT_LEVEL, DEFAULT_N_BOOT, INTERVALS, GroupEstimate, Interval, NoEstimate,
+from ..estimates import (DEFAULT_FPC, DEFAULT_LEVEL, DEFAULT_N_BOOT, INTERVALS, GroupEstimate, Interval, NoEstimate,
                          estimate_group)
 from ..metrics import MISSING_SCORES, cosine_distance, js_distance
 from ..queries import GroupAnswer, answer, compare_group, summarise_groups
@@ -42,7 +42,7 @@ __all__ = ["Diagnosis", "GroupResult", "RATIO_SAMPLERS", "build_meta", "SamplePa
 
 # 2: packed sample aggregates, score tables; 3: written only by passes that hold their model
 # alone (entries of version 2 may hold other requests' batches) and kept in the samples tier
-APP_CACHE_VERSION = 3
+APP_CACHE_VERSION = 4
 RATIO_SAMPLERS = ("gmm-full", "gmm-spherical", "max-margin", "gmm-full-weighted",
                   "gmm-spherical-weighted", "max-margin-weighted")
 #: The fit whose likelihood ratio the hover shows when the current sampler has none.
@@ -162,7 +162,7 @@ def pack_estimate(est: GroupEstimate | NoEstimate) -> dict:
     packed = {name: np.asarray(getattr(est, name)) for name in _ESTIMATE_ARRAYS}
     packed["settings"] = np.array([est.n, est.k, est.n_boot, INTERVALS.index(est.interval), int(est.s1_trivial)],
                                   dtype=np.int64)
-    packed["level"] = np.array(est.level, dtype=np.float64)
+    packed["level"] = np.array([est.level, est.shrink], dtype=np.float64)
     packed["scores"] = np.array([[getattr(est, m).value, getattr(est, m).low, getattr(est, m).high]
                                  for m in _SCORES], dtype=np.float64)
     packed["replicates"] = np.stack([np.asarray(est.replicates[m], dtype=np.float64) for m in _SCORES])
@@ -177,9 +177,10 @@ def unpack_estimate(arrays: dict) -> GroupEstimate | NoEstimate:
     n, k, n_boot, interval, trivial = (int(v) for v in arrays["settings"])
     scores = {m: Interval(*(float(v) for v in row)) for m, row in zip(_SCORES, arrays["scores"])}
     replicates = {m: np.asarray(row) for m, row in zip(_SCORES, arrays["replicates"])}
-    return GroupEstimate(n=n, k=k, n_boot=n_boot, level=float(arrays["level"]), interval=INTERVALS[interval],
+    level, shrink = (float(v) for v in arrays["level"])
+    return GroupEstimate(n=n, k=k, n_boot=n_boot, level=level, interval=INTERVALS[interval],
                          **{name: np.asarray(arrays[name]) for name in _ESTIMATE_ARRAYS}, **scores,
-                         s1_trivial=bool(trivial), replicates=replicates)
+                         s1_trivial=bool(trivial), replicates=replicates, shrink=shrink)
 
 
 def _answer_groups(full: Aggregates, layers, n_classes: int, unit_mode: str) -> list:
@@ -466,12 +467,13 @@ class Diagnosis:
 
     def group_estimate(self, indices: np.ndarray, state: ViewState, selection=None, *,
                        n_boot: int = DEFAULT_N_BOOT, level: float = DEFAULT_LEVEL,
-                       seed: int = 0) -> GroupEstimate | NoEstimate:
+                       seed: int = 0, fpc: bool = DEFAULT_FPC) -> GroupEstimate | NoEstimate:
         """How far to trust the sample's answers for the state's group, from the sample alone.
 
         :meth:`~dldiag.artifacts.Workspace.group_estimate` of the state's group, layer, unit
         mode and k over the sample ``indices`` (within a selection: over the selected sample
-        members), with the sample's activations kept in this service's cache. Each result is
+        members, with the group's items within the selection as its population for the
+        finite-population correction), with the sample's activations kept in this service's cache. Each result is
         cached too, keyed by the sample and the group, so that a group seen before costs one read.
 
         The bootstrap is of the *plain* mean whatever ``state.estimator`` says. A weighted
@@ -499,10 +501,12 @@ class Diagnosis:
         indices = np.asarray(indices, dtype=np.int64)
         if selection is not None and len(selection):
             indices = np.intersect1d(indices, np.asarray(selection, dtype=np.int64))
+        else:
+            selection = None  # as in group(): an empty selection stands for the whole data set
         outcome = None if state.outcome == "all" else state.outcome
         key = content_key("app-estimate", APP_CACHE_VERSION, self.ws.key, _digest(indices), state.layer,
                           state.units, int(state.k), state.cls, outcome, state.predicted, int(n_boot),
-                          float(level), int(seed))
+                          float(level), int(seed), bool(fpc), None if selection is None else _digest(selection))
         cached = self._get(key)
         if cached is not None:
             return unpack_estimate(cached)
@@ -510,9 +514,10 @@ class Diagnosis:
             est = estimate_group(np.zeros((0, self.ws.full[state.layer, state.units].n_units), dtype=np.float32),
                                  k=state.k, n_boot=n_boot, level=level)
         else:
+            population = len(self.group_members(state, selection)) if fpc and selection is not None else None
             est = self.ws.group_estimate(indices, state.layer, unit_mode=state.units, k=state.k, cls=state.cls,
                                          outcome=outcome, predicted=state.predicted, n_boot=n_boot, level=level,
-                                         seed=seed, cache=self.cache)
+                                         seed=seed, fpc=fpc, population=population, cache=self.cache)
         self.cache.put(key, pack_estimate(est))
         return est
 

@@ -11,14 +11,19 @@ the group, computed from the sample alone) and the *measured* accuracy against t
   have S1 = 1 by construction (``trivial``) and are left out of S1.
 - **Coverage**: does each unit's nominal-``level`` interval of S2's mean (``mean_low``,
   ``mean_high``) contain the full data's mean of that unit over the group? Counted for both
-  interval kinds of :data:`dldiag.estimates.INTERVALS`, by group size in the sample, and with
-  and without the units whose interval has zero width (a unit constant over the group's sample
-  items: for a ReLU layer, never active in them).
+  interval kinds of :data:`dldiag.estimates.INTERVALS`, each without and with the
+  finite-population correction (``percentile``, ``expanded``, ``percentile+fpc``,
+  ``expanded+fpc``), by group size in the sample, and with and without the units whose interval
+  has zero width (a unit constant over the group's sample items: for a ReLU layer, never active
+  in them).
 
-Draws. A randomised sampler is drawn with sample seeds ``0 .. draws-1`` on its fit of seed 0;
-a deterministic sampler gives one sample per fit, so it is refitted with fit seeds
-``0 .. draws-1`` (:meth:`~dldiag.artifacts.LatentArtifacts.fitted_sampler`, cached) and sampled
-once per fit. The bootstrap of draw ``d`` uses seed ``d``.
+The correlation is reported for the estimates without and with the correction (``fpc``).
+
+Draws. As in the report's grid, draw ``d`` of a randomised sampler uses sample seed ``d``, and
+of a sampler whose fit takes a seed the fit of seed ``d``
+(:meth:`~dldiag.artifacts.LatentArtifacts.fitted_sampler`, cached): a deterministic one
+(max-margin, gmm-full, the EB tree) gives one sample per fit, a weighted variant a new fit and
+a new sample seed. The bootstrap of draw ``d`` uses seed ``d``.
 
 Output (``OUT/``):
 
@@ -103,13 +108,23 @@ def _sample_answer(x: np.ndarray, k: int):
     return GroupAnswer(n, top_k(mean, k), mean, np.bincount(x.argmax(axis=1), minlength=units) / n)
 
 
+#: The finite-population settings compared, and the suffix of their columns.
+FPC_SUFFIX = {False: "", True: "+fpc"}
+
+
+def variant_names(intervals=("percentile", "expanded"), fpc=(False, True)) -> tuple[str, ...]:
+    """The coverage variants: each interval kind without, then with, the correction."""
+    return tuple(kind + FPC_SUFFIX[f] for f in fpc for kind in intervals)
+
+
 def _contains(low: np.ndarray, high: np.ndarray, value: np.ndarray) -> np.ndarray:
     slack = _RTOL * np.maximum(1.0, np.abs(value))
     return (low - slack <= value) & (value <= high + slack)
 
 
 def calibration_rows(ws, indices: np.ndarray, *, k: int = 10, unit_mode: str = "flat", n_boot: int = 200,
-                     level: float = 0.9, seed: int = 0, intervals=("percentile", "expanded")) -> list[dict]:
+                     level: float = 0.9, seed: int = 0, intervals=("percentile", "expanded"),
+                     fpc=(False, True)) -> list[dict]:
     """Estimated and measured S1–S3, and S2's per-unit coverage, of every group of one sample.
 
     Parameters
@@ -122,6 +137,9 @@ def calibration_rows(ws, indices: np.ndarray, *, k: int = 10, unit_mode: str = "
     intervals : sequence of {"percentile", "expanded"}
         Interval kinds whose per-unit coverage is counted. The first one's S1–S3 estimates are
         reported; every kind shares the same resamples (same ``seed``), so they are equal.
+    fpc : sequence of bool
+        Without (False) and/or with (True) the finite-population correction, each group's size
+        counted from the model's predictions of every item.
 
     Returns
     -------
@@ -130,19 +148,24 @@ def calibration_rows(ws, indices: np.ndarray, *, k: int = 10, unit_mode: str = "
         ``cls``, ``outcome``, ``n_full``, ``n_group`` (the group's sample items), ``units``,
         ``s1_trivial``; for each query set ``<m>_meas`` (measured against the full data),
         ``<m>_est``, ``<m>_low``, ``<m>_high`` (NaN where the group has no estimate, and for a
-        trivial S1); ``zero_width`` and ``covered_zero_width`` (units whose interval has zero
-        width, and how many of them contain the full mean), and per interval kind
-        ``covered_<kind>`` (units whose interval contains the full mean; 0 without estimate).
+        trivial S1), the same with the suffix ``+fpc`` for the corrected estimate;
+        ``zero_width`` and ``covered_zero_width`` (units whose uncorrected interval has zero
+        width, and how many of them contain the full mean), and per variant
+        (:func:`variant_names`) ``covered_<variant>`` (units whose interval contains the full
+        mean; 0 without estimate).
     """
     from threadpoolctl import threadpool_limits
 
     from ..activations import OUTCOMES, collect_activations
-    from ..estimates import INTERVALS, GroupEstimate, estimate_groups
+    from ..estimates import INTERVALS, GroupEstimate, estimate_groups, group_sizes
     from ..queries import answer, compare_group
 
     intervals = tuple(check_option("intervals", kind, INTERVALS) for kind in intervals)
     if not intervals:
         raise ValueError(f"intervals must hold at least one of {INTERVALS}; got ()")
+    fpc = tuple(dict.fromkeys(bool(f) for f in fpc))
+    if not fpc:
+        raise ValueError("fpc must hold False, True or both; got ()")
     indices = np.asarray(indices, dtype=np.int64)
     # The activations are not kept in the workspace's samples tier: every draw is new, and
     # hundreds of them would evict what the app and colleagues keep there.
@@ -153,11 +176,12 @@ def calibration_rows(ws, indices: np.ndarray, *, k: int = 10, unit_mode: str = "
     y_true = ws.y_true[indices]
     # Many small matrix products: one BLAS thread is 3x faster on a loaded machine than
     # several competing threads (measured on Fashion-MNIST: 0.3 s against 0.9 s per sample).
+    sizes = group_sizes(ws.y_true, ws.y_pred, ws.dataset.n_classes)
     with threadpool_limits(1):
-        estimates = {kind: estimate_groups(acts, y_true, y_pred, n_classes=ws.dataset.n_classes, k=k,
-                                           n_boot=n_boot, level=level, seed=seed, unit_mode=unit_mode,
-                                           interval=kind)
-                     for kind in intervals}
+        estimates = {kind + FPC_SUFFIX[f]: estimate_groups(
+                         acts, y_true, y_pred, n_classes=ws.dataset.n_classes, k=k, n_boot=n_boot, level=level,
+                         seed=seed, unit_mode=unit_mode, interval=kind, group_sizes=sizes if f else None)
+                     for f in fpc for kind in intervals}
     right = y_pred == y_true
     rows = []
     for layer in ws.layers:
@@ -173,26 +197,28 @@ def calibration_rows(ws, indices: np.ndarray, *, k: int = 10, unit_mode: str = "
                 trivial = full_agg.n_units <= k
                 row = {"layer": layer, "cls": cls, "outcome": outcome, "n_full": full.count,
                        "n_group": len(members), "units": full_agg.n_units, "s1_trivial": trivial}
-                first = estimates[intervals[0]].lookup(layer, cls, outcome)
-                have = isinstance(first, GroupEstimate)
+                first = {f: estimates[intervals[0] + FPC_SUFFIX[f]].lookup(layer, cls, outcome) for f in fpc}
+                have = isinstance(first[fpc[0]], GroupEstimate)
                 for m in METRICS:
                     keep = have and not (m == "s1" and trivial)
-                    est = getattr(first, m) if keep else None
                     row[f"{m}_meas"] = float("nan") if (m == "s1" and trivial) else measured[m]
-                    row[f"{m}_est"] = est.value if keep else float("nan")
-                    row[f"{m}_low"] = est.low if keep else float("nan")
-                    row[f"{m}_high"] = est.high if keep else float("nan")
+                    for f in fpc:
+                        est = getattr(first[f], m) if keep else None
+                        for part in ("est", "low", "high"):
+                            row[f"{m}_{part}{FPC_SUFFIX[f]}"] = (getattr(est, "value" if part == "est" else part)
+                                                                 if keep else float("nan"))
                 if have:
-                    zero = first.mean_low == first.mean_high
+                    plain = estimates[intervals[0] + FPC_SUFFIX[fpc[0]]].lookup(layer, cls, outcome)
+                    zero = plain.mean_low == plain.mean_high
                     row["zero_width"] = int(zero.sum())
-                    inside = _contains(first.mean_low, first.mean_high, full.mean)
+                    inside = _contains(plain.mean_low, plain.mean_high, full.mean)
                     row["covered_zero_width"] = int((zero & inside).sum())
                 else:
                     row["zero_width"] = row["covered_zero_width"] = 0
-                for kind in intervals:
-                    est = estimates[kind].lookup(layer, cls, outcome)
-                    row[f"covered_{kind}"] = (int(_contains(est.mean_low, est.mean_high, full.mean).sum())
-                                              if have else 0)
+                for variant, est in estimates.items():
+                    est = est.lookup(layer, cls, outcome)
+                    row[f"covered_{variant}"] = (int(_contains(est.mean_low, est.mean_high, full.mean).sum())
+                                                 if have else 0)
                 rows.append(row)
     return rows
 
@@ -217,7 +243,7 @@ def _parse_samplers(samplers, draws: int) -> list[tuple[str, int]]:
 
 def run_calibration(ws, *, samplers=DEFAULT_SAMPLERS, fractions=(0.05,), draws: int = 100, k: int = 10,
                     unit_mode: str = "flat", n_boot: int = 200, level: float = 0.9, j: float = 0.7,
-                    intervals=("percentile", "expanded"), log=None) -> tuple[list[dict], dict]:
+                    intervals=("percentile", "expanded"), fpc=(False, True), log=None) -> tuple[list[dict], dict]:
     """Calibration rows of every draw of every sampler and fraction.
 
     Parameters
@@ -228,9 +254,9 @@ def run_calibration(ws, *, samplers=DEFAULT_SAMPLERS, fractions=(0.05,), draws: 
     fractions : sequence of float
         Sample fractions.
     draws : int
-        Draws per sampler and fraction: sample seeds of a randomised sampler, fit seeds of a
-        deterministic one.
-    k, unit_mode, n_boot, level, intervals : see :func:`calibration_rows`
+        Draws per sampler and fraction: draw ``d`` is sample seed ``d`` of a randomised sampler
+        and fit seed ``d`` of a sampler whose fit takes a seed (both for a weighted variant).
+    k, unit_mode, n_boot, level, intervals, fpc : see :func:`calibration_rows`
     j : float
         Boundary share of the ratio samplers.
     log : callable, optional
@@ -250,18 +276,20 @@ def run_calibration(ws, *, samplers=DEFAULT_SAMPLERS, fractions=(0.05,), draws: 
     plan = _parse_samplers(samplers, draws)
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     rows, seconds = [], {}
+    from ..sampling import SAMPLERS
+
     for name, n_draws in plan:
         start = time.perf_counter()
-        base = ws.fitted_sampler(name, seed=0)
+        cls = SAMPLERS[name]
         for fraction in fractions:
             for d in range(n_draws):
-                sampler, fit_seed, sample_seed = (base, 0, d) if base.randomised else (
-                    ws.fitted_sampler(name, seed=d), d, 0)
+                fit_seed, sample_seed = (d if cls.seeded_fit else 0), (d if cls.randomised else 0)
+                sampler = ws.fitted_sampler(name, seed=fit_seed)
                 idx = sampler.sample(fraction, j=j, seed=sample_seed)
                 head = {"sampler": name, "fraction": fraction, "draw": d, "sample_seed": sample_seed,
                         "fit_seed": fit_seed, "n_sample": len(idx)}
                 for r in calibration_rows(ws, idx, k=k, unit_mode=unit_mode, n_boot=n_boot, level=level, seed=d,
-                                          intervals=intervals):
+                                          intervals=intervals, fpc=fpc):
                     rows.append({**head, **r})
         seconds[name] = time.perf_counter() - start
         log(f"{name}: {len(fractions)} fraction(s) x {n_draws} draws in {seconds[name]:.1f} s")
@@ -291,26 +319,28 @@ def correlation_summary(rows: list[dict]) -> list[dict]:
     ``pearson`` and ``spearman`` pooled over all pairs; ``spearman_within`` the median over
     draws of the Spearman correlation across one draw's groups (how well one sample ranks its
     groups); ``bias`` the mean of estimated − measured; ``in_interval`` the share of pairs
-    whose measured value lies in the estimate's interval; means of both sides.
+    whose measured value lies in the estimate's interval; means of both sides. One row per
+    finite-population setting present in ``rows`` (``fpc``).
     """
     out = []
+    settings = [f for f, suffix in FPC_SUFFIX.items() if rows and f"s2_est{suffix}" in rows[0]]
     for sampler, fraction in _keys(rows, "sampler", "fraction"):
         mine = [r for r in rows if r["sampler"] == sampler and r["fraction"] == fraction]
-        for m in METRICS:
-            pairs = [r for r in mine if np.isfinite(r[f"{m}_est"])]
-            est = np.array([r[f"{m}_est"] for r in pairs], dtype=float)
+        for m, f in ((m, f) for f in settings for m in METRICS):
+            e = f"{m}_est{FPC_SUFFIX[f]}"
+            pairs = [r for r in mine if np.isfinite(r[e])]
+            est = np.array([r[e] for r in pairs], dtype=float)
             meas = np.array([r[f"{m}_meas"] for r in pairs], dtype=float)
-            low = np.array([r[f"{m}_low"] for r in pairs], dtype=float)
-            high = np.array([r[f"{m}_high"] for r in pairs], dtype=float)
+            low = np.array([r[f"{m}_low{FPC_SUFFIX[f]}"] for r in pairs], dtype=float)
+            high = np.array([r[f"{m}_high{FPC_SUFFIX[f]}"] for r in pairs], dtype=float)
             within = []
             for (d,) in _keys(pairs, "draw"):
                 one = [r for r in pairs if r["draw"] == d]
-                within.append(_spearman(np.array([r[f"{m}_est"] for r in one]),
-                                        np.array([r[f"{m}_meas"] for r in one])))
+                within.append(_spearman(np.array([r[e] for r in one]), np.array([r[f"{m}_meas"] for r in one])))
             within = np.array(within, dtype=float)
-            out.append({"sampler": sampler, "fraction": fraction, "metric": m,
+            out.append({"sampler": sampler, "fraction": fraction, "metric": m, "fpc": f,
                         "n_draws": len({r["draw"] for r in mine}), "n_pairs": len(pairs),
-                        "n_without_estimate": sum(1 for r in mine if not np.isfinite(r[f"{m}_est"])
+                        "n_without_estimate": sum(1 for r in mine if not np.isfinite(r[e])
                                                   and not (m == "s1" and r["s1_trivial"])),
                         "pearson": _pearson(est, meas), "spearman": _spearman(est, meas),
                         "spearman_within": float(np.nanmedian(within)) if np.isfinite(within).any() else float("nan"),
@@ -321,8 +351,11 @@ def correlation_summary(rows: list[dict]) -> list[dict]:
     return out
 
 
-def coverage_summary(rows: list[dict], intervals=("percentile", "expanded")) -> list[dict]:
+def coverage_summary(rows: list[dict], intervals=None) -> list[dict]:
     """Pooled per-unit coverage of S2's intervals per (sampler, fraction, interval, layer, size bin).
+
+    ``intervals`` names the variants (:func:`variant_names`); default: every ``covered_*``
+    column of ``rows``.
 
     ``coverage`` is covered units / units over every group with an estimate in the cell;
     ``coverage_varying`` leaves out the units whose interval has zero width (constant over the
@@ -332,6 +365,9 @@ def coverage_summary(rows: list[dict], intervals=("percentile", "expanded")) -> 
     units (conv1 of LeNet-5 holds 4,704 of 6,518).
     """
     out = []
+    if intervals is None:
+        intervals = [c.removeprefix("covered_") for c in (rows[0] if rows else ())
+                     if c.startswith("covered_") and c != "covered_zero_width"]
     layers = list(dict.fromkeys(r["layer"] for r in rows))
     for sampler, fraction in _keys(rows, "sampler", "fraction"):
         mine = [r for r in rows if r["sampler"] == sampler and r["fraction"] == fraction
@@ -357,7 +393,7 @@ def coverage_summary(rows: list[dict], intervals=("percentile", "expanded")) -> 
 
 #: Columns of ``calibration.csv`` that are not floats, and how to read them back.
 _INT_COLUMNS = ("draw", "sample_seed", "fit_seed", "n_sample", "cls", "n_full", "n_group", "units",
-                "zero_width", "covered_zero_width", "covered_percentile", "covered_expanded")
+                "zero_width", "covered_zero_width")
 
 
 def read_rows(path) -> list[dict]:
@@ -371,7 +407,7 @@ def read_rows(path) -> list[dict]:
                     row[key] = value
                 elif key == "s1_trivial":
                     row[key] = value == "True"
-                elif key in _INT_COLUMNS:
+                elif key in _INT_COLUMNS or key.startswith("covered_"):
                     row[key] = int(value)
                 else:
                     row[key] = float(value)
@@ -404,12 +440,15 @@ def calibration_markdown(correlation: list[dict], coverage: list[dict], meta: di
              "and draw. S1: precision@k, layers with at most k units left out; S2: cosine distance; S3: JS "
              "distance. *pooled*: over all (draw, group) pairs; *within*: median over draws of the Spearman "
              "correlation across one sample's groups; *bias*: mean estimated − measured (S1 > 0 and S2, S3 < 0 "
-             "are optimistic); *in CI*: share of pairs whose measured value lies in the estimate's interval.", "",
-             "| sampler | f | draws | query set | pairs | Pearson | Spearman pooled | Spearman within "
+             "are optimistic); *in CI*: share of pairs whose measured value lies in the estimate's interval; "
+             "*FPC*: with the finite-population correction sqrt(1 − n/N) of each group.", "",
+             "| sampler | f | draws | query set | FPC | pairs | Pearson | Spearman pooled | Spearman within "
              "| est. mean | meas. mean | bias | in CI |",
-             "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in correlation:
-        lines.append(f"| {r['sampler']} | {100 * r['fraction']:g} % | {r['n_draws']} | {r['metric'].upper()} | "
+             "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in sorted(correlation, key=lambda r: (_keys(correlation, "sampler", "fraction").index(
+            (r["sampler"], r["fraction"])), METRICS.index(r["metric"]), bool(r.get("fpc", False)))):
+        fpc = "yes" if r.get("fpc", False) else "no"
+        lines.append(f"| {r['sampler']} | {100 * r['fraction']:g} % | {r['n_draws']} | {r['metric'].upper()} | {fpc} | "
                      f"{r['n_pairs']} | {_f(r['pearson'])} | {_f(r['spearman'])} | {_f(r['spearman_within'])} | "
                      f"{_f(r['est_mean'], '.3f')} | {_f(r['meas_mean'], '.3f')} | {_f(r['bias'], '+.3f')} | "
                      f"{_f(100 * r['in_interval'], '.0f')} % |")
@@ -431,7 +470,7 @@ def calibration_markdown(correlation: list[dict], coverage: list[dict], meta: di
             lines.append(f"| {sampler} | {100 * fraction:g} % | {kind} | " + " | ".join(cells) + " |")
     layers = [lay for lay in dict.fromkeys(c["layer"] for c in coverage) if lay != _ALL]
     kinds = list(dict.fromkeys(c["interval"] for c in coverage))
-    lines += ["", "### Coverage by layer — without zero-width units, percentile / expanded (%)", "",
+    lines += ["", f"### Coverage by layer — without zero-width units, {' / '.join(kinds)} (%)", "",
               "Pooled over layers a layer weighs by its units; here each layer on its own (its units in "
               "brackets).", "",
               "| sampler | f | size | " + " | ".join(
@@ -479,8 +518,9 @@ def calibration_figure(rows: list[dict], coverage: list[dict], meta: dict, *, ma
 
     from ..palette import sampler_color
 
+    variants = list(dict.fromkeys(c["interval"] for c in coverage))
     titles = ["S1 precision@{k}".format(k=meta["k"]), "S2 cosine distance", "S3 JS distance",
-              f"S2 per-unit coverage of the {round(100 * meta['level'])} % intervals (percentile | expanded)"]
+              f"S2 per-unit coverage of the {round(100 * meta['level'])} % intervals ({' | '.join(variants)})"]
     fig = make_subplots(rows=2, cols=3, specs=[[{}, {}, {}], [{"colspan": 3}, None, None]],
                         subplot_titles=titles, vertical_spacing=0.16, horizontal_spacing=0.06)
     rng = np.random.default_rng(seed)
@@ -514,7 +554,9 @@ def calibration_figure(rows: list[dict], coverage: list[dict], meta: dict, *, ma
         fig.update_xaxes(title_text="measured (full data)", row=1, col=col)
         fig.update_yaxes(title_text="estimated (sample alone)", row=1, col=col)
     sizes = [b[0] for b in SIZE_BINS]
-    for kind, pattern in (("percentile", ""), ("expanded", "/")):
+    short = {"percentile": "pct", "expanded": "exp"}
+    for kind, pattern in zip(variants, ("", "/", ".", "x")):
+        base, _, corrected = kind.partition("+")
         for fraction in fractions:
             for label in sizes:
                 cells = [c for c in coverage if c["interval"] == kind and c["fraction"] == fraction
@@ -522,7 +564,8 @@ def calibration_figure(rows: list[dict], coverage: list[dict], meta: dict, *, ma
                 if not cells:
                     continue
                 fig.add_trace(go.Bar(
-                    x=[[c["sampler"] for c in cells], [f"{label} · {kind[:3]}" for c in cells]],
+                    x=[[c["sampler"] for c in cells],
+                       [f"{label} · {short.get(base, base)}{'+' + corrected if corrected else ''}" for c in cells]],
                     y=[c["coverage_varying"] for c in cells],
                     marker=dict(color=[sampler_color(c["sampler"]) for c in cells], pattern_shape=pattern,
                                 opacity=0.5 + 0.25 * sizes.index(label)),
@@ -539,8 +582,10 @@ def calibration_figure(rows: list[dict], coverage: list[dict], meta: dict, *, ma
                          f"(N = {meta['n_items']}, k = {meta['k']})<br><span style='font-size:13px;color:#555'>"
                          "top: one point per (draw, group), dotted = estimate equals measurement; bottom: share "
                          "of S2 unit intervals holding the full group mean by sampler and group size in the "
-                         "sample (plain = percentile, hatched = expanded); dotted = nominal, dashed = 85 % "
-                         "target</span>"), x=0.01, xanchor="left", font=dict(size=18)),
+                         "sample (" + ", ".join(f"{p} = {v}" for p, v in zip(("plain", "hatched", "dotted", "crossed"),
+                                                                              variants))
+                         + "); dotted line = nominal, dashed = 85 % target; points: estimates without the "
+                         "finite-population correction</span>"), x=0.01, xanchor="left", font=dict(size=18)),
         barmode="group", template="plotly_white", width=1500, height=1050,
         font=dict(family="Arial, Helvetica, sans-serif", size=14, color="#222"),
         margin=dict(l=70, r=30, t=120, b=60), legend=dict(itemsizing="constant"),

@@ -7,7 +7,8 @@ import argparse
 __all__ = ["add_workspace_args", "workspace_kwargs", "float_list", "name_list"]
 
 DATASET_HELP = ("evaluation data: digits, fashion-mnist, galaxies, idx:DIR, npz:FILE, "
-                "folder:DIR (one sub-folder per class), h5:FILE or h5:FILE?x=NAME&y=NAME (default: fashion-mnist)")
+                "folder:DIR (one sub-folder per class), h5:FILE or h5:FILE?x=NAME&y=NAME, chunks:DIR (a chunk "
+                "store, python -m dldiag.workloads) (default: fashion-mnist)")
 MODEL_HELP = ("the classifier: FILE.py:FACTORY or package.module:FACTORY (a function returning the nn.Module; "
               "with --weights a state_dict), a torch.export program (model.pt2) or a dldiag checkpoint "
               "(default: the dldiag checkpoint trained for --dataset)")

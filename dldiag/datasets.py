@@ -567,6 +567,9 @@ def load_dataset(
           string array). Without it, class names are ``"0"`` .. ``"K-1"`` with K = 1 + the
           largest label of the ``y_*`` arrays present.
 
+        - ``"chunks:DIR"``: a chunk store (:mod:`dldiag.chunks`): items in ``.npy`` chunk
+          files read as memory maps, never all in memory, labels and class names from the
+          store; the evaluation split only. ``python -m dldiag.workloads`` makes them.
         - ``"folder:DIR"``: one sub-folder per class holding PNG/JPEG images of one size;
           class names are the sorted sub-folder names. The whole folder is the evaluation
           split (``splits`` must be ``("test",)``). Items (C, H, W) in [0, 1], C = 1 if every
@@ -637,6 +640,8 @@ def load_dataset(
                 return _load_npz(name, Path(target).expanduser(), splits)
             if prefix == "folder:":
                 return _load_folder(name, Path(target).expanduser(), splits, skip_unreadable)
+            if prefix == "chunks:":
+                return _load_chunks(name, Path(target).expanduser(), splits)
             return _load_h5(name, target, splits)
     raise ValueError(f"name must be one of {_FORMS}; got {name!r}")
 
@@ -646,11 +651,13 @@ _PREFIXES = {
     "npz:": "npz:data/my.npz",
     "folder:": "folder:data/my-images",
     "h5:": "h5:data/my.h5?x=images&y=labels",
+    "chunks:": "chunks:/data/wide-1000000",
 }
 _FORMS = (
     ", ".join(repr(n) for n in DATASET_NAMES)
     + ", 'idx:DIR' (a folder in MNIST's IDX layout), 'folder:DIR' (one sub-folder of images "
-    "per class), 'h5:FILE[?x=KEY&y=KEY]' (an HDF5 file) or 'npz:FILE' (a NumPy archive)"
+    "per class), 'h5:FILE[?x=KEY&y=KEY]' (an HDF5 file), 'npz:FILE' (a NumPy archive) or "
+    "'chunks:DIR' (a chunk store on disk)"
 )
 
 
@@ -916,6 +923,18 @@ def _load_folder(name: str, folder: Path, splits: tuple[str, ...], skip_unreadab
     src = FolderSource(folder, skip_unreadable=skip_unreadable)
     return _build(name, {"test": (src, np.array(src.labels()))}, src.class_names,
                   {"test": (str(folder),)})
+
+
+def _load_chunks(name: str, folder: Path, splits: tuple[str, ...]) -> Dataset:
+    from .chunks import ChunkedSource
+
+    if "train" in splits:
+        raise ValueError(
+            f"dataset {name!r} is a chunk store, which holds only the evaluation split; "
+            f"splits must be ('test',); got {splits!r}"
+        )
+    src = ChunkedSource(folder)
+    return _build(name, {"test": (src, src.labels())}, src.class_names, {"test": (str(folder),)})
 
 
 def _parse_h5_target(name: str, target: str) -> tuple[Path, dict[str, str], set[str]]:

@@ -34,7 +34,7 @@ def name_list(text: str) -> tuple[str, ...]:
 def add_workspace_args(p: argparse.ArgumentParser, *, dataset_default: str | None = "fashion-mnist",
                        model_default: str | None = None) -> None:
     """``--dataset --model --weights --layers --latent --class-names --output --skip-unreadable
-    --cache-dir --batch-size``."""
+    --cache-dir --batch-size --engine``."""
     p.add_argument("--dataset", default=dataset_default, help=DATASET_HELP)
     p.add_argument("--model", default=model_default, help=MODEL_HELP)
     p.add_argument("--weights", default=None,
@@ -52,6 +52,9 @@ def add_workspace_args(p: argparse.ArgumentParser, *, dataset_default: str | Non
                    help="folder: data sets: leave out image files that cannot be read (default: stop and name them)")
     p.add_argument("--cache-dir", default=None, help="cache folder (default: $DLDIAG_CACHE or ./cache)")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--engine", choices=("local", "ray"), default=None,
+                   help="what runs the full pass: this process (local) or a Ray cluster (ray; joins $RAY_ADDRESS, "
+                        "else starts a local one; needs the ray extra) (default: $DLDIAG_ENGINE or local)")
 
 
 def workspace_kwargs(args: argparse.Namespace) -> dict:
@@ -61,4 +64,4 @@ def workspace_kwargs(args: argparse.Namespace) -> dict:
         output = int(output)
     return {"model": args.model, "weights": args.weights, "layers": args.layers, "latent": args.latent,
             "class_names": args.class_names, "output": output, "skip_unreadable": args.skip_unreadable,
-            "cache_dir": args.cache_dir, "batch_size": args.batch_size}
+            "cache_dir": args.cache_dir, "batch_size": args.batch_size, "engine": getattr(args, "engine", None)}

@@ -24,6 +24,7 @@ from .activations import (UNIT_MODES, Aggregates, PassResult, collect_activation
                           run_pass, unit_view)
 from .cache import ArrayCache, content_key, open_tiers
 from .datasets import Dataset
+from .engine import full_pass, resolve_engine
 from .estimates import (DEFAULT_FPC, DEFAULT_INTERVAL, DEFAULT_LEVEL, DEFAULT_N_BOOT, GroupEstimate, NoEstimate,
                         SampleEstimate, estimate_group, estimate_groups, group_rng, group_sizes)
 from .projections import PROJECTIONS, project
@@ -482,6 +483,7 @@ def load_workspace(
     batch_size: int = 256,
     show_progress: bool = True,
     pool_size: int | None = None,
+    engine: str | None = None,
 ) -> Workspace:
     """Load the workspace of a data set and a model, building the full pass if not cached.
 
@@ -524,6 +526,9 @@ def load_workspace(
         Progress bars for the full pass.
     pool_size : int, optional
         Most passes at once (model replicas; see :class:`~dldiag.replicas.ModelPool`).
+    engine : {"local", "ray"}, optional
+        What runs the full pass when it is not cached (:mod:`dldiag.engine`; default
+        ``$DLDIAG_ENGINE`` or local). The result, and so the cache key, is the same.
 
     Returns
     -------
@@ -559,11 +564,14 @@ def load_workspace(
     key = content_key("workspace", CACHE_VERSION, ds.fingerprint(), info["weights_hash"], info.get("code_hash"),
                       layers, latent_name, callable_key(transform), callable_key(output))
 
+    engine = resolve_engine(engine)
+
     def build():
         with pool.lease() as replica:
-            result = run_pass(replica, ds.x_test, ds.y_test, layers, n_classes=ds.n_classes,
-                              latent_layer=latent_name, batch_size=batch_size, output=output,
-                              transform=transform, show_progress=show_progress, desc=f"full pass {ds.name}")
+            result = full_pass(replica, ds.x_test, ds.y_test, layers, n_classes=ds.n_classes,
+                               latent_layer=latent_name, batch_size=batch_size, output=output,
+                               transform=transform, show_progress=show_progress, desc=f"full pass {ds.name}",
+                               engine=engine)
         return {"y_pred": result.y_pred, "probs": result.probs, "latent": result.latent,
                 **result.aggregates.to_arrays()}
 

@@ -189,6 +189,9 @@ class Workspace(LatentArtifacts):
         gets the answer it would get alone.
     transform, output : callable, int or str, optional
         Applied to each batch before the model; picks the logits from a tuple or dict output.
+    full_pass_seconds : float or None
+        How long the full pass took when it was built (kept in the cache with it; None for a
+        pass cached before this was recorded).
     """
 
     dataset: Dataset
@@ -209,6 +212,7 @@ class Workspace(LatentArtifacts):
     pool: ModelPool | None = None
     transform: object = None
     output: object = None
+    full_pass_seconds: float | None = None
 
     def __post_init__(self):
         if self.pool is None:
@@ -567,13 +571,14 @@ def load_workspace(
     engine = resolve_engine(engine)
 
     def build():
+        start_pass = time.perf_counter()
         with pool.lease() as replica:
             result = full_pass(replica, ds.x_test, ds.y_test, layers, n_classes=ds.n_classes,
                                latent_layer=latent_name, batch_size=batch_size, output=output,
                                transform=transform, show_progress=show_progress, desc=f"full pass {ds.name}",
                                engine=engine)
         return {"y_pred": result.y_pred, "probs": result.probs, "latent": result.latent,
-                **result.aggregates.to_arrays()}
+                "full_pass_seconds": np.array(time.perf_counter() - start_pass), **result.aggregates.to_arrays()}
 
     arrays, hit = cache.get_or_build(content_key("full", key), build)
     return Workspace(
@@ -595,4 +600,5 @@ def load_workspace(
         model_info=info,
         transform=transform,
         output=output,
+        full_pass_seconds=float(arrays["full_pass_seconds"]) if "full_pass_seconds" in arrays else None,
     )

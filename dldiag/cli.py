@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="the report's Table I for the pair: sizes, parameters, activations per item")
     add_workspace_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--sampler", default=None,
+                   help="also say what a sample of this sampler saves: its activations' size and pass time "
+                        "against the full artifacts'")
+    p.add_argument("--fraction", type=float, default=0.05, help="the sample's fraction (with --sampler)")
+    p.add_argument("--j", type=float, default=0.7, help="boundary share (with --sampler)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample and of its fit (with --sampler)")
     return parser
 
 
@@ -183,14 +189,21 @@ def _query(args) -> int:
 
 
 def _info(args) -> int:
-    from .info import format_table_one, table_one
+    from .info import format_savings, format_table_one, sample_savings, table_one
 
-    row = table_one(_load_workspace(args, show_progress=not args.json))
+    ws = _load_workspace(args, show_progress=not args.json)
+    row = table_one(ws)
+    if args.sampler is not None:
+        indices = ws.fitted_sampler(args.sampler, seed=args.seed).sample(args.fraction, j=args.j, seed=args.seed)
+        row["sample"] = {"sampler": args.sampler, "fraction": args.fraction, "j": args.j, "seed": args.seed,
+                         **sample_savings(ws, indices)}
     if args.json:
         json.dump(row, sys.stdout, indent=2)
         print()
     else:
         print(format_table_one(row))
+        if "sample" in row:
+            print(format_savings(row["sample"]))
     return 0
 
 

@@ -8,8 +8,11 @@ storing them all is what a sample avoids. :func:`table_one` computes that row fo
 from __future__ import annotations
 
 import math
+import time
 
-__all__ = ["table_one", "format_table_one"]
+import numpy as np
+
+__all__ = ["table_one", "format_table_one", "sample_savings", "format_savings"]
 
 
 def table_one(ws) -> dict:
@@ -61,4 +64,75 @@ def format_table_one(row: dict) -> str:
         f"({row['activation_kb_per_item']:.1f} KB) = {row['activation_to_item']:.1f}x the item; "
         f"{row['activations_gb']:.3f} GB for all {row['items']:,} items",
         f"latent            {row['latent_layer']} ({row['latent_width']} dimensions)",
+    ])
+
+
+def sample_savings(ws, indices, *, full_seconds: float | None = None, repeats: int = 3) -> dict:
+    """What a sample saves against the full artifacts: the report's Table I, live for one sample.
+
+    Parameters
+    ----------
+    ws : Workspace
+    indices : array of int
+        The sample.
+    full_seconds : float, optional
+        A measured time of the full pass; default the workspace's own
+        (``ws.full_pass_seconds``, timed when it was built), else an estimate from the sample
+        pass's time per item, said so.
+    repeats : int
+        Sample passes timed (their median is reported).
+
+    Returns
+    -------
+    dict
+        ``n``, ``N``, ``share``; ``values_per_item`` (every diagnosed layer's output);
+        ``sample_bytes`` and ``full_bytes`` (float32 activations of the sample and of all N
+        items) and ``sample_bytes_float16``; ``bytes_ratio`` (full / sample);
+        ``sample_seconds`` (median of ``repeats`` forward passes over the sample with every
+        diagnosed layer captured), ``full_seconds`` and ``full_seconds_measured`` (False when
+        estimated as sample seconds × N/n), ``time_ratio``.
+    """
+    from ._validation import check_int
+    from .activations import collect_activations
+
+    indices = np.asarray(indices, dtype=np.int64)
+    n, big_n = len(indices), int(ws.n_items)
+    if n == 0:
+        raise ValueError("indices must hold at least one item; got an empty sample")
+    repeats = check_int("repeats", repeats, 1)
+    values = sum(math.prod(ws.full[layer, "flat"].unit_shape) for layer in ws.layers)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        with ws.pool.lease() as model:
+            collect_activations(model, ws.dataset.x_test, ws.layers, indices, unit_modes=("flat",),
+                                batch_size=ws.batch_size, output=ws.output, transform=ws.transform)
+        times.append(time.perf_counter() - start)
+    sample_seconds = float(np.median(times))
+    if full_seconds is None:
+        full_seconds = getattr(ws, "full_pass_seconds", None)
+    measured = full_seconds is not None
+    full = float(full_seconds) if measured else sample_seconds * big_n / n
+    return {"n": n, "N": big_n, "share": n / big_n, "values_per_item": int(values),
+            "sample_bytes": 4 * values * n, "sample_bytes_float16": 2 * values * n, "full_bytes": 4 * values * big_n,
+            "bytes_ratio": big_n / n, "sample_seconds": sample_seconds, "full_seconds": full,
+            "full_seconds_measured": measured, "time_ratio": full / sample_seconds if sample_seconds > 0 else math.inf}
+
+
+def _size(b: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if b < 1024 or unit == "TB":
+            return f"{b:.1f} {unit}" if unit != "B" else f"{int(b)} B"
+        b /= 1024
+
+
+def format_savings(row: dict) -> str:
+    """:func:`sample_savings` as three lines."""
+    how = "measured" if row["full_seconds_measured"] else "estimated from the sample pass's time per item"
+    return "\n".join([
+        f"sample            activations computed for {row['n']:,} of {row['N']:,} items ({100 * row['share']:.2f} %)",
+        f"on disk           {_size(row['sample_bytes'])} as float32 ({_size(row['sample_bytes_float16'])} as float16) "
+        f"against {_size(row['full_bytes'])} for the full artifacts ({row['bytes_ratio']:.0f}x smaller)",
+        f"time              sample pass {row['sample_seconds']:.3g} s (median) against {row['full_seconds']:.3g} s "
+        f"for the full pass ({how}; {row['time_ratio']:.0f}x)",
     ])

@@ -1,5 +1,7 @@
 import json
 
+import numpy as np
+import pytest
 
 from dldiag.cli import main
 
@@ -72,7 +74,6 @@ def test_train_digits(tmp_path, capsys):
 def test_train_on_own_data_saves_beside_the_cache_and_query_finds_it(tmp_path, monkeypatch, capsys):
     from pathlib import Path
 
-    import numpy as np
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -133,6 +134,35 @@ def test_info_json_reports_the_exact_parameter_count_and_activation_values(tmp_p
     assert (row["items"], row["classes"], row["latent_layer"], row["latent_width"]) == (450, 10, "fc1", 32)
     assert main(["info", "--dataset", "digits", "--cache-dir", str(tmp_path)]) == 0
     assert "activations" in capsys.readouterr().out
+
+
+def test_info_says_what_a_sample_saves(tmp_path, capsys):
+    from dataclasses import replace
+
+    from dldiag.artifacts import load_workspace
+    from dldiag.info import sample_savings
+
+    cache = str(tmp_path / "cache")
+    assert main(["info", "--dataset", "digits", "--cache-dir", cache, "--json", "--sampler", "random",
+                 "--fraction", "0.2"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    s = row["sample"]
+    values = row["activation_values_per_item"]
+    assert (s["n"], s["N"], s["sampler"]) == (90, 450, "random")
+    assert s["sample_bytes"] == 4 * values * 90 and s["full_bytes"] == 4 * values * 450
+    assert s["sample_bytes_float16"] == s["sample_bytes"] // 2 and s["bytes_ratio"] == 5
+    # the full pass was built (and timed) by this very command
+    assert s["full_seconds_measured"] is True and s["sample_seconds"] > 0
+    assert s["time_ratio"] == pytest.approx(s["full_seconds"] / s["sample_seconds"])
+    ws = load_workspace("digits", cache_dir=cache, show_progress=False)
+    assert ws.cache_hit and ws.full_pass_seconds == pytest.approx(s["full_seconds"])
+    # a pass cached without its time: estimated from the sample pass's time per item, and said so
+    est = sample_savings(replace(ws, full_pass_seconds=None), np.arange(45), repeats=1)
+    assert est["full_seconds_measured"] is False
+    assert est["full_seconds"] == pytest.approx(est["sample_seconds"] * 10)
+    assert main(["info", "--dataset", "digits", "--cache-dir", cache, "--sampler", "random"]) == 0
+    out = capsys.readouterr().out
+    assert "of 450 items (5.1" in out and "for the full pass (measured;" in out
 
 
 def test_query_json_carries_an_estimate_beside_each_measured_figure(tmp_path, capsys):

@@ -308,15 +308,18 @@ def test_the_estimate_within_a_selection_is_over_the_selected_sample_members(dig
     state = replace(meta.default_state(), sampler="random", fraction=0.3, seed=1, layer="conv2", k=5)
     idx = svc.sample_indices(SampleParams.from_state(state))
     sel = np.arange(0, 300, 2)
-    # the group is every class and outcome within the selection: its population is the selection
-    ref = digits_ws.group_estimate(np.intersect1d(idx, sel), "conv2", k=5, population=len(sel))
-    assert ref.shrink == pytest.approx(np.sqrt(1 - ref.n / len(sel)))
+    ref = digits_ws.group_estimate(np.intersect1d(idx, sel), "conv2", k=5)
     _same_estimate(svc.group_estimate(idx, state, selection=sel.tolist()), ref)
     assert ref.n == svc.group(idx, state, selection=sel.tolist()).sample.count
-    # without a selection the population is the whole data set
-    whole = svc.group_estimate(idx, state)
+    # with the finite-population correction the group is every class and outcome within the
+    # selection, so its population is the selection; without one, the whole data set
+    corrected = digits_ws.group_estimate(np.intersect1d(idx, sel), "conv2", k=5, fpc=True, population=len(sel))
+    assert corrected.shrink == pytest.approx(np.sqrt(1 - ref.n / len(sel)))
+    _same_estimate(svc.group_estimate(idx, state, selection=sel.tolist(), fpc=True), corrected)
+    whole = svc.group_estimate(idx, state, fpc=True)
     assert whole.shrink == pytest.approx(np.sqrt(1 - whole.n / digits_ws.n_items))
-    assert svc.group_estimate(idx, state, selection=[]).shrink == whole.shrink
+    assert svc.group_estimate(idx, state, selection=[], fpc=True).shrink == whole.shrink
+    assert ref.shrink == 1.0
     outside = np.setdiff1d(np.arange(450), idx)[:5]
     assert svc.group_estimate(idx, state, selection=outside.tolist()).n == 0
 

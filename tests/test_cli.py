@@ -188,12 +188,12 @@ def test_query_json_carries_an_estimate_beside_each_measured_figure(tmp_path, ca
         else:
             assert result[key] == value, key
     assert result["estimate_settings"]["n_boot"] == 200 and result["estimate_settings"]["level"] == 0.9
-    assert result["estimate_settings"]["finite_population_correction"] is True
-    assert main(query + ["--no-fpc"]) == 0
-    uncorrected = json.loads(capsys.readouterr().out)
-    assert uncorrected["estimate_settings"]["finite_population_correction"] is False
-    # without the correction every resample strays further from the sample: larger distances
-    assert uncorrected["overall"]["estimate"]["s2"]["value"] > result["overall"]["estimate"]["s2"]["value"]
+    assert result["estimate_settings"]["finite_population_correction"] is False
+    assert main(query + ["--fpc"]) == 0
+    corrected = json.loads(capsys.readouterr().out)
+    assert corrected["estimate_settings"]["finite_population_correction"] is True
+    # with the correction every resample stays closer to the sample: smaller distances
+    assert corrected["overall"]["estimate"]["s2"]["value"] < result["overall"]["estimate"]["s2"]["value"]
 
     with_estimate = 0
     for group in result["groups"]:

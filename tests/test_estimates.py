@@ -278,12 +278,16 @@ def test_group_estimate_is_the_row_of_the_sample_estimate(digits_sample):
     assert np.all((0 <= bars["stay"]) & (bars["stay"] <= 1))
     any_class = ws.group_estimate(idx, layer, k=5, outcome="correct", seed=3)
     assert any_class.n > row.n
-    # the group's size over all items comes from the model's predictions (the latent pass)
+    # off by default; asked for, the group's size over all items comes from the model's
+    # predictions (the latent pass)
+    assert one.shrink == 1.0 and ws.estimate(idx, k=5, seed=3).settings()["finite_population_correction"] is False
+    corrected = ws.group_estimate(idx, layer, k=5, cls=4, outcome="correct", seed=3, fpc=True)
     n_group = int(np.sum((ws.y_true == 4) & (ws.y_pred == 4)))
-    assert one.shrink == pytest.approx(np.sqrt(1 - one.n / n_group))
-    assert any_class.shrink == pytest.approx(np.sqrt(1 - any_class.n / int(np.sum(ws.y_true == ws.y_pred))))
-    assert ws.group_estimate(idx, layer, k=5, cls=4, outcome="correct", seed=3, fpc=False).shrink == 1.0
-    assert ws.estimate(idx, k=5, seed=3).settings()["finite_population_correction"] is True
+    assert corrected.shrink == pytest.approx(np.sqrt(1 - one.n / n_group))
+    any_corrected = ws.group_estimate(idx, layer, k=5, outcome="correct", seed=3, fpc=True)
+    assert any_corrected.shrink == pytest.approx(np.sqrt(1 - any_class.n / int(np.sum(ws.y_true == ws.y_pred))))
+    row_corrected = ws.estimate(idx, k=5, seed=3, fpc=True).lookup(layer, 4, "correct")
+    np.testing.assert_array_equal(row_corrected.mean_high, corrected.mean_high)
 
 
 def test_sample_activations_are_kept_and_agree_with_the_per_layer_pass(digits_sample, tmp_path):

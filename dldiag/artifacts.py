@@ -322,6 +322,19 @@ class Workspace(LatentArtifacts):
                     arrays = by_mode[unit_mode]
         return arrays["y_pred"], {layer: arrays[f"act/{layer}"] for layer in self.layers}
 
+    def sample_store(self, indices: np.ndarray, *, dtype: str = "float16"):
+        """The sample's activations on disk (:mod:`dldiag.sample_store`), written on first use.
+
+        Kept beside the cache tiers, in ``stores/<workspace key>-<indices hash>-<dtype>/``: one
+        forward pass over the sample, then every question about it is a read of memory maps.
+        """
+        from .sample_store import write_store
+
+        indices = np.asarray(indices, dtype=np.int64)
+        digest = hashlib.sha256(np.ascontiguousarray(indices).tobytes()).hexdigest()
+        folder = Path(self.cache.directory).parent / "stores" / f"{self.key[:16]}-{digest[:16]}-{dtype}"
+        return write_store(self, indices, folder, dtype=dtype)
+
     def estimate(self, indices: np.ndarray, *, k: int = 10, unit_mode: str = "flat", n_boot: int = DEFAULT_N_BOOT,
                  level: float = DEFAULT_LEVEL, seed: int = 0, layers=None,
                  interval: str = DEFAULT_INTERVAL, fpc: bool = DEFAULT_FPC,

@@ -23,6 +23,7 @@ __all__ = [
     "evaluate",
     "compare_group",
     "s1_trivial",
+    "answer_rows",
     "trivial_note",
     "summarise_groups",
 ]
@@ -79,6 +80,25 @@ def answer(agg: LayerAggregates, k: int, cls=None, outcome=None, predicted=None)
         return GroupAnswer(0, np.empty(0, dtype=np.int64), zeros, zeros)
     mean = sums / count
     return GroupAnswer(count, top_k(mean, k), mean, argmax_counts / count)
+
+
+def answer_rows(x, k: int, winners=None) -> GroupAnswer:
+    """S1(k), S2 and S3 of a group from its items' activations ``x`` (n, units), row by row.
+
+    The mean is taken in float64 (so float16 rows lose nothing more in the sum), and each
+    item's arg-max unit is ``winners`` when given (taken at full precision elsewhere), else
+    ``x.argmax(axis=1)`` (ties to the lowest unit, as the streaming pass).
+    """
+    x = np.asarray(x)
+    n, units = x.shape
+    if n == 0:
+        zeros = np.zeros(units)
+        return GroupAnswer(0, np.empty(0, dtype=np.int64), zeros, zeros)
+    mean = x.mean(axis=0, dtype=np.float64)
+    winners = x.argmax(axis=1) if winners is None else np.asarray(winners)
+    if winners.shape != (n,):
+        raise ValueError(f"winners must hold one unit per item, shape ({n},); got {winners.shape}")
+    return GroupAnswer(n, top_k(mean, k), mean, np.bincount(winners, minlength=units) / n)
 
 
 def compare_group(sample: GroupAnswer, full: GroupAnswer) -> dict[str, float]:

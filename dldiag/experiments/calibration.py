@@ -96,18 +96,6 @@ def size_bin(n: int) -> str | None:
     return None
 
 
-def _sample_answer(x: np.ndarray, k: int):
-    """S1–S3 of a group's sample items ``x`` (n, units), as :func:`dldiag.queries.answer` gives them."""
-    from ..queries import GroupAnswer, top_k
-
-    n, units = x.shape
-    if n == 0:
-        zeros = np.zeros(units)
-        return GroupAnswer(0, np.empty(0, dtype=np.int64), zeros, zeros)
-    mean = x.mean(axis=0, dtype=np.float64)
-    return GroupAnswer(n, top_k(mean, k), mean, np.bincount(x.argmax(axis=1), minlength=units) / n)
-
-
 #: The finite-population settings compared, and the suffix of their columns.
 FPC_SUFFIX = {False: "", True: "+fpc"}
 
@@ -158,7 +146,7 @@ def calibration_rows(ws, indices: np.ndarray, *, k: int = 10, unit_mode: str = "
 
     from ..activations import OUTCOMES, collect_activations
     from ..estimates import INTERVALS, GroupEstimate, estimate_groups, group_sizes
-    from ..queries import answer, compare_group
+    from ..queries import answer, answer_rows, compare_group
 
     intervals = tuple(check_option("intervals", kind, INTERVALS) for kind in intervals)
     if not intervals:
@@ -193,7 +181,7 @@ def calibration_rows(ws, indices: np.ndarray, *, k: int = 10, unit_mode: str = "
                     continue
                 members = np.flatnonzero((y_true == cls) & (right if outcome == "correct" else ~right))
                 x = acts[layer][members]
-                measured = compare_group(_sample_answer(x, k), full)
+                measured = compare_group(answer_rows(x, k), full)
                 trivial = full_agg.n_units <= k
                 row = {"layer": layer, "cls": cls, "outcome": outcome, "n_full": full.count,
                        "n_group": len(members), "units": full_agg.n_units, "s1_trivial": trivial}

@@ -1,0 +1,81 @@
+"""The sample store: a sample's activations written once to disk, every question answered by reading it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from dldiag.queries import answer, answer_rows
+from dldiag.sample_store import open_store, store_error, write_store
+
+
+@pytest.fixture(scope="module")
+def sample(digits_ws):
+    return digits_ws, digits_ws.fitted_sampler("random").sample(0.3, seed=2)
+
+
+def test_a_group_read_from_the_store_is_the_sample_pass_s_answer(sample):
+    ws, idx = sample
+    store = ws.sample_store(idx, dtype="float32")
+    agg = ws.sample_pass(idx).aggregates
+    for layer in ws.layers:
+        for mode in ("flat", "channel"):
+            for group in (dict(cls=3, outcome="correct"), dict(outcome="correct"), dict(cls=5, predicted=5)):
+                got = store.answer(layer, 5, mode=mode, **group)
+                want = answer(agg[layer, mode], 5, **group)
+                assert got.count == want.count
+                np.testing.assert_allclose(got.mean, want.mean, rtol=1e-5, atol=1e-6)
+                np.testing.assert_array_equal(got.top, want.top)
+                np.testing.assert_array_equal(got.argmax_dist, want.argmax_dist)
+    assert store.rows(ws.layers[0]).shape == (len(idx), ws.full[ws.layers[0], "flat"].n_units)
+    assert isinstance(store.rows(ws.layers[0]), np.memmap)
+
+
+def test_a_selection_is_answered_from_the_stored_rows_without_a_pass(sample, monkeypatch):
+    ws, idx = sample
+    store = ws.sample_store(idx, dtype="float32")
+    import dldiag.sample_store as mod
+
+    def no_pass(*args, **kwargs):
+        raise AssertionError("a forward pass was run")
+
+    monkeypatch.setattr(mod, "collect_activations", no_pass)
+    again = ws.sample_store(idx, dtype="float32")  # the finished store is opened, not rewritten
+    sel = np.arange(0, 450, 3)
+    got = again.answer("fc1", 5, selection=sel)
+    rows = np.flatnonzero(np.isin(idx, sel))
+    want = answer_rows(np.asarray(store.rows("fc1"))[rows], 5)
+    assert got.count == len(rows) and np.array_equal(got.top, want.top)
+
+
+def test_float16_halves_the_bytes_and_changes_the_answers_by_rounding_only(sample):
+    ws, idx = sample
+    f16, f32 = ws.sample_store(idx), ws.sample_store(idx, dtype="float32")
+    assert f16.dtypes[f"{ws.layers[0]}/flat"] == "float16"
+    assert f16.nbytes() < 0.55 * f32.nbytes()
+    err = store_error(f16, f32, k=10)
+    for key, e in err.items():
+        assert e["max_cosine"] < 1e-6, key  # measured: at most 2e-8 on digits
+        assert e["top_k_changed"] <= 1, key  # a near-tie at the k-th unit may flip
+    # S3 is exact: the winners were taken from float32
+    for layer in ws.layers:
+        np.testing.assert_array_equal(f16.winners(layer), f32.winners(layer))
+
+
+def test_an_unfinished_store_is_written_again(sample, tmp_path):
+    ws, idx = sample
+    folder = tmp_path / "s"
+    write_store(ws, idx[:20], folder)
+    (folder / "done.json").unlink()  # as if killed before the end
+    assert open_store(folder) is None
+    store = write_store(ws, idx[:20], folder)
+    assert len(store.indices) == 20 and json.loads((folder / "done.json").read_text())["n"] == 20
+    # another sample in the same folder replaces it
+    other = write_store(ws, idx[5:9], folder)
+    np.testing.assert_array_equal(other.indices, idx[5:9])
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        write_store(ws, idx, folder, dtype="int8")
+    with pytest.raises(ValueError, match="non-empty"):
+        write_store(ws, idx[:0], folder)

@@ -574,7 +574,7 @@ def test_empty_split_is_refused_naming_the_split(tmp_path):
 def test_unknown_name():
     assert DATASET_NAMES == ("digits", "fashion-mnist", "galaxies")
     with pytest.raises(ValueError, match=r"name must be one of 'digits', 'fashion-mnist', 'galaxies', "
-                                         r"'idx:DIR' .* or 'npz:FILE' .*; got 'mnist'"):
+                                         r"'idx:DIR' .*'npz:FILE' .* or 'chunks:DIR' .*; got 'mnist'"):
         load_dataset("mnist")
     with pytest.raises(ValueError, match=r"name 'idx:' lacks a path after 'idx:'"):
         load_dataset("idx:")

@@ -93,21 +93,44 @@ def _unpack(blob: bytes) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
-def _assemble(results: dict[int, dict], ranges, n_classes: int, latent_layer) -> PassResult:
-    n = ranges[-1][1] if ranges else 0
-    y_pred = np.empty(n, dtype=np.int64)
-    probs = np.empty((n, n_classes), dtype=np.float32)
-    latent = None
-    for shard, (a, b) in enumerate(ranges):
-        arrays = results[shard]
-        y_pred[a:b] = arrays["y_pred"]
-        probs[a:b] = arrays["probs"]
-        if latent_layer is not None:
-            if latent is None:
-                latent = np.empty((n, arrays["latent"].shape[1]), dtype=np.float32)
-            latent[a:b] = arrays["latent"]
-    aggregates = merge_aggregates([Aggregates.from_arrays(results[s]) for s in range(len(ranges))])
-    return PassResult(y_pred, probs, latent, aggregates)
+class _Merger:
+    """Folds shard results in as they arrive: per-item outputs put in place, aggregates added.
+
+    Only the running sums are kept, so the driver's memory does not grow with the shards.
+    """
+
+    def __init__(self, ranges, n_classes: int):
+        self.ranges = ranges
+        n = ranges[-1][1] if ranges else 0
+        self.y_pred = np.empty(n, dtype=np.int64)
+        self.probs = np.empty((n, n_classes), dtype=np.float32)
+        self.latent = None
+        self.total: Aggregates | None = None
+        self.seen: dict[int, np.ndarray] = {}  # shard → its predictions, to check a duplicate
+        self.duplicates = 0
+
+    def add(self, shard: int, arrays: dict) -> None:
+        if shard in self.seen:
+            self.duplicates += 1
+            if not np.array_equal(arrays["y_pred"], self.seen[shard]):
+                raise RuntimeError(f"shard {shard} arrived twice with different results")
+            return
+        a, b = self.ranges[shard]
+        self.y_pred[a:b] = arrays["y_pred"]
+        self.probs[a:b] = arrays["probs"]
+        if "latent" in arrays:
+            if self.latent is None:
+                self.latent = np.empty((len(self.y_pred), arrays["latent"].shape[1]), dtype=np.float32)
+            self.latent[a:b] = arrays["latent"]
+        part = Aggregates.from_arrays(arrays)
+        self.total = part if self.total is None else merge_aggregates([self.total, part])
+        self.seen[shard] = np.asarray(arrays["y_pred"])
+
+    def result(self) -> PassResult:
+        missing = [s for s in range(len(self.ranges)) if s not in self.seen]
+        if missing:
+            raise RuntimeError(f"the Ray pass lost {len(missing)} shard(s) of {len(self.ranges)} (first: {missing[0]})")
+        return PassResult(self.y_pred, self.probs, self.latent, self.total)
 
 
 def full_pass(model, x, y, layers, *, n_classes: int, latent_layer=None, batch_size: int = 256, output=None,
@@ -200,22 +223,12 @@ def _ray_pass(model, x, y, layers, *, n_classes, latent_layer, batch_size, outpu
     # (max_restarts = max_task_retries = -1): a killed worker costs its shard's rerun only.
     mapped = ds.map_batches(_ShardActor, fn_constructor_kwargs={"job": job}, batch_size=1,
                             compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1)
-    results: dict[int, dict] = {}
-    duplicates = 0
+    merger = _Merger(ranges, n_classes)
     for row in mapped.iter_rows():
-        shard = int(row["shard"])
-        arrays = _unpack(row["result"])
-        if shard in results:
-            duplicates += 1
-            if any(not np.array_equal(arrays[k], results[shard][k]) for k in ("y_pred", "probs")):
-                raise RuntimeError(f"shard {shard} arrived twice with different results")
-            continue
-        results[shard] = arrays
-    missing = [s for s in range(len(ranges)) if s not in results]
-    if missing:
-        raise RuntimeError(f"the Ray pass lost {len(missing)} shard(s) of {len(ranges)} (first: {missing[0]})")
-    result = _assemble(results, ranges, n_classes, latent_layer)
+        merger.add(int(row["shard"]), _unpack(row["result"]))
+    result = merger.result()
     if log is not None:
+        dup = f", {merger.duplicates} duplicate shard(s) ignored" if merger.duplicates else ""
         log(f"ray pass: {len(x)} items in {len(ranges)} shards on {workers} actor(s), "
-            f"{time.perf_counter() - start:.1f} s" + (f", {duplicates} duplicate shard(s) ignored" if duplicates else ""))
+            f"{time.perf_counter() - start:.1f} s{dup}")
     return result

@@ -61,6 +61,29 @@ def test_shards_merged_equal_the_one_pass(digits_ws):
     np.testing.assert_array_equal(np.concatenate([p["y_pred"] for p in parts]), whole.y_pred)
 
 
+def test_the_merge_takes_each_shard_once_and_names_a_lost_one(digits_ws):
+    from dldiag.engine import _Merger
+
+    ws = digits_ws
+    x, y = ws.dataset.x_test, ws.y_true
+    ranges = shard_ranges(x, 200)
+    parts = [pass_shard(ws.model, x, y, ws.layers, a, b, n_classes=10) for a, b in ranges]
+    merger = _Merger(ranges, 10)
+    for shard in (2, 0, 0, 1):  # out of order, shard 0 twice (a retried task's second arrival)
+        merger.add(shard, parts[shard])
+    res = merger.result()
+    assert merger.duplicates == 1
+    assert res.aggregates[ws.layers[0], "flat"].counts.sum() == len(x)
+    np.testing.assert_array_equal(res.y_pred, ws.y_pred)
+    bad = dict(parts[1], y_pred=parts[1]["y_pred"] + 1)
+    with pytest.raises(RuntimeError, match="shard 1 arrived twice with different results"):
+        merger.add(1, bad)
+    lost = _Merger(ranges, 10)
+    lost.add(0, parts[0])
+    with pytest.raises(RuntimeError, match="lost 2 shard"):
+        lost.result()
+
+
 # ------------------------------------------------------------------------------------- Ray
 ray = pytest.importorskip("ray", reason="the ray extra (ray[data]) is not installed")
 
@@ -119,3 +142,4 @@ def test_a_worker_killed_mid_pass_is_retried_without_counting_items_twice(digits
     _same_pass(res, local)
     for agg in res.aggregates.by_layer.values():
         assert agg.counts.sum() == ws.n_items  # every item counted once
+

@@ -133,7 +133,22 @@ def latent_pass(model: torch.nn.Module, x, *, latent_layer: str, n_classes: int,
     if (folder / _DONE).is_file():
         arrays = _load_done(folder, key, n)
         return LatentPassResult(*arrays, folder=folder, computed_chunks=0, seconds=time.perf_counter() - start)
-    folder.mkdir(parents=True, exist_ok=True)
+    from .build import build_lock
+
+    # One pass at a time per folder (two requests, or two processes): the second waits, then
+    # finds the first's result.
+    with build_lock(folder):
+        if (folder / _DONE).is_file():
+            arrays = _load_done(folder, key, n)
+            return LatentPassResult(*arrays, folder=folder, computed_chunks=0, seconds=time.perf_counter() - start)
+        arrays, computed = _run(model, x, folder, key, n, n_classes, latent_layer, chunk_items, batch_size, output,
+                                transform, show_progress, desc)
+    return LatentPassResult(*arrays, folder=folder, computed_chunks=computed, seconds=time.perf_counter() - start)
+
+
+def _run(model, x, folder, key, n, n_classes, latent_layer, chunk_items, batch_size, output, transform,
+         show_progress, desc):
+    """The missing chunks, then the assembly; under the folder's lock."""
     plan = {"key": key, "n_items": n, "chunk_items": chunk_items}
     started = folder / _STARTED
     if _read_json(started) != plan:
@@ -174,8 +189,7 @@ def latent_pass(model: torch.nn.Module, x, *, latent_layer: str, n_classes: int,
             computed += 1
     finally:
         bar.close()
-    arrays = _assemble(folder, n, n_chunks, key)
-    return LatentPassResult(*arrays, folder=folder, computed_chunks=computed, seconds=time.perf_counter() - start)
+    return _assemble(folder, n, n_chunks, key), computed
 
 
 def _assemble(folder: Path, n: int, n_chunks: int, key: str):

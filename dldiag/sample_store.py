@@ -142,7 +142,17 @@ def write_store(ws, indices, folder, *, dtype: str = "float16") -> SampleStore:
     done = open_store(folder)
     if done is not None and np.array_equal(done.indices, indices):
         return done
-    folder.mkdir(parents=True, exist_ok=True)
+    from .build import build_lock
+
+    # Two requests for one sample at once: the second waits, then opens the first's store.
+    with build_lock(folder):
+        done = open_store(folder)
+        if done is not None and np.array_equal(done.indices, indices):
+            return done
+        return _write(ws, indices, folder, dtype)
+
+
+def _write(ws, indices: np.ndarray, folder: Path, dtype: str) -> SampleStore:
     (folder / _DONE).unlink(missing_ok=True)
     with ws.pool.lease() as model:
         y_pred, acts = collect_activations(model, ws.dataset.x_test, ws.layers, indices, batch_size=ws.batch_size,

@@ -67,7 +67,7 @@ def test_the_pass_gives_the_full_pass_s_predictions_and_latent(model_module, tmp
     np.testing.assert_array_equal(res.latent, ref.latent)
     np.testing.assert_allclose(res.probs, ref.probs, rtol=1e-6)
     assert res.computed_chunks == 5 and isinstance(res.latent, np.memmap)
-    assert sorted(os.listdir(tmp_path / "p")) == ["done.json", "latent.npy", "probs.npy", "y_pred.npy"]
+    assert sorted(os.listdir(tmp_path / "p")) == ["build.lock", "done.json", "latent.npy", "probs.npy", "y_pred.npy"]
     again = latent_pass(model, x, latent_layer="out:input", n_classes=3, folder=tmp_path / "p", key="k",
                         chunk_items=50)
     assert again.computed_chunks == 0
@@ -131,3 +131,23 @@ def test_errors_name_the_parameter(model_module, tmp_path):
     with pytest.raises(ValueError, match="chunk_items"):
         latent_pass(model, np.zeros((3, 6), np.float32), latent_layer="out:input", n_classes=3, folder=tmp_path,
                     chunk_items=0)
+
+
+def test_two_passes_on_one_folder_at_once_compute_each_chunk_once(model_module, tmp_path):
+    import threading
+
+    x = model_module.data()
+    results, barrier = [], threading.Barrier(2)
+
+    def request():
+        barrier.wait()
+        results.append(latent_pass(model_module.Slow(), x, latent_layer="out:input", n_classes=3,
+                                   folder=tmp_path / "p", key="k", chunk_items=50))
+
+    threads = [threading.Thread(target=request) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.computed_chunks for r in results) == [0, 5]
+    np.testing.assert_array_equal(results[0].latent, results[1].latent)

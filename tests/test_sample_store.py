@@ -79,3 +79,32 @@ def test_an_unfinished_store_is_written_again(sample, tmp_path):
         write_store(ws, idx, folder, dtype="int8")
     with pytest.raises(ValueError, match="non-empty"):
         write_store(ws, idx[:0], folder)
+
+
+def test_two_requests_for_one_sample_at_once_make_one_store(sample, tmp_path, monkeypatch):
+    import threading
+
+    import dldiag.sample_store as mod
+
+    ws, idx = sample
+    calls, real = [], mod.collect_activations
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mod, "collect_activations", counted)
+    stores, barrier = [], threading.Barrier(2)
+
+    def request():
+        barrier.wait()
+        stores.append(write_store(ws, idx, tmp_path / "s"))
+
+    threads = [threading.Thread(target=request) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(stores) == 2
+    for layer in ws.layers:
+        np.testing.assert_array_equal(stores[0].rows(layer), stores[1].rows(layer))

@@ -112,9 +112,9 @@ def test_parts_of_another_pass_are_not_taken_for_this_one(model_module, tmp_path
     model, x = model_module.Slow(), model_module.data()
     folder = tmp_path / "p"
     folder.mkdir()
-    # a part left by a pass with other chunks (or data, or model) is discarded, not merged
-    np.savez(folder / "part-00000.npz", y_pred=np.zeros(7, int), probs=np.zeros((7, 3), np.float32),
-             latent=np.zeros((7, 5), np.float32))
+    # a chunk marked done by a pass with other chunks (or data, or model) is not taken for this one's
+    np.save(folder / "latent.npy", np.zeros((230, 5), np.float32))
+    (folder / "chunk-00000.done").touch()
     (folder / "pass.json").write_text(json.dumps({"key": "k", "n_items": 230, "chunk_items": 7}))
     res = latent_pass(model, x, latent_layer="out:input", n_classes=3, folder=folder, key="k", chunk_items=100)
     assert res.computed_chunks == 3
@@ -151,3 +151,16 @@ def test_two_passes_on_one_folder_at_once_compute_each_chunk_once(model_module, 
         t.join()
     assert sorted(r.computed_chunks for r in results) == [0, 5]
     np.testing.assert_array_equal(results[0].latent, results[1].latent)
+
+
+def test_results_cut_short_by_a_crash_are_computed_again(model_module, tmp_path):
+    model, x = model_module.Slow(), model_module.data()
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "pass.json").write_text(json.dumps({"key": "k", "n_items": 230, "chunk_items": 100}))
+    (folder / "chunk-00000.done").touch()
+    (folder / "latent.npy").write_bytes(b"\x93NUMPY")  # a header cut short
+    res = latent_pass(model, x, latent_layer="out:input", n_classes=3, folder=folder, key="k", chunk_items=100)
+    assert res.computed_chunks == 3
+    ref = run_pass(model, x, np.zeros(len(x), dtype=int), [], n_classes=3, latent_layer="out:input")
+    np.testing.assert_array_equal(res.latent, ref.latent)

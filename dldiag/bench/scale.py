@@ -75,6 +75,7 @@ def measure(n: int, work: Path, *, repeat: int = 3, chunk_items: int = 16384, se
     from ..artifacts import load_workspace, resolve_weights
     from ..chunks import ChunkedSource
     from ..latent_pass import latent_pass
+    from ..sample_store import write_store
     from ..workloads import WORKLOADS, make_workload
 
     store_dir = work / f"wide-{n}"
@@ -103,8 +104,9 @@ def measure(n: int, work: Path, *, repeat: int = 3, chunk_items: int = 16384, se
     shutil.rmtree(rss_folder)
     rss_gib = json.loads(child.stdout.strip().splitlines()[-1])["max_rss_kb"] / 2**20
     idx = ws.fitted_sampler("random").sample(0.05, seed=seed)
+    store_folder = Path(tempfile.mkdtemp(dir=work))  # a fresh folder: the pass is run, not reopened
     t = time.perf_counter()
-    store = ws.sample_store(idx)
+    store = write_store(ws, idx, store_folder)
     t_store = time.perf_counter() - t
     values = sum(math.prod(ws.full[layer, "flat"].unit_shape) for layer in ws.layers)
     group_times = []
@@ -122,14 +124,17 @@ def measure(n: int, work: Path, *, repeat: int = 3, chunk_items: int = 16384, se
         for layer in ws.layers:
             store.answer(layer, 10, selection=sel)
         lasso_times.append(time.perf_counter() - t)
-    row = {"n": n, "write_s": t_write, "full_pass_s": ws.full_pass_seconds, "latent_s": median(lat), "plain_s": median(plain),
+    store_bytes = store.nbytes()
+    shutil.rmtree(store_folder)
+    row = {"n": n, "write_s": t_write, "full_pass_s": ws.full_pass_seconds, "latent_s": median(lat),
+           "plain_s": median(plain),
            "latent_over_plain": median(lat) / median(plain), "peak_rss_gib": rss_gib,
-           "sample_n": int(len(idx)), "sample_pass_s": t_store, "store_bytes": store.nbytes(),
+           "sample_n": int(len(idx)), "sample_pass_s": t_store, "store_bytes": store_bytes,
            "full_bytes": 4 * values * n, "group_ms": 1000 * median(group_times),
            "lasso_ms": 1000 * median(lasso_times), "accuracy": float(np.mean(ws.y_pred == ws.y_true)),
            "chunks": ChunkedSource(store_dir).n_chunks}
     log(f"N = {n:,}: latent {row['latent_s']:.1f} s vs plain {row['plain_s']:.1f} s "
-        f"({row['latent_over_plain']:.2f}x), peak RSS {rss_gib:.2f} GiB, store {store.nbytes() / 2**20:.1f} MB "
+        f"({row['latent_over_plain']:.2f}x), peak RSS {rss_gib:.2f} GiB, store {store_bytes / 2**20:.1f} MB "
         f"vs {row['full_bytes'] / 2**30:.2f} GiB, group {row['group_ms']:.1f} ms, lasso {row['lasso_ms']:.1f} ms")
     return row
 

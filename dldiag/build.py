@@ -44,7 +44,11 @@ def run_steps(ws, projections: Sequence[str], samplers: Sequence[str], *,
     echo : file, optional
         Where to write one line per finished step with its time.
     """
-    steps = [(f"projection {p}", lambda p=p: ws.projection(p)) for p in projections]
+    from .projections import offered_projections
+
+    # t-SNE is not offered beyond its limit (projections.TSNE_MAX): skipped, not failed
+    steps = [(f"projection {p}", lambda p=p: ws.projection(p))
+             for p in offered_projections(projections, len(ws.latent))]
     steps += [(f"sampler fit {s}", lambda s=s: ws.fitted_sampler(s)) for s in samplers]
     total = total if total is not None else len(steps)
     say = report or (lambda *_: None)
@@ -196,7 +200,9 @@ class BackgroundBuild:
 
 def start_background(ws, projections: Sequence[str], samplers: Sequence[str], *, nice: int = 10):
     """A :class:`BackgroundBuild` of those of ``projections`` and ``samplers`` not yet cached, or None."""
-    rest_p = [p for p in projections if not ws.has_projection(p)]
+    from .projections import offered_projections
+
+    rest_p = [p for p in offered_projections(projections, len(ws.latent)) if not ws.has_projection(p)]
     rest_s = [s for s in samplers if not ws.has_fit(s)]
     return BackgroundBuild(ws, rest_p, rest_s, nice=nice) if rest_p or rest_s else None
 

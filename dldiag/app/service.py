@@ -81,7 +81,7 @@ class GroupResult:
 def build_meta(ws, *, samplers=None, projections=None, default_layer=None,
                default_projection="umap") -> AppMeta:
     """The :class:`AppMeta` of a workspace: names and options for the layout and the parser."""
-    from ..projections import PROJECTIONS
+    from ..projections import PROJECTIONS, offered_projections
     from ..sampling import SAMPLER_NAMES, make_sampler
 
     names = tuple(samplers) if samplers else tuple(SAMPLER_NAMES)
@@ -95,7 +95,7 @@ def build_meta(ws, *, samplers=None, projections=None, default_layer=None,
         samplers=names,
         uses_j={n: bool(s.uses_j) for n, s in probes.items()},
         randomised={n: bool(s.randomised) for n, s in probes.items()},
-        projections=tuple(projections) if projections else tuple(PROJECTIONS),
+        projections=offered_projections(tuple(projections) if projections else tuple(PROJECTIONS), ws.n_items),
         accuracy=float(ws.accuracy),
         default_sampler=DEFAULT_SAMPLER if DEFAULT_SAMPLER in names else names[0],
         default_layer=default_layer if default_layer in ws.layers else ws.latent_layer,

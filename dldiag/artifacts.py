@@ -28,7 +28,7 @@ from .engine import full_pass, resolve_engine
 from .estimates import (DEFAULT_FPC, DEFAULT_INTERVAL, DEFAULT_LEVEL, DEFAULT_N_BOOT, GroupEstimate, NoEstimate,
                         SampleEstimate, estimate_group, estimate_groups, group_rng, group_sizes)
 from .projections import PROJECTIONS, project
-from .queries import QueryAccuracy, evaluate
+from .queries import QueryAccuracy, evaluate, item_mask
 from .replicas import ModelPool
 
 __all__ = ["Workspace", "LatentSpace", "LatentArtifacts", "load_workspace", "resolve_weights"]
@@ -395,25 +395,13 @@ class Workspace(LatentArtifacts):
         indices = np.asarray(indices, dtype=np.int64)
         y_pred, acts = self.sample_activations(indices, unit_mode, cache=cache)
         y_true = self.dataset.y_test[indices]
-        mask = _group_mask(y_true, y_pred, cls, outcome, predicted)
+        mask = item_mask(y_true, y_pred, cls, outcome, predicted)
         if not fpc:
             population = None
         elif population is None:
-            population = int(_group_mask(self.y_true, self.y_pred, cls, outcome, predicted).sum())
+            population = int(item_mask(self.y_true, self.y_pred, cls, outcome, predicted).sum())
         return estimate_group(acts[layer][mask], k=k, n_boot=n_boot, level=level,
                               seed=group_rng(seed, cls, outcome, predicted), interval=interval, population=population)
-
-
-def _group_mask(y_true: np.ndarray, y_pred: np.ndarray, cls, outcome, predicted) -> np.ndarray:
-    """Items of the group (``cls``, ``outcome``, ``predicted``), ``None`` meaning any."""
-    mask = np.ones(len(y_true), dtype=bool)
-    if cls is not None:
-        mask &= y_true == int(cls)
-    if predicted is not None:
-        mask &= y_pred == int(predicted)
-    if outcome is not None:
-        mask &= (y_true == y_pred) if outcome == "correct" else (y_true != y_pred)
-    return mask
 
 
 def callable_key(obj):

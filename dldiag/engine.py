@@ -49,7 +49,7 @@ def resolve_engine(engine: str | None = None) -> str:
 
 
 def shard_ranges(x, shard_items: int | None = None) -> list[tuple[int, int]]:
-    """``[start, stop)`` item ranges covering ``x``: its chunks when it is a chunk store, else runs of ``shard_items``."""
+    """``[start, stop)`` item ranges covering ``x``: a chunk store's chunks, else runs of ``shard_items``."""
     n = len(x)
     if shard_items is None and hasattr(x, "chunk_bounds") and hasattr(x, "n_chunks"):
         return [x.chunk_bounds(c) for c in range(x.n_chunks)]

@@ -24,6 +24,7 @@ __all__ = [
     "compare_group",
     "s1_trivial",
     "answer_rows",
+    "item_mask",
     "trivial_note",
     "summarise_groups",
 ]
@@ -80,6 +81,32 @@ def answer(agg: LayerAggregates, k: int, cls=None, outcome=None, predicted=None)
         return GroupAnswer(0, np.empty(0, dtype=np.int64), zeros, zeros)
     mean = sums / count
     return GroupAnswer(count, top_k(mean, k), mean, argmax_counts / count)
+
+
+def item_mask(y_true, y_pred, cls=None, outcome=None, predicted=None, selection=None) -> np.ndarray:
+    """Boolean mask of the items in the group (``cls``, ``outcome``, ``predicted``), ``None`` meaning any.
+
+    The item-level twin of :meth:`~dldiag.activations.LayerAggregates.cell_mask`; with
+    ``selection`` (indices into ``y_true``) only those items can be in it.
+
+    Examples
+    --------
+    >>> item_mask([0, 0, 1], [0, 1, 1], outcome="incorrect").tolist()
+    [False, True, False]
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    mask = np.ones(len(y_true), dtype=bool)
+    if selection is not None:
+        mask[:] = False
+        mask[np.asarray(selection, dtype=np.int64)] = True
+    if cls is not None:
+        mask &= y_true == int(cls)
+    if predicted is not None:
+        mask &= y_pred == int(predicted)
+    if outcome is not None:
+        check_option("outcome", outcome, OUTCOMES)
+        mask &= (y_true == y_pred) if outcome == "correct" else (y_true != y_pred)
+    return mask
 
 
 def answer_rows(x, k: int, winners=None) -> GroupAnswer:

@@ -32,7 +32,7 @@ import numpy as np
 
 from ._validation import check_int, check_option
 from .activations import OUTCOMES, UNIT_MODES, collect_activations
-from .queries import GroupAnswer, answer_rows
+from .queries import GroupAnswer, answer_rows, item_mask
 
 __all__ = ["DTYPES", "SampleStore", "write_store", "open_store", "store_error"]
 
@@ -92,14 +92,7 @@ class SampleStore:
 
     def members(self, cls=None, outcome=None, predicted=None, selection=None) -> np.ndarray:
         """Rows of the sample in the group (``None`` meaning any), within ``selection`` (item indices of D)."""
-        mask = np.ones(len(self.indices), dtype=bool)
-        if cls is not None:
-            mask &= self.y_true == int(cls)
-        if predicted is not None:
-            mask &= self.y_pred == int(predicted)
-        if outcome is not None:
-            check_option("outcome", outcome, OUTCOMES)
-            mask &= (self.y_true == self.y_pred) if outcome == "correct" else (self.y_true != self.y_pred)
+        mask = item_mask(self.y_true, self.y_pred, cls, outcome, predicted)
         if selection is not None:
             mask &= np.isin(self.indices, np.asarray(selection, dtype=np.int64))
         return np.flatnonzero(mask)

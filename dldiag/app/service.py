@@ -31,7 +31,7 @@ from ..cache import content_key
 from ..estimates import (DEFAULT_FPC, DEFAULT_LEVEL, DEFAULT_N_BOOT, INTERVALS, GroupEstimate, Interval, NoEstimate,
                          estimate_group)
 from ..metrics import MISSING_SCORES, cosine_distance, js_distance
-from ..queries import GroupAnswer, answer, compare_group, summarise_groups
+from ..queries import GroupAnswer, answer, compare_group, item_mask, summarise_groups
 from .._validation import check_option
 from ..weighting import ESTIMATORS, WeightedLayerAggregates, design_weights, weighted_aggregates
 from .state import K_RANGE, AppMeta, ViewState
@@ -523,18 +523,9 @@ class Diagnosis:
 
     def group_members(self, state: ViewState, selection=None) -> np.ndarray:
         """Items of D in the state's group (class, predicted class, outcome; within a selection)."""
-        mask = np.ones(self.ws.n_items, dtype=bool)
-        if selection is not None:
-            mask[:] = False
-            mask[np.asarray(selection, dtype=np.int64)] = True
-        yt, yp = self.ws.y_true, self.ws.y_pred
-        if state.cls is not None:
-            mask &= yt == state.cls
-        if state.predicted is not None:
-            mask &= yp == state.predicted
-        if state.outcome != "all":
-            mask &= (yt == yp) if state.outcome == "correct" else (yt != yp)
-        return np.flatnonzero(mask)
+        outcome = None if state.outcome == "all" else state.outcome
+        return np.flatnonzero(item_mask(self.ws.y_true, self.ws.y_pred, state.cls, outcome, state.predicted,
+                                        selection))
 
     def gallery(self, state: ViewState, sample: np.ndarray, selection=None, limit: int = 24) -> dict:
         """The first ``limit`` items of the group to show: the sample's members first, then the rest.

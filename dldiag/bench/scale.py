@@ -170,7 +170,8 @@ def main(argv=None) -> int:
         "| full aggregate pass (s) | sample pass + store (s) | store, float16 | full artifacts, float32 "
         "| group change (ms) | lasso, 10 % (ms) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        *[f"| {r['n']:,} | {r['accuracy']:.3f} | {r['latent_s']:.3g} | {r['plain_s']:.3g} | {r['latent_over_plain']:.2f} "
+        *[f"| {r['n']:,} | {r['accuracy']:.3f} | {r['latent_s']:.3g} | {r['plain_s']:.3g} "
+          f"| {r['latent_over_plain']:.2f} "
           f"| {r['peak_rss_gib']:.2f} | {_secs(r['full_pass_s'])} | {r['sample_pass_s']:.3g} "
           f"| {r['store_bytes'] / 2**20:.1f} MB | {r['full_bytes'] / 2**30:.2f} GiB | {r['group_ms']:.1f} "
           f"| {r['lasso_ms']:.1f} |" for r in rows],

@@ -34,9 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="small grid for tests: fractions 0.05,0.2,1.0, 2 seeds, j in 0,0.5,1, one creation timing")
     p.add_argument("--fresh", action="store_true", help="discard finished cells in OUT/_state/ and recompute")
-    p.add_argument("--fractions", type=float_list, default=None, help="sample fractions of Fig. 4 (default: 0.05,0.1,0.2,0.4,0.8)")
-    p.add_argument("--seeds", type=int, default=None, help="draws per sampler: sample seeds, or fit seeds for a sampler whose fit "
-                   "takes one (default: 10; 2 with --quick)")
+    p.add_argument("--fractions", type=float_list, default=None,
+                   help="sample fractions of Fig. 4 (default: 0.05,0.1,0.2,0.4,0.8)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="draws per sampler: sample seeds, or fit seeds for a sampler whose fit takes one "
+                        "(default: 10; 2 with --quick)")
     p.add_argument("--samplers", type=name_list, default=None, help="comma-separated samplers (default: all)")
     p.add_argument("--no-png", action="store_true",
                    help="skip PNG export (kaleido) and the check at start that it works here")
@@ -53,12 +55,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from ..artifacts import load_workspace
     from ..cache import CacheError
-    from .figures import results_dir_for
-    from .report import PNG_HINT, png_export_problem, write_report
+    from .report import PNG_HINT, dataset_and_out, png_export_problem, write_report
     from .runner import ExperimentConfig, run_experiments
 
-    dataset = args.dataset or ("digits" if args.quick else "fashion-mnist")
-    out = Path(args.out) if args.out else results_dir_for(dataset, "results")
+    dataset, out = dataset_and_out(args)
     overrides = {k: v for k, v in (("fractions", args.fractions), ("seeds", args.seeds),
                                    ("samplers", args.samplers)) if v is not None}
     config = ExperimentConfig.quick(**overrides) if args.quick else ExperimentConfig(**overrides)

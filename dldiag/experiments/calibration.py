@@ -582,12 +582,13 @@ def calibration_figure(rows: list[dict], coverage: list[dict], meta: dict, *, ma
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .report import add_output_args
+
     p = argparse.ArgumentParser(prog="python -m dldiag.experiments.calibration",
                                 description="Sample-alone estimates against the full data: correlation and "
                                             "coverage.")
     add_workspace_args(p, dataset_default=None)
-    p.add_argument("--out", default=None, help="results folder (default: results/<dataset>)")
-    p.add_argument("--quick", action="store_true", help="5 draws (default dataset: digits)")
+    add_output_args(p, quick_help="5 draws (default dataset: digits)")
     p.add_argument("--draws", type=int, default=None,
                    help="draws per sampler and fraction (default 100; 5 with --quick)")
     p.add_argument("--samplers", type=name_list, default=tuple(DEFAULT_SAMPLERS),
@@ -603,9 +604,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replot", action="store_true",
                    help="draw nothing: rewrite the summaries, tables and figure from OUT/STEM.csv and "
                         "OUT/STEM.json of an earlier run")
-    p.add_argument("--no-png", action="store_true", help="skip the PNG (kaleido)")
-    p.add_argument("--plotlyjs", default="directory", choices=("directory", "shared", "inline"),
-                   help="where the HTML finds plotly.js (as python -m dldiag.experiments)")
     return p
 
 
@@ -613,11 +611,9 @@ def main(argv=None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
     from ..artifacts import load_workspace
-    from .figures import results_dir_for
-    from .report import PNG_HINT, write_figure
+    from .report import PNG_HINT, dataset_and_out, write_figure
 
-    dataset = args.dataset or ("digits" if args.quick else "fashion-mnist")
-    out = Path(args.out) if args.out else results_dir_for(dataset, "results")
+    dataset, out = dataset_and_out(args)
     draws = args.draws or (5 if args.quick else 100)
     samplers = list(args.samplers)
     fractions = args.fractions

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .figures import FIGURES, REPORT_TABLE_IV, build_figures, load_run
+from .figures import FIGURES, REPORT_TABLE_IV, build_figures, load_run, results_dir_for
 from .summary import read_csv
 
 __all__ = ["write_report", "table4_markdown", "summary_markdown", "png_export_problem", "PNG_HINT"]
@@ -187,6 +187,21 @@ def _write_html(fig, folder: Path, stem: str, title: str, plotlyjs: str, scale: 
                                     "toImageButtonOptions": {"format": "png", "scale": scale}})
     _write_text_atomic(path, html_text.replace("<head>", f"<head><title>{title}</title>", 1))
     return path
+
+
+def add_output_args(p, *, quick_help: str) -> None:
+    """``--out --quick --no-png --plotlyjs`` of the experiments beside the grid (calibration, weighting)."""
+    p.add_argument("--out", default=None, help="results folder (default: results/<dataset>)")
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    p.add_argument("--no-png", action="store_true", help="skip the PNG (kaleido)")
+    p.add_argument("--plotlyjs", default="directory", choices=("directory", "shared", "inline"),
+                   help="where the HTML finds plotly.js (as python -m dldiag.experiments)")
+
+
+def dataset_and_out(args) -> tuple[str, Path]:
+    """The data set (fashion-mnist; digits with ``--quick``) and the results folder of an experiment's options."""
+    dataset = args.dataset or ("digits" if args.quick else "fashion-mnist")
+    return dataset, Path(args.out) if args.out else results_dir_for(dataset, "results")
 
 
 def write_figure(fig, folder, stem: str, *, title: str, plotlyjs: str = "directory", png: bool = True,

@@ -225,18 +225,17 @@ def weighting_figure(summary: list[dict], meta: dict):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .report import add_output_args
+
     p = argparse.ArgumentParser(prog="python -m dldiag.experiments.weighting",
                                 description="Design-weighted vs plain estimates of S1-S3 for every sampler.")
     add_workspace_args(p, dataset_default=None)
-    p.add_argument("--out", default=None, help="results folder (default: results/<dataset>)")
-    p.add_argument("--quick", action="store_true", help="2 seeds (default dataset: digits)")
-    p.add_argument("--seeds", type=int, default=None, help="draws per sampler with a sample or fit seed (default 10; 2 with --quick)")
+    add_output_args(p, quick_help="2 seeds (default dataset: digits)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="draws per sampler with a sample or fit seed (default 10; 2 with --quick)")
     p.add_argument("--fractions", type=float_list, default=(0.05, 0.1, 0.2),
                    help="comma-separated fractions (default 0.05,0.1,0.2)")
     p.add_argument("--n-bins", type=int, default=5, help="post-stratification bins per group (default 5)")
-    p.add_argument("--no-png", action="store_true", help="skip the PNG (kaleido)")
-    p.add_argument("--plotlyjs", default="directory", choices=("directory", "shared", "inline"),
-                   help="where the HTML finds plotly.js (as python -m dldiag.experiments)")
     return p
 
 
@@ -244,11 +243,9 @@ def main(argv=None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
     from ..artifacts import load_workspace
-    from .figures import results_dir_for
-    from .report import PNG_HINT, write_figure
+    from .report import PNG_HINT, dataset_and_out, write_figure
 
-    dataset = args.dataset or ("digits" if args.quick else "fashion-mnist")
-    out = Path(args.out) if args.out else results_dir_for(dataset, "results")
+    dataset, out = dataset_and_out(args)
     seeds = args.seeds or (2 if args.quick else 10)
     fractions = args.fractions
     start = time.perf_counter()

@@ -525,6 +525,7 @@ def run_pass(
     desc: str = "pass",
     output=None,
     transform=None,
+    on_progress=None,
 ) -> PassResult:
     """One streaming pass over ``x`` (or ``x[indices]``) that yields predictions and aggregates.
 
@@ -559,6 +560,8 @@ def run_pass(
     transform : callable, optional
         Applied to each batch (a float32 tensor) before the model, e.g. the normalisation the
         model was trained with. It must not change its input in place.
+    on_progress : callable, optional
+        Called as ``on_progress(done, total)`` after each batch (a page's progress bar).
 
     Returns
     -------
@@ -578,11 +581,11 @@ def run_pass(
     hooked = layers if latent_layer is None or latent_layer in layers else layers + (latent_layer,)
     with exclusive(model):
         return _stream(model, x, y, layers, hooked, order, n_classes, latent_layer, batch_size,
-                       show_progress, desc, output, transform)
+                       show_progress, desc, output, transform, on_progress)
 
 
 def _stream(model, x, y, layers, hooked, order, n_classes, latent_layer, batch_size, show_progress,
-            desc, output, transform) -> PassResult:
+            desc, output, transform, on_progress=None) -> PassResult:
     """The body of :func:`run_pass`, with its arguments checked and the model held."""
     n = len(order)
     y_pred = np.empty(n, dtype=np.int64)
@@ -633,6 +636,8 @@ def _stream(model, x, y, layers, hooked, order, n_classes, latent_layer, batch_s
             # allocator reuses their memory instead of mapping (and faulting in) fresh pages.
             logits = acts = act = units = None
             bar.update(size)
+            if on_progress is not None:
+                on_progress(start + size, n)
     finally:
         bar.close()
     if n == 0 and layers:

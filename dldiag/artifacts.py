@@ -233,13 +233,18 @@ class Workspace(LatentArtifacts):
     def accuracy(self) -> float:
         return float(np.mean(self.y_pred == self.y_true))
 
-    def sample_pass(self, indices: np.ndarray, *, show_progress: bool = False) -> PassResult:
-        """Forward pass over the sampled items only; their aggregates per group."""
-        with self.pool.lease() as model:
+    def sample_pass(self, indices: np.ndarray, *, show_progress: bool = False, on_progress=None,
+                    pool=None) -> PassResult:
+        """Forward pass over the sampled items only; their aggregates per group.
+
+        ``on_progress(done, total)`` is called after each batch; ``pool`` lends the model
+        instead of the workspace's own pool (a job in a forked process brings its own).
+        """
+        with (self.pool if pool is None else pool).lease() as model:
             return run_pass(model, self.dataset.x_test, self.dataset.y_test, self.layers,
                             n_classes=self.dataset.n_classes, indices=np.asarray(indices),
                             batch_size=self.batch_size, show_progress=show_progress, desc="sample",
-                            output=self.output, transform=self.transform)
+                            output=self.output, transform=self.transform, on_progress=on_progress)
 
     def activations(self, indices: np.ndarray, layer: str, unit_mode: str = "flat") -> np.ndarray:
         """Activations (n, units) of ``layer`` for the items ``indices`` (a sample, not all of D)."""
@@ -322,7 +327,7 @@ class Workspace(LatentArtifacts):
                     arrays = by_mode[unit_mode]
         return arrays["y_pred"], {layer: arrays[f"act/{layer}"] for layer in self.layers}
 
-    def sample_store(self, indices: np.ndarray, *, dtype: str = "float16"):
+    def sample_store(self, indices: np.ndarray, *, dtype: str = "float16", on_progress=None):
         """The sample's activations on disk (:mod:`dldiag.sample_store`), written on first use.
 
         Kept beside the cache tiers, in ``stores/<workspace key>-<indices hash>-<dtype>/``: one
@@ -333,7 +338,7 @@ class Workspace(LatentArtifacts):
         indices = np.asarray(indices, dtype=np.int64)
         digest = hashlib.sha256(np.ascontiguousarray(indices).tobytes()).hexdigest()
         folder = Path(self.cache.directory).parent / "stores" / f"{self.key[:16]}-{digest[:16]}-{dtype}"
-        return write_store(self, indices, folder, dtype=dtype)
+        return write_store(self, indices, folder, dtype=dtype, on_progress=on_progress)
 
     def estimate(self, indices: np.ndarray, *, k: int = 10, unit_mode: str = "flat", n_boot: int = DEFAULT_N_BOOT,
                  level: float = DEFAULT_LEVEL, seed: int = 0, layers=None,

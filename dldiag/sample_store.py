@@ -31,13 +31,19 @@ from pathlib import Path
 import numpy as np
 
 from ._validation import check_int, check_option
-from .activations import OUTCOMES, UNIT_MODES, collect_activations
+from .activations import OUTCOMES, UNIT_MODES, LayerAggregates, collect_activations
 from .queries import GroupAnswer, answer_rows, item_mask
 
 __all__ = ["DTYPES", "SampleStore", "write_store", "open_store", "store_error"]
 
 DTYPES = ("float16", "float32")
 _DONE = "done.json"
+#: Format of a store's folder; a folder of another version is written again.
+STORE_VERSION = 2
+#: Rows summed per block when aggregates are read from a store (float64 copies of one block).
+SUM_BLOCK = 2048
+#: Rows copied per block when the float32 staging file becomes the stored dtype.
+COPY_BLOCK = 16384
 _F16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -68,6 +74,9 @@ class SampleStore:
     layers : tuple of str
     dtypes : dict
         ``"<layer>/<mode>"`` → the stored dtype.
+    unit_shapes : dict
+        ``"<layer>/<mode>"`` → shape of one item's output in that unit mode (to lay units out).
+    n_classes : int
     """
 
     folder: Path
@@ -76,6 +85,8 @@ class SampleStore:
     y_pred: np.ndarray
     layers: tuple
     dtypes: dict
+    unit_shapes: dict
+    n_classes: int
 
     def _file(self, kind: str, layer: str, mode: str) -> Path:
         check_option("layer", layer, self.layers)
@@ -104,6 +115,54 @@ class SampleStore:
         x = self.rows(layer, mode)
         return answer_rows(x[rows] if len(rows) else x[:0], k, winners=np.asarray(self.winners(layer, mode))[rows])
 
+    def rows_of(self, items) -> np.ndarray:
+        """Rows of the store holding the items ``items`` of D (items not in the sample are left out)."""
+        return np.flatnonzero(np.isin(self.indices, np.asarray(items, dtype=np.int64)))
+
+    def aggregates(self, layer: str, mode: str = "flat", *, rows=None, weights=None) -> LayerAggregates:
+        """Per-cell aggregates of the stored rows ``rows`` (default: all), as a pass would give them.
+
+        With ``weights`` (one positive design weight per row of ``rows``) the design-weighted
+        ones (:class:`~dldiag.weighting.WeightedLayerAggregates`). Sums are taken in float64
+        from the stored values; the arg-max histograms from the float32 winners.
+        """
+        rows = np.arange(len(self.indices)) if rows is None else np.asarray(rows, dtype=np.int64)
+        w = None if weights is None else np.asarray(weights, dtype=np.float64)
+        if w is not None and w.shape != rows.shape:
+            raise ValueError(f"weights must hold one weight per row ({len(rows)}); got shape {w.shape}")
+        # Sums do not depend on the order: rows in the order they lie on disk read sequentially.
+        order = np.argsort(rows, kind="stable")
+        rows = rows[order]
+        w = None if w is None else w[order]
+        c = int(self.n_classes)
+        cells = self.y_true[rows] * c + self.y_pred[rows]
+        x = self.rows(layer, mode)
+        u = x.shape[1]
+        sums = np.zeros((c * c, u))
+        for start in range(0, len(rows), SUM_BLOCK):
+            part = slice(start, start + SUM_BLOCK)
+            # Per-cell totals as one product with the (cells × items) indicator (weighted or not).
+            onehot = np.zeros((c * c, len(rows[part])))
+            onehot[cells[part], np.arange(len(rows[part]))] = 1.0 if w is None else w[part]
+            sums += onehot @ np.asarray(x[rows[part]], dtype=np.float64)
+        winners = np.asarray(self.winners(layer, mode))[rows]
+        counts = np.bincount(cells, minlength=c * c).reshape(c, c)
+        argmax = np.bincount(cells * u + winners, weights=w, minlength=c * c * u).reshape(c, c, u)
+        shape = self.unit_shapes[f"{layer}/{mode}"]
+        if w is None:
+            return LayerAggregates(sums.reshape(c, c, u), counts, argmax.astype(np.int64), shape)
+        from .weighting import WeightedLayerAggregates
+
+        return WeightedLayerAggregates(sums.reshape(c, c, u), counts, argmax, shape,
+                                       weight_sums=np.bincount(cells, weights=w, minlength=c * c).reshape(c, c))
+
+    def values(self, layer: str, mode: str, unit: int) -> np.ndarray:
+        """One unit's stored activation on every item of the sample (float32, in the rows' order)."""
+        x = self.rows(layer, mode)
+        if not 0 <= int(unit) < x.shape[1]:
+            raise ValueError(f"unit must be in [0, {x.shape[1]}) for layer {layer!r} in {mode} mode; got {unit!r}")
+        return np.asarray(x[:, int(unit)], dtype=np.float32)
+
     def nbytes(self) -> int:
         """Bytes of the activation files on disk."""
         return sum(p.stat().st_size for p in self.folder.glob("act-*.npy"))
@@ -117,15 +176,28 @@ def open_store(folder) -> SampleStore | None:
         data = np.load(folder / "items.npy", allow_pickle=False)
     except (OSError, ValueError):
         return None
-    if _digest(data[0]) != meta.get("indices_sha256"):
+    if meta.get("version") != STORE_VERSION or _digest(data[0]) != meta.get("indices_sha256"):
         return None
-    return SampleStore(folder, data[0], data[1], data[2], tuple(meta["layers"]), dict(meta["dtypes"]))
+    shapes = {key: tuple(v) for key, v in meta["unit_shapes"].items()}
+    return SampleStore(folder, data[0], data[1], data[2], tuple(meta["layers"]), dict(meta["dtypes"]), shapes,
+                       int(meta["n_classes"]))
 
 
-def write_store(ws, indices, folder, *, dtype: str = "float16") -> SampleStore:
+def write_store(ws, indices, folder, *, dtype: str = "float16", on_progress=None) -> SampleStore:
     """One forward pass over the sample ``indices`` of ``ws``, written to ``folder``; returns it open.
 
     A finished store of the same items already in ``folder`` is returned as it is.
+
+    Parameters
+    ----------
+    ws : Workspace
+    indices : array of int
+        The sample's items, in the order of the rows.
+    folder : path
+    dtype : {"float16", "float32"}
+        How values are stored (a layer beyond float16's range stays float32).
+    on_progress : callable, optional
+        Called as ``on_progress(done, total)`` after each batch of ``ws.batch_size`` items.
     """
     check_option("dtype", dtype, DTYPES)
     indices = np.asarray(indices, dtype=np.int64)
@@ -142,28 +214,82 @@ def write_store(ws, indices, folder, *, dtype: str = "float16") -> SampleStore:
         done = open_store(folder)
         if done is not None and np.array_equal(done.indices, indices):
             return done
-        return _write(ws, indices, folder, dtype)
+        return _write(ws, indices, folder, dtype, on_progress)
 
 
-def _write(ws, indices: np.ndarray, folder: Path, dtype: str) -> SampleStore:
+def _write(ws, indices: np.ndarray, folder: Path, dtype: str, on_progress=None) -> SampleStore:
     (folder / _DONE).unlink(missing_ok=True)
-    with ws.pool.lease() as model:
-        y_pred, acts = collect_activations(model, ws.dataset.x_test, ws.layers, indices, batch_size=ws.batch_size,
-                                           output=ws.output, transform=ws.transform)
-    dtypes = {}
-    for i, layer in enumerate(ws.layers):
-        for mode in UNIT_MODES:
-            a = acts[layer, mode]
-            _save(folder / f"argmax-{i}-{mode}.npy", a.argmax(axis=1).astype(np.int32))
-            kind = dtype if dtype == "float32" or np.abs(a).max(initial=0.0) <= _F16_MAX else "float32"
-            _save(folder / f"act-{i}-{mode}.npy", a.astype(kind))
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(indices)
+    staged: dict = {}  # (layer, mode) -> float32 memory map of all n rows, in a temporary file
+    winners: dict = {}
+    peaks: dict = {}
+    y_pred = np.empty(n, dtype=np.int64)
+    try:
+        # The sample's rows go batch by batch into float32 memory maps: a store larger than
+        # memory (5 % of 10^5 galaxies) never is in memory, and float16 is decided per layer
+        # from the largest value once every row is seen.
+        block = int(ws.batch_size)  # one forward batch's activations in memory at a time
+        for start in range(0, n, block):
+            part = indices[start:start + block]
+            with ws.pool.lease() as model:
+                pred, acts = collect_activations(model, ws.dataset.x_test, ws.layers, part,
+                                                 batch_size=ws.batch_size, output=ws.output,
+                                                 transform=ws.transform)
+            y_pred[start:start + len(part)] = pred
+            for key, a in acts.items():
+                if key not in staged:
+                    i = ws.layers.index(key[0])
+                    staged[key] = np.lib.format.open_memmap(folder / f".stage-{i}-{key[1]}.npy", mode="w+",
+                                                            dtype=np.float32, shape=(n, a.shape[1]))
+                    winners[key] = np.empty(n, dtype=np.int32)
+                    peaks[key] = 0.0
+                staged[key][start:start + len(part)] = a
+                winners[key][start:start + len(part)] = a.argmax(axis=1)
+                peaks[key] = max(peaks[key], float(np.abs(a).max(initial=0.0)))
+            acts = None
+            if on_progress is not None:
+                on_progress(start + len(part), n)
+        dtypes = {}
+        for (layer, mode), rows in staged.items():
+            i = ws.layers.index(layer)
+            _save(folder / f"argmax-{i}-{mode}.npy", winners[layer, mode])
+            kind = dtype if dtype == "float32" or peaks[layer, mode] <= _F16_MAX else "float32"
+            _save_rows(folder / f"act-{i}-{mode}.npy", rows, kind)
             dtypes[f"{layer}/{mode}"] = kind
+    finally:
+        for rows in staged.values():
+            path = Path(rows.filename)
+            del rows
+            path.unlink(missing_ok=True)
+        staged.clear()
+    shapes = {f"{layer}/{mode}": list(unit_shape(ws, layer, mode)) for layer in ws.layers for mode in UNIT_MODES}
     _save(folder / "items.npy", np.stack([indices, ws.y_true[indices], y_pred]))
-    meta = {"n": int(len(indices)), "indices_sha256": _digest(indices), "layers": list(ws.layers), "dtypes": dtypes}
+    meta = {"version": STORE_VERSION, "n": int(n), "indices_sha256": _digest(indices), "layers": list(ws.layers),
+            "dtypes": dtypes, "unit_shapes": shapes, "n_classes": int(ws.dataset.n_classes)}
     tmp = folder / f".{_DONE}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(meta))
     os.replace(tmp, folder / _DONE)
     return open_store(folder)
+
+
+def unit_shape(ws, layer: str, mode: str) -> tuple:
+    """Shape of one item's output of ``layer`` in ``mode``, as the full pass recorded it."""
+    return tuple(int(v) for v in ws.full[layer, mode].unit_shape)
+
+
+def _save_rows(path: Path, rows: np.ndarray, dtype: str) -> None:
+    """``rows`` (a memory map) copied to ``path`` as ``dtype``, a block at a time, via a temporary name."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=rows.shape)
+        for start in range(0, len(rows), COPY_BLOCK):
+            out[start:start + COPY_BLOCK] = rows[start:start + COPY_BLOCK]
+        out.flush()
+        del out
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def store_error(f16: SampleStore, f32: SampleStore, k: int = 10) -> dict:

@@ -801,6 +801,15 @@ def _row_ticks(names: list[str], chosen_row: int | None, font_size: int) -> dict
     return dict(tickmode="array", tickvals=list(names), ticktext=text, tickfont=dict(size=font_size))
 
 
+#: Shown in place of a measured score while a selection's exact answer is computed in the background.
+PENDING_LINE = "exact answer over the selection: computing in the background (progress under the latent view)"
+
+
+def _pending(subtitle: str, full) -> str:
+    """``subtitle`` with :data:`PENDING_LINE` under it when the full data's answer ``full`` is not known yet."""
+    return subtitle if full is not None else f"{subtitle}<br>{PENDING_LINE}"
+
+
 def topk_figure(sample_mean: np.ndarray, full_mean: np.ndarray, sample_top: np.ndarray,
                 full_top: np.ndarray, *, labels, sampler: str, s1: float | None, k: int,
                 n_sample: int, n_full: int, layer: str, chosen: int | None = None,
@@ -861,7 +870,7 @@ def topk_figure(sample_mean: np.ndarray, full_mean: np.ndarray, sample_top: np.n
     if len(labels) <= k:
         subtitle += (f"<br>S1 is trivial here: {layer} has {len(labels)} ≤ k units, so every unit is in both "
                      "top-k lists (the summary (d) leaves it out of S1)")
-    subtitle = _with_estimate(subtitle, "s1", estimate)
+    subtitle = _pending(_with_estimate(subtitle, "s1", estimate), full_mean)
     title = _title_text(main, context=context, subtitle=subtitle)
     if n_full == 0:
         return message_figure("No item of the data falls in this group.", present=present, title=title,
@@ -869,23 +878,27 @@ def topk_figure(sample_mean: np.ndarray, full_mean: np.ndarray, sample_top: np.n
     if n_sample == 0:
         return absent_figure(main, group=group, n_full=n_full, sampler=sampler, context=context, present=present,
                              for_screen=for_screen)
-    full_list = [int(u) for u in full_top]
     sample_list = [int(u) for u in sample_top]
-    in_sample, in_full = set(sample_list), set(full_list)
     color = sampler_color(sampler)
-    blocks = [  # (units, legend name, hatch pattern)
-        ([u for u in full_list if u in in_sample], f"sample · in both top-{k} lists", ""),
-        ([u for u in full_list if u not in in_sample], f"sample · missed: in the full data's top-{k} only", "/"),
-        ([u for u in sample_list if u not in in_full], f"sample · only in the sample's top-{k}", "x"),
-    ]
+    if full_mean is None:  # the exact answer is not known yet: the sample's list alone
+        blocks = [(sample_list, f"sample · top-{k}", "")]
+    else:
+        full_list = [int(u) for u in full_top]
+        in_sample, in_full = set(sample_list), set(full_list)
+        blocks = [  # (units, legend name, hatch pattern)
+            ([u for u in full_list if u in in_sample], f"sample · in both top-{k} lists", ""),
+            ([u for u in full_list if u not in in_sample], f"sample · missed: in the full data's top-{k} only", "/"),
+            ([u for u in sample_list if u not in in_full], f"sample · only in the sample's top-{k}", "x"),
+        ]
     units = [u for block, _, _ in blocks for u in block]
     names = [str(labels[u]) for u in units]
     chosen = None if chosen is None else int(chosen)
     chosen_row = units.index(chosen) if chosen in units else None
 
-    data = [dict(type="bar", orientation="h", y=names, x=[float(full_mean[u]) for u in units], offsetgroup="full",
-                 name=f"full data ({n_full:,} items)", marker=dict(color=FULL_COLOR), customdata=units,
-                 hovertemplate="%{y}<br>full data: mean %{x:.3f}<extra></extra>")]
+    data = [] if full_mean is None else [
+        dict(type="bar", orientation="h", y=names, x=[float(full_mean[u]) for u in units], offsetgroup="full",
+             name=f"full data ({n_full:,} items)", marker=dict(color=FULL_COLOR), customdata=units,
+             hovertemplate="%{y}<br>full data: mean %{x:.3f}<extra></extra>")]
     estimate = estimate or {}
     low, high = estimate.get("low"), estimate.get("high")
     bars = low is not None and high is not None
@@ -1034,7 +1047,7 @@ def heatmap_figure(sample_mean: np.ndarray, full_mean: np.ndarray, unit_shape: t
     """
     main = f"(b) Mean activation of {layer}"
     subtitle = _with_estimate(estimate_subtitle(score_line("s2", s2, baseline), estimator), "s2", estimate)
-    title = _title_text(main, context=context, subtitle=subtitle)
+    title = _title_text(main, context=context, subtitle=_pending(subtitle, full_mean))
     if n_full == 0:
         return message_figure("No item of the data falls in this group.", present=present, title=title,
                               for_screen=for_screen)
@@ -1042,11 +1055,13 @@ def heatmap_figure(sample_mean: np.ndarray, full_mean: np.ndarray, unit_shape: t
         return absent_figure(main, group=group, n_full=n_full, sampler=sampler, context=context, present=present,
                              for_screen=for_screen)
     s_img, idx = unit_mosaic(sample_mean, unit_shape)
-    f_img, _ = unit_mosaic(full_mean, unit_shape)
+    # Without the exact answer yet, the full-data and difference maps stay empty (not zero).
+    f_img = unit_mosaic(full_mean, unit_shape)[0] if full_mean is not None else np.full_like(s_img, np.nan)
     d_img = s_img - f_img
-    vmax = float(np.nanmax([np.nanmax(np.abs(f_img)), np.nanmax(np.abs(s_img)), 1e-12]))
-    vmin = 0.0 if np.nanmin(f_img) >= 0 and np.nanmin(s_img) >= 0 else -vmax
-    dmax = float(max(np.nanmax(np.abs(d_img)), 1e-12))
+    known = np.concatenate([v[~np.isnan(v)] for v in (s_img, f_img)])
+    vmax = float(max(np.abs(known).max(initial=0.0), 1e-12))
+    vmin = 0.0 if known.min(initial=0.0) >= 0 else -vmax
+    dmax = float(max(np.abs(d_img[~np.isnan(d_img)]).max(initial=0.0), 1e-12))
     hover = _unit_hover(layer, unit_shape, idx, channel=channel, class_names=class_names)
     name = hover.pop("name")
     gap = 0.1
@@ -1070,7 +1085,8 @@ def heatmap_figure(sample_mean: np.ndarray, full_mean: np.ndarray, unit_shape: t
     layout = base_layout(title, present=present, for_screen=for_screen)
     layout["margin"] = dict(l=16, r=80 if present else 64, t=layout["margin"]["t"] + (24 if present else 18), b=16)
     _row_of_three(layout, gap=gap, present=present,
-                  titles=(f"sample ({n_sample:,} items)", f"full data ({n_full:,} items)",
+                  titles=(f"sample ({n_sample:,} items)",
+                          f"full data ({n_full:,} items)" + (" — computing" if full_mean is None else ""),
                           "difference: sample − full"))
     for suffix in ("", "2", "3"):
         layout["xaxis" + suffix].update(visible=False, constrain="domain")
@@ -1121,7 +1137,8 @@ def argmax_figure(sample_dist: np.ndarray, full_dist: np.ndarray, *, labels, sam
     """
     main = f"(c) Most active unit of {layer}: how often each unit is an item's top unit"
     subtitle = _with_estimate(estimate_subtitle(score_line("s3", s3, baseline), estimator), "s3", estimate)
-    title = _title_text(main, context=context, subtitle=subtitle)
+    title = _title_text(main, context=context, subtitle=_pending(subtitle, full_dist))
+    pending = full_dist is None
     if n_full == 0:
         return message_figure("No item of the data falls in this group.", present=present, title=title,
                               for_screen=for_screen)
@@ -1129,7 +1146,8 @@ def argmax_figure(sample_dist: np.ndarray, full_dist: np.ndarray, *, labels, sam
         return absent_figure(main, group=group, n_full=n_full, sampler=sampler, context=context, present=present,
                              for_screen=for_screen)
     sample_dist = np.asarray(sample_dist, dtype=np.float64)
-    full_dist = np.asarray(full_dist, dtype=np.float64)
+    # Without the exact answer yet, units are ordered by the sample's shares and no full bar is drawn.
+    full_dist = np.zeros_like(sample_dist) if pending else np.asarray(full_dist, dtype=np.float64)
     used = np.flatnonzero((sample_dist > 0) | (full_dist > 0))
     by_max = used[np.lexsort((used, -np.maximum(full_dist[used], sample_dist[used])))]
 
@@ -1166,9 +1184,12 @@ def argmax_figure(sample_dist: np.ndarray, full_dist: np.ndarray, *, labels, sam
              name=f"full data ({n_full:,} items)", marker=dict(color=FULL_COLOR), customdata=rows,
              hovertemplate="%{y}<br>most active for %{x:.1%} of the full data's items<extra></extra>"),
         sample_bars,
-    ]
+    ][int(pending):]
     rest = len(used) - len(shown)
-    if rest > 0:  # two short lines: an axis title does not wrap, and a long line is cut
+    if pending:
+        note = (f"the {len(shown)} units shown are the top unit of {sample_dist[shown].sum():.0%} of the sample's "
+                "items<br>the full data's shares follow when the exact answer is computed")
+    elif rest > 0:  # two short lines: an axis title does not wrap, and a long line is cut
         note = (f"the {len(shown)} units shown are the top unit of {full_dist[shown].sum():.0%} of the full data's "
                 f"items and {sample_dist[shown].sum():.0%} of the sample's<br>{rest:,} other units share the rest")
     else:

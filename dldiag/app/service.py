@@ -1,22 +1,23 @@
 """What the app's callbacks ask of a workspace, as plain Python over the disk cache.
 
 :class:`Diagnosis` wraps a read-only :class:`~dldiag.artifacts.Workspace`. It never keeps
-results in memory between calls: a sample's forward pass is done once and its aggregates are
-stored in the workspace's disk cache (one entry per layer and unit mode, so a panel reads only
-the layer it shows), keyed by the content hash of the sample's item indices. Several server
-workers share that cache and nothing else.
+results in memory between calls. A sample's activations are written once, by one forward pass
+over the sample, to its store (:mod:`dldiag.sample_store`: memory-mapped, float16 by default);
+its aggregates (one entry per layer and unit mode, so a panel reads only the layer it shows)
+and score tables are computed from the store and kept in the workspace's disk cache, keyed by
+the content hash of the sample's item indices. Several server workers share the cache and the
+stores, and nothing else.
 
 With the design-weighted estimator (``ViewState.estimator == "weighted"``) the sample's
-answers come from a weighted pass (:func:`dldiag.weighting.weighted_aggregates`) with the
-design weights of the sampler that drew it (:func:`dldiag.weighting.design_weights`); its
-entries are kept beside the plain ones, keyed also by the estimator and the weights' hash.
-The plain entries' keys are those of the plain pass alone, so the default view reads what it
-always read.
+answers are the store's rows summed with the design weights of the sampler that drew it
+(:func:`dldiag.weighting.design_weights`); their entries are kept beside the plain ones,
+keyed also by the estimator and the weights' hash.
 
 A group's estimate from the sample alone (:meth:`Diagnosis.group_estimate`, the bootstrap of
-:mod:`dldiag.estimates`) reads the sample's per-item activations from the same cache (one
-forward pass per sample, shared by every group) and keeps each group's result there too, so
-that returning to a group costs one small read.
+:mod:`dldiag.estimates`) reads the group's rows from the same store and keeps each group's
+result in the cache, so that returning to a group costs one small read. A selection drawn in
+the latent view is answered from the store at once; its exact answer (a pass over every
+selected item) is :meth:`Diagnosis.exact_pass`, which the app runs as a background job.
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ import numpy as np
 from ..activations import OUTCOMES, UNIT_MODES, Aggregates, LayerAggregates
 from ..cache import content_key
 from ..estimates import (DEFAULT_FPC, DEFAULT_LEVEL, DEFAULT_N_BOOT, INTERVALS, GroupEstimate, Interval, NoEstimate,
-                         estimate_group)
+                         estimate_group, group_rng)
 from ..metrics import MISSING_SCORES, cosine_distance, js_distance
+from ..sample_store import DTYPES as STORE_DTYPES
 from ..queries import GroupAnswer, answer, compare_group, item_mask, summarise_groups
 from .._validation import check_option
-from ..weighting import ESTIMATORS, WeightedLayerAggregates, design_weights, weighted_aggregates
+from ..weighting import ESTIMATORS, WeightedLayerAggregates, design_weights
 from .state import K_RANGE, AppMeta, ViewState
 
 __all__ = ["Diagnosis", "GroupResult", "RATIO_SAMPLERS", "build_meta", "SampleParams", "precision_curve",
@@ -41,8 +43,11 @@ __all__ = ["Diagnosis", "GroupResult", "RATIO_SAMPLERS", "build_meta", "SamplePa
            "unpack_estimate", "K_MAX"]
 
 # 2: packed sample aggregates, score tables; 3: written only by passes that hold their model
-# alone (entries of version 2 may hold other requests' batches) and kept in the samples tier
-APP_CACHE_VERSION = 4
+# alone (entries of version 2 may hold other requests' batches) and kept in the samples tier;
+# 5: a sample's entries computed from its store, keys with the store's dtype setting
+APP_CACHE_VERSION = 5
+#: Above this many bytes of float32 activations a sample's store is kept in float16 ("auto").
+AUTO_FLOAT16_BYTES = 512 * 2**20
 RATIO_SAMPLERS = ("gmm-full", "gmm-spherical", "max-margin", "gmm-full-weighted",
                   "gmm-spherical-weighted", "max-margin-weighted")
 #: The fit whose likelihood ratio the hover shows when the current sampler has none.
@@ -72,10 +77,11 @@ class GroupResult:
     """The query-set answers of one group on the sample and on the full data, and their scores."""
 
     sample: GroupAnswer
-    full: GroupAnswer
-    scores: dict | None  # None when the group is empty on the full data
+    full: GroupAnswer | None  # None while a selection's exact answer is being computed
+    scores: dict | None  # None when the group is empty on the full data, or its answer is not known yet
     unit_shape: tuple[int, ...]
     label: str
+    n_full: int  # items of D in the group (known from the predictions even before the exact answer)
 
 
 def build_meta(ws, *, samplers=None, projections=None, default_layer=None,
@@ -267,6 +273,11 @@ def _digest(indices: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(indices, dtype=np.int64).tobytes()).hexdigest()
 
 
+def _exact_id(items: np.ndarray) -> tuple[str, ...]:
+    """What names the exact pass over ``items`` in the cache (apart from the samples' entries)."""
+    return ("exact", _digest(items))
+
+
 def _pass_id(indices: np.ndarray, weights: np.ndarray | None) -> tuple[str, ...]:
     """What names a sample's pass in the cache keys: the indices' hash, and for a weighted pass
     the estimator and the weights' hash (the same items with other weights are another pass)."""
@@ -289,11 +300,25 @@ class Diagnosis:
         samples tier, capped and least-recently-used, so that no stream of requests evicts the
         fits and projections of the core tier). A benchmark gives a fresh, temporary one here
         so that every sample it asks for is new.
+    store_dtype : {"auto", "float16", "float32"}
+        How a sample's activations are kept on disk (:mod:`dldiag.sample_store`): every panel,
+        group, selection, estimate and neuron value of a sample is read from its store, written
+        by one forward pass over the sample. "auto" keeps float32 (the forward pass's values)
+        unless the sample's float32 activations would exceed :data:`AUTO_FLOAT16_BYTES`, then
+        halves them to float16: storage is cheap for small samples and a rounding-level change
+        of a near-tie in a top-k list is then not worth it; at scale it is.
+
+    Notes
+    -----
+    The exact answer of a selection (every selected item passed forward) is not computed by
+    :meth:`group`, which answers from the sample at once: :meth:`exact_pass` computes it (the
+    app runs it in a background job) and :meth:`group` reads it once it is cached.
     """
 
-    def __init__(self, ws, *, sampler_seed: int = 0, sample_cache=None):
+    def __init__(self, ws, *, sampler_seed: int = 0, sample_cache=None, store_dtype: str = "auto"):
         self.ws = ws
         self.sampler_seed = int(sampler_seed)
+        self.store_dtype = check_option("store_dtype", store_dtype, ("auto",) + STORE_DTYPES)
         self.cache = sample_cache if sample_cache is not None else ws.sample_cache
         self._stats = None  # per-feature mean and spread of D, for previews of feature vectors
         # The full data's answers (top K_MAX) of every non-empty group, per unit mode: read-only
@@ -321,19 +346,34 @@ class Diagnosis:
 
     # ---------------------------------------------------------------- cached passes
     def _agg_key(self, pass_id: tuple[str, ...], layer: str, unit_mode: str) -> str:
-        return content_key("app-agg", APP_CACHE_VERSION, self.ws.key, *pass_id, layer, unit_mode)
+        return content_key("app-agg", APP_CACHE_VERSION, self.ws.key, self.store_dtype, *pass_id, layer, unit_mode)
 
     def _done_key(self, pass_id: tuple[str, ...]) -> str:
-        return content_key("app-pass", APP_CACHE_VERSION, self.ws.key, *pass_id)
+        return content_key("app-pass", APP_CACHE_VERSION, self.ws.key, self.store_dtype, *pass_id)
 
     def _scores_key(self, pass_id: tuple[str, ...], unit_mode: str) -> str:
-        return content_key("app-scores", APP_CACHE_VERSION, self.ws.key, *pass_id, unit_mode, K_MAX)
+        return content_key("app-scores", APP_CACHE_VERSION, self.ws.key, self.store_dtype, *pass_id, unit_mode, K_MAX)
+
+    def dtype_for(self, n_items: int) -> str:
+        """The dtype a store of ``n_items`` items is kept in (see ``store_dtype``)."""
+        if self.store_dtype != "auto":
+            return self.store_dtype
+        per_item = sum(self.ws.full[layer, mode].n_units for layer in self.ws.layers for mode in UNIT_MODES) * 4
+        return "float32" if int(n_items) * per_item <= AUTO_FLOAT16_BYTES else "float16"
+
+    def store(self, indices: np.ndarray):
+        """The sample's activation store (:mod:`dldiag.sample_store`), written by one pass on first use."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return self.ws.sample_store(indices, dtype=self.dtype_for(len(indices)))
 
     def _sample_aggregates(self, indices: np.ndarray, weights: np.ndarray | None) -> Aggregates:
-        """A pass over ``indices``: the plain aggregates, or with ``weights`` the weighted ones."""
-        if weights is None:
+        """The sample's aggregates read from its store: plain, or with ``weights`` the weighted ones."""
+        if len(indices) == 0:  # nothing to store: the pass's empty answer, with each layer's width
             return self.ws.sample_pass(indices).aggregates
-        return weighted_aggregates(self.ws, indices, weights)[1]
+        store = self.store(indices)
+        by_layer = {(layer, mode): store.aggregates(layer, mode, weights=weights)
+                    for layer in self.ws.layers for mode in UNIT_MODES}
+        return Aggregates(tuple(self.ws.layers), int(self.ws.dataset.n_classes), by_layer)
 
     @staticmethod
     def _check_weights(indices: np.ndarray, weights) -> np.ndarray | None:
@@ -409,6 +449,51 @@ class Diagnosis:
                     for layer in self.ws.layers}
         return Aggregates(tuple(self.ws.layers), int(self.ws.dataset.n_classes), by_layer)
 
+    # ---------------------------------------------------------------- exact answers of selections
+    def exact_aggregates(self, items: np.ndarray, layer: str, unit_mode: str) -> LayerAggregates | None:
+        """The exact aggregates of ``items`` (all of a selection) if :meth:`exact_pass` has cached them, else None.
+
+        Never runs a pass: a panel asks this and shows the sample's answer while it is None.
+        """
+        items = np.unique(np.asarray(items, dtype=np.int64))
+        arrays = self._get(self._agg_key(_exact_id(items), layer, unit_mode))
+        return None if arrays is None else unpack_aggregates(arrays)
+
+    def exact_pass(self, items: np.ndarray, *, on_progress=None, pool=None) -> tuple[str, ...]:
+        """Pass every item of ``items`` forward and cache its aggregates in every layer and unit mode.
+
+        What the panels compare a selection's sample answer with. A cached pass is not run
+        again; two calls at once for one selection run it once.
+
+        Parameters
+        ----------
+        items : array of int
+            The selected items of D (sorted and made unique here).
+        on_progress : callable, optional
+            ``on_progress(done, total)`` after each batch.
+        pool : ModelPool, optional
+            Where to lease the model from (default: the workspace's). A job in a forked
+            process gives a pool of its own, so that it waits on no lock of the parent's.
+
+        Returns
+        -------
+        tuple of str
+            What names the pass in the cache.
+        """
+        items = np.unique(np.asarray(items, dtype=np.int64))
+        pass_id = _exact_id(items)
+        done = self._done_key(pass_id)
+        if self._get(done) is not None:
+            return pass_id
+        with self.cache.single_flight("|".join(pass_id)):
+            if self._get(done) is not None:
+                return pass_id
+            result = self.ws.sample_pass(items, on_progress=on_progress, pool=pool)
+            for (layer, mode), agg in result.aggregates.by_layer.items():
+                self.cache.put(self._agg_key(pass_id, layer, mode), pack_aggregates(agg))
+            self.cache.put(done, {"n": np.array(len(items))})
+        return pass_id
+
     def sample_weights(self, sampler: str, indices: np.ndarray) -> np.ndarray | None:
         """Design weights of a sample of ``sampler`` (see :func:`dldiag.weighting.design_weights`).
 
@@ -437,8 +522,10 @@ class Diagnosis:
     def group(self, indices: np.ndarray, state: ViewState, selection=None) -> GroupResult:
         """Answers of the state's group (class, outcome, predicted; within a selection if any).
 
-        Without a selection the reference is the full pass; with one, it is a pass over all
-        selected items and the sample is the selected sample members.
+        Without a selection the reference is the full pass; with one, it is the exact pass over
+        all selected items if :meth:`exact_pass` has cached it (else ``full`` is None: the
+        sample's answer is shown alone until it is), and the sample is the selected sample
+        members, read from the sample's store.
 
         With ``state.estimator == "weighted"`` the sample's answers are design-weighted:
         ``indices`` must then be the sample that ``state.sampler`` drew (its design weights
@@ -454,16 +541,23 @@ class Diagnosis:
         weights = self._state_weights(state, indices)
         if selection is not None and len(selection):
             sel = np.unique(np.asarray(selection, dtype=np.int64))
-            full_agg = self.layer_aggregates(sel, layer, mode)
-            inside, _, where = np.intersect1d(sel, indices, return_indices=True)
-            sample_agg = self.layer_aggregates(inside, layer, mode, None if weights is None else weights[where])
+            full_agg = self.exact_aggregates(sel, layer, mode)
+            if len(indices):
+                store = self.store(indices)
+                rows = store.rows_of(sel)
+                sample_agg = store.aggregates(layer, mode, rows=rows, weights=None if weights is None else weights[rows])
+            else:
+                sample_agg = self.layer_aggregates(indices, layer, mode)
         else:
             full_agg = self.ws.full[layer, mode]
             sample_agg = self.layer_aggregates(indices, layer, mode, weights)
-        f = answer(full_agg, state.k, state.cls, outcome, state.predicted)
         s = answer(sample_agg, state.k, state.cls, outcome, state.predicted)
+        if full_agg is None:  # the selection's exact answer is still being computed
+            return GroupResult(s, None, None, sample_agg.unit_shape, self.group_label(state, selection),
+                               len(self.group_members(state, sel)))
+        f = answer(full_agg, state.k, state.cls, outcome, state.predicted)
         scores = compare_group(s, f) if f.count else None  # MISSING_SCORES if the sample lacks it
-        return GroupResult(s, f, scores, full_agg.unit_shape, self.group_label(state, selection))
+        return GroupResult(s, f, scores, full_agg.unit_shape, self.group_label(state, selection), f.count)
 
     def group_estimate(self, indices: np.ndarray, state: ViewState, selection=None, *,
                        n_boot: int = DEFAULT_N_BOOT, level: float = DEFAULT_LEVEL,
@@ -473,8 +567,8 @@ class Diagnosis:
         :meth:`~dldiag.artifacts.Workspace.group_estimate` of the state's group, layer, unit
         mode and k over the sample ``indices`` (within a selection: over the selected sample
         members, with the group's items within the selection as its population for the
-        finite-population correction), with the sample's activations kept in this service's cache. Each result is
-        cached too, keyed by the sample and the group, so that a group seen before costs one read.
+        finite-population correction), with the group's rows read from the sample's store. Each result is
+        cached, keyed by the sample and the group, so that a group seen before costs one read.
 
         The bootstrap is of the *plain* mean whatever ``state.estimator`` says. A weighted
         bootstrap would have to resample the weights with the items and recompute every query
@@ -498,7 +592,7 @@ class Diagnosis:
         -------
         GroupEstimate or NoEstimate
         """
-        indices = np.asarray(indices, dtype=np.int64)
+        sample = indices = np.asarray(indices, dtype=np.int64)
         if selection is not None and len(selection):
             indices = np.intersect1d(indices, np.asarray(selection, dtype=np.int64))
         else:
@@ -510,14 +604,20 @@ class Diagnosis:
         cached = self._get(key)
         if cached is not None:
             return unpack_estimate(cached)
-        if len(indices) == 0:  # nothing to pass forward (a selection the sample misses): the library's answer
+        if len(indices) == 0:  # a selection the sample misses: the library's answer for no item
             est = estimate_group(np.zeros((0, self.ws.full[state.layer, state.units].n_units), dtype=np.float32),
                                  k=state.k, n_boot=n_boot, level=level)
         else:
             population = len(self.group_members(state, selection)) if fpc and selection is not None else None
-            est = self.ws.group_estimate(indices, state.layer, unit_mode=state.units, k=state.k, cls=state.cls,
-                                         outcome=outcome, predicted=state.predicted, n_boot=n_boot, level=level,
-                                         seed=seed, fpc=fpc, population=population, cache=self.cache)
+            if fpc and population is None:
+                population = len(self.group_members(state))
+            # The group's rows of the sample's store (float16 by default: see dldiag.sample_store).
+            store = self.store(sample)
+            rows = store.members(state.cls, outcome, state.predicted, selection)
+            x = store.rows(state.layer, state.units)
+            est = estimate_group(np.asarray(x[rows] if len(rows) else x[:0], dtype=np.float32), k=state.k,
+                                 n_boot=n_boot, level=level, seed=group_rng(seed, state.cls, outcome, state.predicted),
+                                 population=population if fpc else None)
         self.cache.put(key, pack_estimate(est))
         return est
 
@@ -612,17 +712,18 @@ class Diagnosis:
         return self.ws.projection(method)
 
     def neuron_values(self, indices: np.ndarray, layer: str, unit_mode: str, unit: int) -> np.ndarray:
-        """Activation of one unit on the items ``indices`` (cached per sample and unit)."""
+        """Activation of one unit on the sample ``indices``, read from its store (cached per sample and unit)."""
         indices = np.asarray(indices, dtype=np.int64)
         key = content_key("app-neuron", APP_CACHE_VERSION, self.ws.key, _digest(indices), layer, unit_mode,
                           int(unit))
         cached = self._get(key)
         if cached is not None:
             return cached["values"]
-        acts = self.ws.activations(indices, layer, unit_mode)
-        if not 0 <= int(unit) < acts.shape[1]:
-            raise ValueError(f"unit {unit} is not in layer {layer!r} ({acts.shape[1]} units in {unit_mode} mode)")
-        values = np.ascontiguousarray(acts[:, int(unit)], dtype=np.float32)
+        check_option("layer", layer, self.ws.layers)
+        check_option("unit_mode", unit_mode, UNIT_MODES)
+        if len(indices) == 0:
+            return np.zeros(0, dtype=np.float32)
+        values = self.store(indices).values(layer, unit_mode, unit)
         self.cache.put(key, {"values": values})
         return values
 

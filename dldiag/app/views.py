@@ -105,21 +105,22 @@ def panel_figures(svc: Diagnosis, state: ViewState, selection=None, *, for_scree
     naming = unit_context(svc, state.layer, state.units)
     labels = F.unit_names(state.layer, res.unit_shape, **naming)
     scores = res.scores or {}
-    baseline = group_baseline(svc, state, selection) if res.full.count else None
+    full = res.full  # None while a selection's exact answer is computed in the background
+    baseline = group_baseline(svc, state, selection) if full is not None and full.count else None
     n_units = len(labels)
     chosen = state.neuron if state.neuron is not None and 0 <= state.neuron < n_units else None
-    common = dict(n_sample=res.sample.count, n_full=res.full.count, layer=state.layer, present=state.present,
+    common = dict(n_sample=res.sample.count, n_full=res.n_full, layer=state.layer, present=state.present,
                   chosen=chosen, baseline=baseline, group=res.label, for_screen=for_screen,
                   context=context_line(svc, state, len(idx), res.label), sampler=state.sampler,
                   estimator=state.estimator)
     heights = heights or {}
     est = panel_estimates(svc.group_estimate(idx, state, selection), state.estimator) if res.sample.count else {}
-    topk = F.topk_figure(res.sample.mean, res.full.mean, res.sample.top, res.full.top, labels=labels,
-                         s1=scores.get("s1"), k=state.k, height=heights.get("topk"), estimate=est.get("topk"),
-                         **common)
-    heat = F.heatmap_figure(res.sample.mean, res.full.mean, res.unit_shape, s2=scores.get("s2"), **naming,
-                            estimate=est.get("heatmap"), **common)
-    argmax = F.argmax_figure(res.sample.argmax_dist, res.full.argmax_dist, labels=labels,
+    topk = F.topk_figure(res.sample.mean, None if full is None else full.mean, res.sample.top,
+                         None if full is None else full.top, labels=labels, s1=scores.get("s1"), k=state.k,
+                         height=heights.get("topk"), estimate=est.get("topk"), **common)
+    heat = F.heatmap_figure(res.sample.mean, None if full is None else full.mean, res.unit_shape,
+                            s2=scores.get("s2"), **naming, estimate=est.get("heatmap"), **common)
+    argmax = F.argmax_figure(res.sample.argmax_dist, None if full is None else full.argmax_dist, labels=labels,
                              s3=scores.get("s3"), height=heights.get("argmax"), estimate=est.get("argmax"),
                              **common)
     full_cm = svc.confusion()
@@ -135,8 +136,8 @@ def panel_figures(svc: Diagnosis, state: ViewState, selection=None, *, for_scree
                                    height=heights.get("confusion"),
                                    normalise="rows" if state.cmnorm == "rows" else None)
     return {"topk": topk, "heatmap": heat, "argmax": argmax, "confusion": confusion,
-            "group": res.label, "counts": {"full": res.full.count, "sample": res.sample.count},
-            "scores": res.scores, "baseline": baseline}
+            "group": res.label, "counts": {"full": res.n_full, "sample": res.sample.count},
+            "scores": res.scores, "baseline": baseline, "exact_pending": full is None}
 
 
 def summary_view(svc: Diagnosis, state: ViewState, *, for_screen: bool = True) -> tuple:

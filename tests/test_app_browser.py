@@ -10,6 +10,8 @@ import os
 import socket
 import time
 
+import numpy as np
+
 from selenium.webdriver.common.action_chains import ActionChains
 
 from dldiag.app import callbacks as cb
@@ -364,6 +366,9 @@ def test_a_box_survives_a_reload_from_its_link(dash_duo, digits_ws):
      .release().perform())
     dash_duo.wait_for_contains_text("#group-label", "selected items", timeout=30)
     _wait(lambda: "sel=box:pca:" in dash_duo.driver.current_url, 20, "the box in the link")
+    # the selection's exact answer arrives from a background job; the reload must show the same
+    _wait(lambda: "S1 precision" in _title(dash_duo, "topk-graph")
+          and "computing" not in _title(dash_duo, "topk-graph"), 60, "the exact answer")
     url = dash_duo.driver.current_url
     label = dash_duo.find_element("#group-label").text
     info = dash_duo.find_element("#selection-info").text
@@ -440,3 +445,42 @@ def test_the_panels_show_the_estimate_from_the_sample_alone_after_a_group_change
     # the error bars are drawn, not only carried in the data
     assert dash_duo.driver.find_elements("css selector", "#topk-graph g.errorbar path")
     assert not _error_bars(dash_duo, "heatmap-graph")
+
+
+def test_a_selection_s_exact_answer_runs_in_the_background_with_progress_and_cancel(dash_duo, digits_ws,
+                                                                                   monkeypatch, tmp_path):
+    """The sample's answer at once; the exact one in a Dash background job (a forked process)."""
+    from dldiag.app.service import Diagnosis
+
+    proj = digits_ws.projection("pca")
+    lo, hi = np.percentile(proj, [10, 80], axis=0)
+    box = f"box:pca:{lo[0]:.4f},{hi[0]:.4f},{lo[1]:.4f},{hi[1]:.4f}"
+    real = Diagnosis.exact_pass
+    gate = tmp_path / "go"
+
+    def slow_exact_pass(self, items, *, on_progress=None, pool=None):
+        # The job's process inherits this: it reports progress, then waits for the test's word.
+        for done in range(0, len(items), 10):
+            on_progress(done, len(items))
+            time.sleep(0.05)
+        while not gate.exists():
+            time.sleep(0.1)
+        return real(self, items, on_progress=on_progress, pool=pool)
+
+    monkeypatch.setattr(Diagnosis, "exact_pass", slow_exact_pass)
+    app = create_app(digits_ws, default_projection="pca", jobs_dir=tmp_path / "jobs")
+    _start(dash_duo, app, f"/?sampler=random&fraction=0.2&seed=1&projection=pca&layer=fc1&sel={box}")
+    dash_duo.wait_for_contains_text("#group-label", "selected items", timeout=40)
+    _wait(lambda: "computing in the background" in _title(dash_duo, "topk-graph"), 30, "the sample's answer first")
+    _wait(lambda: dash_duo.find_element("#exact-row").is_displayed(), 30, "the job's progress row")
+    _wait(lambda: " of " in dash_duo.find_element("#exact-label").text, 30, "progress in the page")
+    dash_duo.find_element("#exact-cancel").click()
+    _wait(lambda: not dash_duo.find_element("#exact-row").is_displayed(), 30, "the row hidden after Cancel")
+    assert "computing in the background" in _title(dash_duo, "topk-graph")  # no answer appeared
+    assert dash_duo.find_element("#exact-start").is_displayed()
+    gate.touch()
+    dash_duo.find_element("#exact-start").click()  # start it again: this time it finishes
+    _wait(lambda: "S1 precision" in _title(dash_duo, "topk-graph")
+          and "computing" not in _title(dash_duo, "topk-graph"), 60, "the exact answer in the panels")
+    _wait(lambda: not dash_duo.find_element("#exact-start").is_displayed(), 20, "the start button hidden")
+    assert not dash_duo.get_logs() or all(e["level"] != "SEVERE" for e in dash_duo.get_logs())

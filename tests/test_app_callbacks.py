@@ -484,7 +484,7 @@ def test_the_estimator_reaches_the_panels_and_the_summary(meta, svc, stores):
     weighted = replace(state, sampler="max-margin", fraction=0.1, estimator="weighted")
     w = cb.derived_stores(weighted)
     p = cb.derived_stores(replace(weighted, estimator="plain"))
-    topk, heat, argmax, _, _ = cb.panel_outputs(meta, svc, w["sample-params"], w["panel-params"])
+    topk, heat, argmax, _, _, _ = cb.panel_outputs(meta, svc, w["sample-params"], w["panel-params"])
     for fig in (topk, heat, argmax):
         assert "design-weighted sample · " in fig["layout"]["title"]["text"]
     plain_topk = cb.panel_outputs(meta, svc, p["sample-params"], p["panel-params"])[0]
@@ -560,7 +560,7 @@ def test_sample_outputs(meta, svc, stores):
 
 def test_panel_outputs_show_the_group_and_its_accuracy(meta, svc, stores, digits_ws):
     state, derived, sample_store = stores
-    topk, heat, argmax, confusion, label = cb.panel_outputs(meta, svc, sample_store, derived["panel-params"])
+    topk, heat, argmax, confusion, label, pending = cb.panel_outputs(meta, svc, sample_store, derived["panel-params"])
     idx = svc.sample_indices(SampleParams.from_state(state))
     scores = compare_group(answer(digits_ws.sample_pass(idx).aggregates[state.layer, "flat"], state.k),
                            answer(digits_ws.full[state.layer, "flat"], state.k))
@@ -568,7 +568,7 @@ def test_panel_outputs_show_the_group_and_its_accuracy(meta, svc, stores, digits
     assert f"S2 cosine distance {scores['s2']:.3f}" in heat["layout"]["title"]["text"]
     assert f"S3 Jensen–Shannon distance {scores['s3']:.3f}" in argmax["layout"]["title"]["text"]
     assert np.asarray(confusion["data"][0]["customdata"]).shape == (10, 10, 2)
-    assert label.startswith("all items — 450 items in the data")
+    assert label.startswith("all items — 450 items in the data") and pending is False
 
 
 def test_summary_outputs_have_the_table_iv_row(meta, svc, stores):
@@ -806,12 +806,14 @@ def test_a_failing_callback_shows_a_message_and_the_server_keeps_serving(app, st
     _, derived, sample_store = stores
     client = app.server.test_client()
     output = "..topk-graph.figure...heatmap-graph.figure...argmax-graph.figure...confusion-graph.figure" \
-             "...group-label.children...confusion-shown.data...selection-info.children...panels-error.children.."
+             "...group-label.children...confusion-shown.data...selection-info.children...exact-start.style" \
+             "...exact-poll.disabled...panels-error.children.."
     outputs = [{"id": o.split(".")[0], "property": o.split(".")[1]} for o in output.strip(".").split("...")]
 
     def inputs(panel):
         return [{"id": "sample-params", "property": "data", "value": sample_store},
-                {"id": "panel-params", "property": "data", "value": panel}]
+                {"id": "panel-params", "property": "data", "value": panel},
+                {"id": "exact-ready", "property": "data", "value": None}]
 
     shown = [{"id": "confusion-shown", "property": "data", "value": None}]
     bad = _post(client, output, outputs, inputs({**derived["panel-params"], "layer": "no-such-layer"}), shown,
@@ -956,3 +958,40 @@ def test_the_benchmark_client_drives_the_running_app(app, digits_ws):
     finally:
         server.shutdown()
         rd.pool.shutdown()
+
+
+# ------------------------------------------------------------------ a selection's exact answer, in the background
+
+def test_the_exact_job_passes_the_selection_once_and_reports_progress(meta, svc, stores, digits_ws, monkeypatch):
+    from dash import no_update
+
+    _, derived, sample_store = stores
+    proj = svc.projection("pca")
+    lo, hi = np.percentile(proj, [20, 70], axis=0)
+    sel = f"box:pca:{lo[0]},{hi[0]},{lo[1]},{hi[1]}"
+    items = cb.selected_items(svc, sel, meta)
+    assert 50 < len(items) < digits_ws.n_items
+    panel = {**derived["panel-params"], "sel": sel}
+    *_, pending = cb.panel_outputs(meta, svc, sample_store, panel)
+    assert pending is True  # the panels answer from the sample and say the exact answer is coming
+    assert not cb.exact_cached(meta, svc, sel) and not cb.exact_cached(meta, svc, None)
+    reports = []
+    monkeypatch.setattr(cb, "PROGRESS_EVERY_S", 0.0)
+    assert cb.exact_job(meta, svc, sel, reports.append) == sel
+    assert reports[0] == ("0", str(len(items)), f"0 of {len(items):,} items")
+    assert reports[-1][:2] == (str(len(items)), str(len(items)))
+    assert [int(r[0]) for r in reports] == sorted(int(r[0]) for r in reports)
+    topk, *_, pending = cb.panel_outputs(meta, svc, sample_store, panel)
+    assert pending is False and "S1 precision" in topk["layout"]["title"]["text"] and cb.exact_cached(meta, svc, sel)
+    ref = answer(digits_ws.sample_pass(items).aggregates[derived["panel-params"]["layer"], "flat"], 10)
+    assert svc.exact_aggregates(items, derived["panel-params"]["layer"], "flat").counts.sum() == ref.count
+
+    def no_pass(*args, **kwargs):
+        raise AssertionError("the exact answer was computed again")
+
+    monkeypatch.setattr(type(digits_ws), "sample_pass", no_pass)
+    again = []
+    assert cb.exact_job(meta, svc, sel, again.append) == sel and again == []  # cached: no pass, no progress
+    assert cb.exact_job(meta, svc, None, again.append) is no_update
+    with pytest.raises(ValueError, match="sel must start with box: or lasso:"):
+        cb.exact_job(meta, svc, "circle:pca:1,2,3", again.append)

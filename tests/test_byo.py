@@ -115,11 +115,13 @@ def _serves(ws):
     assert "latent-graph" in client.get("/_dash-layout").get_data(as_text=True)
     stores = derived_stores(build_meta(ws, default_projection="pca", samplers=samplers).default_state())
     output = ("..topk-graph.figure...heatmap-graph.figure...argmax-graph.figure...confusion-graph.figure"
-              "...group-label.children...confusion-shown.data...selection-info.children...panels-error.children..")
+              "...group-label.children...confusion-shown.data...selection-info.children...exact-start.style"
+              "...exact-poll.disabled...panels-error.children..")
     body = {"output": output, "outputs": [{"id": o.split(".")[0], "property": o.split(".")[1]}
                                           for o in output.strip(".").split("...")],
             "inputs": [{"id": "sample-params", "property": "data", "value": stores["sample-params"]},
-                       {"id": "panel-params", "property": "data", "value": stores["panel-params"]}],
+                       {"id": "panel-params", "property": "data", "value": stores["panel-params"]},
+                       {"id": "exact-ready", "property": "data", "value": None}],
             "state": [{"id": "confusion-shown", "property": "data", "value": None}],
             "changedPropIds": ["sample-params.data"]}
     answer = client.post("/_dash-update-component", data=json.dumps(body), content_type="application/json")
@@ -270,7 +272,7 @@ def test_the_app_serves_a_workspace_of_feature_vectors_and_one_of_rgb_images(mlp
         svc = Diagnosis(ws)
         state = meta.default_state()
         stores = cb.derived_stores(state)
-        topk, heat, argmax, confusion, label = cb.panel_outputs(meta, svc, stores["sample-params"],
+        topk, heat, argmax, confusion, label, _ = cb.panel_outputs(meta, svc, stores["sample-params"],
                                                                 stores["panel-params"])
         assert topk["data"] and confusion["data"][0]["type"] == "heatmap"
         show, _, tip = cb.tooltip_outputs(meta, svc, {"points": [{"customdata": 3}]}, "max-margin")

@@ -27,8 +27,9 @@ from pathlib import Path
 
 from dash import Dash, html
 
-from ..cache import ArrayCache
+from ..cache import ArrayCache, default_cache_dir
 from .callbacks import AppContext, register, register_boot
+from .jobs import jobs_manager
 from .layout import build_layout, loading_layout
 from .prepare import Ready, Warmup, prepare_workspace
 from .state import AppMeta
@@ -45,7 +46,7 @@ _PLACEHOLDER_META = AppMeta(dataset="", n_items=0, class_names=("a", "b"), layer
 def create_app(workspace=None, *, warmup: Warmup | None = None, title: str = "dldiag",
                default_projection: str = "umap", default_layer: str | None = None,
                samplers=None, projections=None, sample_cache_dir=None, background: bool = False,
-               **dash_kwargs) -> Dash:
+               jobs_dir=None, **dash_kwargs) -> Dash:
     """Build the Dash app for a workspace (or for one being prepared by ``warmup``).
 
     Parameters
@@ -70,6 +71,10 @@ def create_app(workspace=None, *, warmup: Warmup | None = None, title: str = "dl
         With ``workspace``: build the projections and fits not cached yet in a background
         process (the page marks them as computing and switches to them when they arrive),
         instead of building each when it is first asked for.
+    jobs_dir : path, optional
+        Where background jobs (a selection's exact answer) keep their progress and results
+        (default: ``jobs/`` in the workspace's cache folder). Every server worker must be
+        given the same folder.
     **dash_kwargs
         Passed to :class:`dash.Dash`.
 
@@ -86,6 +91,10 @@ def create_app(workspace=None, *, warmup: Warmup | None = None, title: str = "dl
     context = AppContext(provider, sample_cache=sample_cache, samplers=samplers, projections=projections,
                          default_layer=default_layer, default_projection=default_projection)
     dash_kwargs.setdefault("assets_folder", str(ASSETS))
+    if jobs_dir is None:  # beside the workspace's cache, which every worker of one server shares
+        cache_dir = workspace.cache.directory.parent if workspace is not None else warmup.kwargs.get("cache_dir")
+        jobs_dir = Path(cache_dir if cache_dir is not None else default_cache_dir()) / "jobs"
+    dash_kwargs.setdefault("background_callback_manager", jobs_manager(jobs_dir))
     app = Dash(__name__, title=title, update_title=None, **dash_kwargs)
 
     def serve_layout():

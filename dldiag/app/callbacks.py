@@ -315,13 +315,53 @@ def slide_heights(screen) -> dict | None:
 
 
 def panel_outputs(meta: AppMeta, svc: Diagnosis, sample_params: dict, panel_params: dict):
-    """(top-k, heatmap, argmax, confusion figures, group label) for the current group."""
+    """(top-k, heatmap, argmax, confusion figures, group label, exact answer pending) for the current group."""
     state = _state_of(meta, sample_params, panel=panel_params)
     heights = slide_heights(panel_params.get("screen"))
     view = views.panel_figures(svc, state, selected_items(svc, state.sel, meta), heights=heights)
     counts = view["counts"]
     label = f"{view['group']} — {counts['full']:,} items in the data, {counts['sample']:,} in the sample"
-    return view["topk"], view["heatmap"], view["argmax"], view["confusion"], label
+    return view["topk"], view["heatmap"], view["argmax"], view["confusion"], label, view["exact_pending"]
+
+
+#: Least seconds between two progress reports of a background job (each is a write to its cache).
+PROGRESS_EVERY_S = 0.5
+
+
+def exact_cached(meta: AppMeta, svc: Diagnosis, sel: str | None) -> bool:
+    """Whether the exact answer of the selection ``sel`` is in the cache (False without one)."""
+    items = selected_items(svc, sel, meta)
+    return items is not None and len(items) > 0 and svc.exact_aggregates(items, svc.ws.layers[0], "flat") is not None
+
+
+def exact_job(meta: AppMeta, svc: Diagnosis, sel: str | None, set_progress) -> str:
+    """The body of the exact-answer job: the selection's exact pass, unless cached; its digest.
+
+    Runs in a process forked from the server's: it passes the items with a model pool of its
+    own (a lock held by a request thread at the fork would never be released in the child).
+    ``set_progress`` gets ``(done, total, text)``, at most every :data:`PROGRESS_EVERY_S`.
+    Nothing to do (no selection): ``no_update``.
+    """
+    import time
+
+    from ..replicas import ModelPool
+
+    items = selected_items(svc, sel, meta)
+    if items is None or not len(items):
+        return no_update
+    total = len(items)
+    last = [0.0]
+
+    def report(done, _total):
+        now = time.monotonic()
+        if done == total or now - last[0] >= PROGRESS_EVERY_S:
+            last[0] = now
+            set_progress((str(done), str(total), f"{done:,} of {total:,} items"))
+
+    if svc.exact_aggregates(items, svc.ws.layers[0], "flat") is None:
+        set_progress(("0", str(total), f"0 of {total:,} items"))
+        svc.exact_pass(items, on_progress=report, pool=ModelPool(svc.ws.pool.model, size=1))
+    return str(sel)
 
 
 GALLERY_PAGE = 24
@@ -678,20 +718,61 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
     @app.callback(
         Output("topk-graph", "figure"), Output("heatmap-graph", "figure"), Output("argmax-graph", "figure"),
         Output("confusion-graph", "figure"), Output("group-label", "children"), Output("confusion-shown", "data"),
-        Output("selection-info", "children"), Output("panels-error", "children"),
-        Input("sample-params", "data"), Input("panel-params", "data"),
+        Output("selection-info", "children"), Output("exact-start", "style"), Output("exact-poll", "disabled"),
+        Output("panels-error", "children"),
+        Input("sample-params", "data"), Input("panel-params", "data"), Input("exact-ready", "data"),
         State("confusion-shown", "data"),
     )
-    @guarded("Updating the panels", 8, 7)
-    def panels(sample_params, panel_params, shown):
+    @guarded("Updating the panels", 10, 9)
+    def panels(sample_params, panel_params, _exact_done, shown):
         if not sample_params or not panel_params:
             raise PreventUpdate
         meta, svc = context.get()
-        topk, heat, argmax, confusion, label = panel_outputs(meta, svc, sample_params, panel_params)
+        topk, heat, argmax, confusion, label, pending = panel_outputs(meta, svc, sample_params, panel_params)
         confusion, key = confusion_update(confusion, meta, sample_params, panel_params, shown)
         if key == shown:
             confusion = spec_to_patch(confusion)
-        return topk, heat, argmax, confusion, label, key, selection_info(meta, svc, panel_params.get("sel")), None
+        start = {"display": "inline-block"} if pending else {"display": "none"}
+        return (topk, heat, argmax, confusion, label, key, selection_info(meta, svc, panel_params.get("sel")), start,
+                not pending, None)
+
+    # A selection's exact answer: every selected item passed forward in a background job (a
+    # process of Dash's DiskcacheManager), with progress and Cancel under the latent view. A
+    # new selection cancels the job of the previous one; the panels redraw when it ends.
+    @app.callback(
+        Output("exact-done", "data"),
+        Input("group-params", "data"), Input("exact-start", "n_clicks"),
+        background=True,
+        running=[(Output("exact-row", "style"), {"display": "flex"}, {"display": "none"})],
+        progress=[Output("exact-progress", "value"), Output("exact-progress", "max"),
+                  Output("exact-label", "children")],
+        cancel=[Input("exact-cancel", "n_clicks")],
+        prevent_initial_call=True,
+    )
+    def exact(set_progress, group_params, _start):
+        import torch
+
+        # This runs in the job's own process, forked from the server's: torch's OpenMP pool does
+        # not survive a fork (a forward pass with more than one thread hangs there, measured),
+        # so the job's torch runs on one thread, as a DataLoader worker's does.
+        torch.set_num_threads(1)
+        meta, svc = context.get()
+        return exact_job(meta, svc, (group_params or {}).get("sel"), set_progress)
+
+    # The panels learn that the job has ended by polling the cache while they show a selection's
+    # sample answer alone: a callback fed, even through others, by the output of a running
+    # background callback waits until that job ends (dash-renderer), and the panels must show
+    # the sample's answer at once.
+    @app.callback(
+        Output("exact-ready", "data"),
+        Input("exact-poll", "n_intervals"), State("panel-params", "data"),
+        prevent_initial_call=True,
+    )
+    def exact_poll(n, panel_params):
+        meta, svc = context.get()
+        if not exact_cached(meta, svc, (panel_params or {}).get("sel")):
+            raise PreventUpdate
+        return {"sel": panel_params["sel"], "n": n}
 
     @app.callback(
         Output("gallery", "children"), Output("gallery-info", "children"), Output("gallery-more", "style"),

@@ -243,6 +243,9 @@ def build_layout(meta: AppMeta, state: ViewState | None = None, *, title: str | 
         dcc.Store(id="confusion-shown"),
         dcc.Store(id="gallery-shown"),
         dcc.Store(id="save-sink"),
+        dcc.Store(id="exact-done"),  # the selection whose exact answer a background job has cached
+        dcc.Store(id="exact-ready"),  # set by the poll below when that answer is in the cache
+        dcc.Interval(id="exact-poll", interval=1000, disabled=True),  # on while the panels wait for it
         dcc.Download(id="download"),
     ]
     header = html.Header(className="topbar", children=[
@@ -264,7 +267,7 @@ def build_layout(meta: AppMeta, state: ViewState | None = None, *, title: str | 
     captions = dict(PANELS)
     selection_info = html.Div(id="selection-info", className="selection-info")
     main = html.Main(className="grid", children=[
-        _panel("latent", captions["latent"], below=[selection_info]),
+        _panel("latent", captions["latent"], below=[selection_info, exact_row()]),
         html.Div(className="group-stack", children=[group_bar, _gallery_panel()]),
         _panel("topk", captions["topk"]),
         _panel("heatmap", captions["heatmap"]),
@@ -293,6 +296,24 @@ def build_layout(meta: AppMeta, state: ViewState | None = None, *, title: str | 
         html.Div(id="experiments-view", style=experiments_style, children=experiments_view(meta)),
         glossary_section(),
         dcc.Tooltip(id="latent-tooltip", direction="right", className="tooltip", loading_text="…"),
+    ])
+
+
+def exact_row() -> html.Div:
+    """Progress of a selection's exact answer (a background job), with its Cancel button.
+
+    Hidden until a job runs (the callback's ``running`` shows it); the button to start it again
+    stays beside the selection line after a cancel.
+    """
+    return html.Div(className="exact-box", children=[
+        html.Div(id="exact-row", className="exact-row", style={"display": "none"}, children=[
+            html.Span("Exact answer over the selection:", className="exact-title"),
+            html.Progress(id="exact-progress", value="0", max="1", className="exact-progress"),
+            html.Span(id="exact-label", className="exact-label"),
+            html.Button("Cancel", id="exact-cancel", className="btn btn-small", n_clicks=0),
+        ]),
+        html.Button("Compute the exact answer", id="exact-start", className="btn btn-small exact-start", n_clicks=0,
+                    title="pass every selected item forward, in the background; the panels update when it ends"),
     ])
 
 

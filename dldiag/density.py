@@ -38,6 +38,7 @@ __all__ = [
     "render",
     "png_bytes",
     "data_uri",
+    "warm_up",
     "HOW",
     "MAX_PIXELS",
     "MAX_CATEGORIES",
@@ -72,7 +73,7 @@ def _check_range(name: str, value) -> tuple[float, float]:
                              f"got {shown(value)}")
     lo, hi = float(lo), float(hi)
     # a span below float precision at this magnitude would map every point to one pixel
-    if not hi > lo or (hi - lo) <= 1e-9 * max(abs(lo), abs(hi), 1e-300):
+    if not hi > lo or (hi - lo) <= 1e-9 * max(abs(lo), abs(hi), 1e-300) or not math.isfinite(hi - lo):
         raise ValueError(f"{name} must be a pair (low, high) of finite numbers with low < high; "
                          f"got {shown(value)}")
     return lo, hi
@@ -254,3 +255,19 @@ def png_bytes(rgba: np.ndarray, *, compress_level: int = 6) -> bytes:
 def data_uri(rgba: np.ndarray) -> str:
     """``data:image/png;base64,…`` of an RGBA image: what a plotly layout image's ``source`` takes."""
     return "data:image/png;base64," + base64.b64encode(png_bytes(rgba)).decode("ascii")
+
+
+def warm_up() -> float:
+    """Compile datashader's kernels (numba, per process) on a 2×2 image; returns the seconds taken.
+
+    The first render of a process otherwise spends about 3 s compiling (measured on 2 cores):
+    the app calls this before its first density view, so that view is drawn at the warm speed.
+    """
+    import time
+
+    start = time.perf_counter()
+    pts = np.array([[0.0, 0.0], [0.5, 0.5]])
+    vp = Viewport((-1.0, 1.0), (-1.0, 1.0), 2, 2)
+    render(pts, vp, np.array([0, 1], dtype=np.uint8), ["#000000", "#FFFFFF"])
+    render(pts, vp)
+    return time.perf_counter() - start

@@ -600,7 +600,7 @@ def density_layer(xy: np.ndarray, codes: np.ndarray, colors, viewport: density.V
 
 def latent_figure(xy: np.ndarray, style: LatentStyle, *, title: str, present: bool = False,
                   projection: str = "", height: int | None = None, for_screen: bool = True,
-                  viewport: density.Viewport | None = None) -> dict:
+                  viewport: density.Viewport | None = None, dense: bool | None = None) -> dict:
     """The latent view: every item of D, with the sample's items (their item index in
     ``customdata``) on top.
 
@@ -612,10 +612,11 @@ def latent_figure(xy: np.ndarray, style: LatentStyle, *, title: str, present: bo
     axes start on every item's extent either way. Traces 2.. are legend entries. Hover labels
     are off: the app shows a tooltip with the item's thumbnail instead. Box and lasso
     selections are resolved on the server against every item, whatever is drawn.
-    ``for_screen=False`` leaves out the toolbar's band (an export).
+    ``for_screen=False`` leaves out the toolbar's band (an export). ``dense`` forces one way
+    or the other (the benchmark times the density view at every N).
     """
     xy = np.asarray(xy, dtype=np.float32)
-    dense = uses_density(len(xy))
+    dense = uses_density(len(xy)) if dense is None else bool(dense)
     if dense:
         background = dict(type="scattergl", x=[], y=[], customdata=[], mode="markers", name="all items",
                           showlegend=False, hoverinfo="none")

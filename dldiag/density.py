@@ -39,6 +39,7 @@ __all__ = [
     "png_bytes",
     "data_uri",
     "warm_up",
+    "padded_categories",
     "HOW",
     "MAX_PIXELS",
     "MAX_CATEGORIES",
@@ -51,13 +52,22 @@ HOW = ("eq_hist", "log", "linear")
 #: Most pixels along either side of an image.
 MAX_PIXELS = 4096
 #: Most categories of a per-category render: the counts take width × height × categories
-#: × 4 bytes (100 classes at 900×600 px: 216 MB), so more than this is refused.
-MAX_CATEGORIES = 256
+#: × 4 bytes (64 at 800×500 px: 102 MB), so more than this is refused.
+MAX_CATEGORIES = 64
 #: Opacity (0-255) of the densest pixel and of the sparsest non-empty one. The image is a
 #: background for the sample's points, drawn in the same colours: kept below opaque so that
 #: a point stays visible on the densest pixels, and above 0 so that a lone item shows.
 DEFAULT_ALPHA = 170
 DEFAULT_MIN_ALPHA = 45
+#: datashader compiles its per-category counting (numba) anew for every number of categories,
+#: about 1 s each; the categories are padded with unused ones to a multiple of this, so that
+#: the few counts one data set's colour modes need (1, 2, 3, C, C + 1) share compilations.
+CATEGORY_STEP = 4
+
+
+def padded_categories(n: int) -> int:
+    """How many categories a render of ``n`` categories counts into (see :data:`CATEGORY_STEP`)."""
+    return max(CATEGORY_STEP, -(-int(n) // CATEGORY_STEP) * CATEGORY_STEP)
 
 
 def _check_range(name: str, value) -> tuple[float, float]:
@@ -220,8 +230,9 @@ def render(points: np.ndarray, viewport: Viewport, categories: np.ndarray | None
         if len(codes) and (codes.min() < 0 or codes.max() >= len(colors)):
             bad = int(codes.min()) if codes.min() < 0 else int(codes.max())
             raise ValueError(f"categories must be in [0, {len(colors) - 1}] (one colour each); got {bad}")
-        dtype = np.int8 if len(colors) <= 127 else np.int16
-        frame["c"] = pd.Categorical.from_codes(codes.astype(dtype, copy=False), categories=range(len(colors)))
+        n_cat = padded_categories(len(colors))
+        dtype = np.int8 if n_cat <= 127 else np.int16
+        frame["c"] = pd.Categorical.from_codes(codes.astype(dtype, copy=False), categories=range(n_cat))
     empty = np.zeros((vp.height, vp.width, 4), dtype=np.uint8)
     if not len(pts):
         return empty
@@ -232,7 +243,8 @@ def render(points: np.ndarray, viewport: Viewport, categories: np.ndarray | None
     if not int(total.max()):
         return empty  # shade would equalise a histogram of zeros (and warn)
     if categories is not None:
-        img = tf.shade(agg, color_key=colors, how=how, alpha=alpha, min_alpha=min_alpha)
+        padding = ["#000000"] * (agg.shape[2] - len(colors))  # counts 0 everywhere: no colour shows
+        img = tf.shade(agg, color_key=colors + padding, how=how, alpha=alpha, min_alpha=min_alpha)
     else:
         img = tf.shade(agg, cmap=colors[0], how=how, alpha=alpha, min_alpha=min_alpha)
     # datashader packs RGBA little-endian into uint32, row 0 at the bottom (low y)
@@ -257,17 +269,27 @@ def data_uri(rgba: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(rgba)).decode("ascii")
 
 
-def warm_up() -> float:
+def warm_up(category_counts=(1,)) -> float:
     """Compile datashader's kernels (numba, per process) on a 2×2 image; returns the seconds taken.
 
-    The first render of a process otherwise spends about 3 s compiling (measured on 2 cores):
-    the app calls this before its first density view, so that view is drawn at the warm speed.
+    Parameters
+    ----------
+    category_counts : iterable of int
+        The numbers of categories to compile the counting for (each padded, see
+        :data:`CATEGORY_STEP`); the plain count mode is compiled too.
+
+    Notes
+    -----
+    The first render of a process otherwise spends 1-3 s compiling, and each new (padded)
+    number of categories about 1 s more (measured on 2 busy cores): the app calls this before
+    its first density view, so that every colour mode is drawn at the warm speed.
     """
     import time
 
     start = time.perf_counter()
     pts = np.array([[0.0, 0.0], [0.5, 0.5]])
     vp = Viewport((-1.0, 1.0), (-1.0, 1.0), 2, 2)
-    render(pts, vp, np.array([0, 1], dtype=np.uint8), ["#000000", "#FFFFFF"])
     render(pts, vp)
+    for n in sorted({padded_categories(n) for n in category_counts}):
+        render(pts, vp, np.array([0, 0]), ["#000000"] * n)
     return time.perf_counter() - start

@@ -1029,3 +1029,16 @@ def test_the_latent_patch_sends_a_new_density_image_for_the_viewport_not_every_i
     assert (image["x"], image["y"], image["sizex"], image["sizey"]) == (0.0, 0.5, 1.0, 1.5)
     sample_only = F.latent_patch_spec(style, xy, title="t", present=False, parts=("sample",))
     assert ("layout", "images") not in sample_only  # a new sample leaves the density as it is
+
+
+def test_a_density_of_more_classes_than_it_can_shade_is_one_grey():
+    from dldiag import density
+    from dldiag.palette import class_colors
+
+    n_classes = density.MAX_CATEGORIES + 1
+    xy = np.random.default_rng(0).normal(size=(2000, 2))
+    codes = np.arange(2000) % n_classes
+    layer = F.density_layer(xy, codes, class_colors(n_classes), F.density_viewport(xy))
+    rgba = _png_rgba(layer["source"])
+    lit = rgba[rgba[..., 3] > 0][:, :3]
+    assert {"#" + "".join(f"{v:02X}" for v in c) for c in lit} == {F.DENSITY_GREY.upper()}

@@ -41,6 +41,7 @@ __all__ = [
     "uses_density",
     "density_viewport",
     "density_layer",
+    "density_category_counts",
     "topk_figure",
     "heatmap_figure",
     "unit_mosaic",
@@ -589,9 +590,23 @@ def density_viewport(xy: np.ndarray, present: bool = False, x_range=None, y_rang
                             full.y_range if y_range is None else y_range, width, height)
 
 
+def density_category_counts(n_classes: int) -> tuple[int, ...]:
+    """The numbers of colour codes :func:`latent_background` gives in each colour mode, with and
+    without a group (what :func:`dldiag.density.warm_up` compiles for)."""
+    n = int(n_classes)
+    return tuple(sorted({1, 2, 3, n, n + 1}))
+
+
 def density_layer(xy: np.ndarray, codes: np.ndarray, colors, viewport: density.Viewport) -> dict:
     """A ``layout.images`` entry: the density of ``xy`` per code (coloured ``colors``), rendered
-    for ``viewport`` and stretched onto exactly that rectangle of the axes, under the traces."""
+    for ``viewport`` and stretched onto exactly that rectangle of the axes, under the traces.
+
+    More codes than :data:`dldiag.density.MAX_CATEGORIES` (a data set of that many classes)
+    are shaded as one, in :data:`DENSITY_GREY`: their counts would take too much memory, and
+    that many hues do not tell classes apart anyway (the points on top and hover do).
+    """
+    if len(colors) > density.MAX_CATEGORIES:
+        codes, colors = None, [DENSITY_GREY]
     rgba = density.render(xy, viewport, codes, colors)
     (x0, x1), (y0, y1) = viewport.x_range, viewport.y_range
     return dict(source=density.data_uri(rgba), xref="x", yref="y", x=x0, y=y1, sizex=x1 - x0, sizey=y1 - y0,

@@ -15,7 +15,7 @@ Examples
 >>> import numpy as np
 >>> pts = np.array([[0.1, 0.9], [0.2, 0.8]])
 >>> vp = Viewport((0.0, 1.0), (0.0, 1.0), 4, 4)
->>> rgba = render(pts, vp)
+>>> rgba = render(pts, vp, spread=0)  # no spreading: one lit pixel
 >>> rgba.shape, int((rgba[..., 3] > 0).sum())
 ((4, 4, 4), 1)
 """
@@ -45,6 +45,7 @@ __all__ = [
     "MAX_CATEGORIES",
     "DEFAULT_ALPHA",
     "DEFAULT_MIN_ALPHA",
+    "DEFAULT_SPREAD",
 ]
 
 #: How counts become opacity (datashader's ``how``), the first the default.
@@ -56,9 +57,15 @@ MAX_PIXELS = 4096
 MAX_CATEGORIES = 64
 #: Opacity (0-255) of the densest pixel and of the sparsest non-empty one. The image is a
 #: background for the sample's points, drawn in the same colours: kept below opaque so that
-#: a point stays visible on the densest pixels, and above 0 so that a lone item shows.
+#: a point stays visible on the densest pixels. The sparsest at 90 (35 %), not datashader's
+#: 40: zoomed in, most pixels hold one item, all at the least opacity, and at 45 a zoomed
+#: view of 200,000 items looked empty (checked on screenshots).
 DEFAULT_ALPHA = 170
-DEFAULT_MIN_ALPHA = 45
+DEFAULT_MIN_ALPHA = 90
+#: Most pixels a lone point is grown by (see :func:`render`), and the share of lit pixels
+#: with a lit neighbour below which datashader's ``dynspread`` keeps growing them.
+DEFAULT_SPREAD = 1
+SPREAD_THRESHOLD = 0.5
 #: datashader compiles its per-category counting (numba) anew for every number of categories,
 #: about 1 s each; the categories are padded with unused ones to a multiple of this, so that
 #: the few counts one data set's colour modes need (1, 2, 3, C, C + 1) share compilations.
@@ -168,7 +175,7 @@ def _check_colors(colors) -> list[str]:
 
 def render(points: np.ndarray, viewport: Viewport, categories: np.ndarray | None = None,
            colors=("#262626",), *, how: str = "eq_hist", alpha: int = DEFAULT_ALPHA,
-           min_alpha: int = DEFAULT_MIN_ALPHA) -> np.ndarray:
+           min_alpha: int = DEFAULT_MIN_ALPHA, spread: int = DEFAULT_SPREAD) -> np.ndarray:
     """The density of ``points`` in ``viewport`` as an RGBA image, row 0 at the top.
 
     Parameters
@@ -191,6 +198,10 @@ def render(points: np.ndarray, viewport: Viewport, categories: np.ndarray | None
         viewport.
     alpha, min_alpha : int
         Opacity (0-255) of the densest and the sparsest non-empty pixel.
+    spread : int
+        Most pixels a lone point grows by on each side (datashader's ``dynspread``, which
+        grows them only while few pixels are lit): zoomed in, a million points are single
+        faint pixels apart, and a point one pixel wide is lost on a screen. 0: no spreading.
 
     Returns
     -------
@@ -214,6 +225,8 @@ def render(points: np.ndarray, viewport: Viewport, categories: np.ndarray | None
     for name, value in (("alpha", alpha), ("min_alpha", min_alpha)):
         if isinstance(value, bool) or not isinstance(value, (Integral, np.integer)) or not 0 <= value <= 255:
             raise ValueError(f"{name} must be an integer in [0, 255]; got {shown(value)}")
+    if isinstance(spread, bool) or not isinstance(spread, (Integral, np.integer)) or not 0 <= spread <= 8:
+        raise ValueError(f"spread must be an integer number of pixels in [0, 8]; got {shown(spread)}")
     if min_alpha > alpha:
         raise ValueError(f"min_alpha must be at most alpha ({alpha}); got {min_alpha}")
     colors = _check_colors(colors)
@@ -247,6 +260,8 @@ def render(points: np.ndarray, viewport: Viewport, categories: np.ndarray | None
         img = tf.shade(agg, color_key=colors + padding, how=how, alpha=alpha, min_alpha=min_alpha)
     else:
         img = tf.shade(agg, cmap=colors[0], how=how, alpha=alpha, min_alpha=min_alpha)
+    if spread:
+        img = tf.dynspread(img, threshold=SPREAD_THRESHOLD, max_px=spread)
     # datashader packs RGBA little-endian into uint32, row 0 at the bottom (low y)
     rgba = np.ascontiguousarray(img.data, dtype="<u4").view(np.uint8).reshape(vp.height, vp.width, 4)
     return np.ascontiguousarray(rgba[::-1])

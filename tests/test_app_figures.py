@@ -1007,14 +1007,18 @@ def test_the_density_is_shaded_in_the_colour_modes_colours(monkeypatch):
     def colours(region, mode):
         style = F.latent_style(y, p, members, color_by=mode, class_names=names, sampler="vas")
         rgba = _png_rgba(F.latent_figure(xy, style, title="t")["layout"]["images"][0]["source"])[:, region]
-        lit = rgba[rgba[..., 3] > 0][:, :3]
-        return {"#" + "".join(f"{v:02X}" for v in c) for c in lit}
+        return rgba[rgba[..., 3] > 0][:, :3].astype(int)
 
-    assert colours(left, "true") == {F.class_color(0, 2)} and colours(right, "true") == {F.class_color(1, 2)}
+    def near(lit, color):  # lone points are spread over their neighbours: compositing rounds by 1
+        return np.abs(lit - [int(color[i:i + 2], 16) for i in (1, 3, 5)]).max(axis=1) <= 2
+
+    assert near(colours(left, "true"), F.class_color(0, 2)).all()
+    assert near(colours(right, "true"), F.class_color(1, 2)).all()
     from dldiag.palette import OUTCOME_COLORS
 
-    assert {OUTCOME_COLORS["correct"], OUTCOME_COLORS["incorrect"]} <= colours(left, "outcome")
-    assert colours(left, "sample") == {F.DENSITY_GREY.upper()}
+    outcome = colours(left, "outcome")
+    assert near(outcome, OUTCOME_COLORS["correct"]).any() and near(outcome, OUTCOME_COLORS["incorrect"]).any()
+    assert near(colours(left, "sample"), F.DENSITY_GREY).all()
 
 
 def test_the_latent_patch_sends_a_new_density_image_for_the_viewport_not_every_item(monkeypatch):
@@ -1040,5 +1044,6 @@ def test_a_density_of_more_classes_than_it_can_shade_is_one_grey():
     codes = np.arange(2000) % n_classes
     layer = F.density_layer(xy, codes, class_colors(n_classes), F.density_viewport(xy))
     rgba = _png_rgba(layer["source"])
-    lit = rgba[rgba[..., 3] > 0][:, :3]
-    assert {"#" + "".join(f"{v:02X}" for v in c) for c in lit} == {F.DENSITY_GREY.upper()}
+    lit = rgba[rgba[..., 3] > 0][:, :3].astype(int)
+    grey = [int(F.DENSITY_GREY[i:i + 2], 16) for i in (1, 3, 5)]
+    assert np.abs(lit - grey).max() <= 2  # one grey (spread pixels composited round by 1)

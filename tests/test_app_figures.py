@@ -944,3 +944,106 @@ def test_the_latent_view_highlights_the_group_and_dims_the_rest():
         kw = {"neuron_values": np.arange(300, dtype=np.float32)} if mode == "neuron" else {}
         s = F.latent_style(y, p, members, color_by=mode, class_names=names, sampler="vas", group=group, **kw)
         assert np.all(s.bg_color[~group] == len(s.bg_scale) // 2 - 1)
+
+
+# ------------------------------------------------------------------ the density view (N > DENSITY_THRESHOLD)
+
+def _png_rgba(uri: str) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    assert uri.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGBA"))
+
+
+def test_below_the_threshold_the_latent_view_is_the_scatter_of_every_item(monkeypatch):
+    monkeypatch.setattr(F, "DENSITY_THRESHOLD", 1000)
+    y, p, members, names = _latent_inputs(n=1000)
+    xy = np.random.default_rng(1).normal(size=(1000, 2))
+    style = F.latent_style(y, p, members, color_by="true", class_names=names, sampler="random")
+    fig = F.latent_figure(xy, style, title="t", projection="pca")
+    assert "images" not in fig["layout"] and len(decode(fig["data"][0]["x"])) == 1000
+
+
+def test_above_the_threshold_every_item_is_a_density_image_under_the_samples_points(monkeypatch):
+    monkeypatch.setattr(F, "DENSITY_THRESHOLD", 999)
+    y, p, members, names = _latent_inputs(n=1000)
+    xy = np.random.default_rng(1).normal(size=(1000, 2))
+    style = F.latent_style(y, p, members, color_by="true", class_names=names, sampler="random")
+    fig = F.latent_figure(xy, style, title="t", projection="pca")
+    valid(fig)
+    bg, fg = fig["data"][0], fig["data"][1]
+    assert bg["x"] == [] and bg["customdata"] == []  # no item of D travels as a point
+    # only the sample's points, with their item indices, and they carry the hover now
+    assert fg["customdata"] == np.flatnonzero(members).tolist() and fg["hoverinfo"] == "none"
+    np.testing.assert_allclose(decode(fg["x"]), xy[members, 0].astype(np.float32))
+    (image,) = fig["layout"]["images"]
+    full = F.density_viewport(xy.astype(np.float32))  # the figure's positions are float32
+    assert (image["xref"], image["yref"], image["sizing"], image["layer"]) == ("x", "y", "stretch", "below")
+    assert (image["x"], image["y"]) == (full.x_range[0], full.y_range[1])  # left, top
+    assert image["sizex"] == pytest.approx(np.ptp(full.x_range))
+    assert image["sizey"] == pytest.approx(np.ptp(full.y_range))
+    assert fig["layout"]["xaxis"]["range"] == list(full.x_range)  # an image takes no part in autorange
+    rgba = _png_rgba(image["source"])
+    assert rgba.shape == (F.DENSITY_PIXELS[False][1], F.DENSITY_PIXELS[False][0], 4)
+    assert rgba[..., 3].any()
+    assert [t["name"] for t in fig["data"][2:] if t["visible"]] == names  # the legend explains the colours
+
+
+def test_the_density_is_shaded_in_the_colour_modes_colours(monkeypatch):
+    monkeypatch.setattr(F, "DENSITY_THRESHOLD", 10)
+    # class 0 in the left half, class 1 in the right; half of them mistaken
+    n = 400
+    y = np.repeat([0, 1], n // 2)
+    p = np.where(np.arange(n) % 2 == 0, y, 1 - y)
+    rng = np.random.default_rng(0)
+    xy = np.column_stack([np.where(y == 0, rng.uniform(0, 1, n), rng.uniform(3, 4, n)), rng.uniform(0, 1, n)])
+    members = np.zeros(n, bool)
+    names = ["a", "b"]
+    vp = F.density_viewport(xy)
+    left, right = slice(0, vp.width // 4), slice(3 * vp.width // 4, vp.width)
+
+    def colours(region, mode):
+        style = F.latent_style(y, p, members, color_by=mode, class_names=names, sampler="vas")
+        rgba = _png_rgba(F.latent_figure(xy, style, title="t")["layout"]["images"][0]["source"])[:, region]
+        return rgba[rgba[..., 3] > 0][:, :3].astype(int)
+
+    def near(lit, color):  # lone points are spread over their neighbours: compositing rounds by 1
+        return np.abs(lit - [int(color[i:i + 2], 16) for i in (1, 3, 5)]).max(axis=1) <= 2
+
+    assert near(colours(left, "true"), F.class_color(0, 2)).all()
+    assert near(colours(right, "true"), F.class_color(1, 2)).all()
+    from dldiag.palette import OUTCOME_COLORS
+
+    outcome = colours(left, "outcome")
+    assert near(outcome, OUTCOME_COLORS["correct"]).any() and near(outcome, OUTCOME_COLORS["incorrect"]).any()
+    assert near(colours(left, "sample"), F.DENSITY_GREY).all()
+
+
+def test_the_latent_patch_sends_a_new_density_image_for_the_viewport_not_every_item(monkeypatch):
+    monkeypatch.setattr(F, "DENSITY_THRESHOLD", 999)
+    y, p, members, names = _latent_inputs(n=1000)
+    xy = np.random.default_rng(1).normal(size=(1000, 2))
+    style = F.latent_style(y, p, members, color_by="outcome", class_names=names, sampler="random")
+    zoom = F.density_viewport(xy, x_range=(0.0, 1.0), y_range=(-1.0, 0.5))
+    spec = F.latent_patch_spec(style, xy, title="t", present=False, parts=("color",), viewport=zoom)
+    assert not any(path[:2] == ("data", 0) for path in spec)
+    (image,) = spec[("layout", "images")]
+    assert (image["x"], image["y"], image["sizex"], image["sizey"]) == (0.0, 0.5, 1.0, 1.5)
+    sample_only = F.latent_patch_spec(style, xy, title="t", present=False, parts=("sample",))
+    assert ("layout", "images") not in sample_only  # a new sample leaves the density as it is
+
+
+def test_a_density_of_more_classes_than_it_can_shade_is_one_grey():
+    from dldiag import density
+    from dldiag.palette import class_colors
+
+    n_classes = density.MAX_CATEGORIES + 1
+    xy = np.random.default_rng(0).normal(size=(2000, 2))
+    codes = np.arange(2000) % n_classes
+    layer = F.density_layer(xy, codes, class_colors(n_classes), F.density_viewport(xy))
+    rgba = _png_rgba(layer["source"])
+    lit = rgba[rgba[..., 3] > 0][:, :3].astype(int)
+    grey = [int(F.DENSITY_GREY[i:i + 2], 16) for i in (1, 3, 5)]
+    assert np.abs(lit - grey).max() <= 2  # one grey (spread pixels composited round by 1)

@@ -23,11 +23,14 @@ Modules: :mod:`.state` (view state and URL), :mod:`.service` (questions to a wor
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from dash import Dash, html
 
+from .. import density
 from ..cache import ArrayCache, default_cache_dir
+from . import figures as F
 from .callbacks import AppContext, register, register_boot
 from .jobs import jobs_manager
 from .layout import build_layout, loading_layout
@@ -107,6 +110,10 @@ def create_app(workspace=None, *, warmup: Warmup | None = None, title: str = "dl
     app.validation_layout = html.Div([build_layout(_PLACEHOLDER_META, title=title), loading_layout({})])
     register(app, context, title=title)
     register_boot(app, provider)
+    if workspace is not None and F.uses_density(workspace.n_items):
+        # compiled beside the server's start, so the first density view is drawn warm
+        counts = F.density_category_counts(len(workspace.dataset.class_names))
+        threading.Thread(target=density.warm_up, args=(counts,), name="dldiag-density-warm-up", daemon=True).start()
     if warmup is not None:
         app.server.before_request(lambda: warmup.start())
     return app

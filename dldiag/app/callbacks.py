@@ -56,6 +56,9 @@ __all__ = [
     "confusion_update",
     "summary_outputs",
     "latent_outputs",
+    "latent_range_after",
+    "parse_relayout",
+    "relayout_outputs",
     "tooltip_outputs",
     "selected_items",
     "export_outputs",
@@ -471,7 +474,7 @@ def shown_projection(meta: AppMeta, asked: str, pending) -> str:
 
 
 def latent_outputs(meta: AppMeta, svc: Diagnosis, latent_params: dict, sample_params: dict,
-                   shown: str | None, triggered: set, pending_projections=()):
+                   shown: str | None, triggered: set, pending_projections=(), view_range: dict | None = None):
     """(kind, value, shown key): the whole figure only for a new projection.
 
     ``kind`` is ``"figure"`` (a figure dict) when the projection or presentation mode
@@ -479,6 +482,9 @@ def latent_outputs(meta: AppMeta, svc: Diagnosis, latent_params: dict, sample_pa
     :func:`figures.latent_patch_spec`). A projection in ``pending_projections`` (being built
     in the background) is drawn as the first ready one until it arrives; the title says so,
     and the key of what is shown changes when it arrives, so the view switches in place.
+    Above :data:`figures.DENSITY_THRESHOLD` items the density image is rendered for
+    ``view_range`` (the latent-range store, see :func:`relayout_outputs`) when it is of the
+    projection drawn.
     """
     state = _latent_state(meta, sample_params, latent_params)
     idx = svc.sample_indices(SampleParams.from_state(state))
@@ -489,12 +495,13 @@ def latent_outputs(meta: AppMeta, svc: Diagnosis, latent_params: dict, sample_pa
                                neuron_name=views.latent_neuron_name(svc, state))
     key = f"{drawn}|{int(state.present)}"
     xy = svc.projection(drawn)
+    viewport = views.latent_viewport(xy, state, view_range, drawn) if F.uses_density(len(xy)) else None
     # The selection, redrawn from its shape (after a reload, a link, or a clear); only in the
     # projection it was drawn in.
     shape = parse_selection(state.sel, meta.projections)
     shapes = [shape.shape()] if shape is not None and shape.projection == drawn else []
     if shown != key:
-        fig = F.latent_figure(xy, style, title=title, present=state.present, projection=drawn)
+        fig = F.latent_figure(xy, style, title=title, present=state.present, projection=drawn, viewport=viewport)
         fig["layout"]["selections"] = shapes
         return "figure", fig, key
     parts = set()
@@ -502,12 +509,121 @@ def latent_outputs(meta: AppMeta, svc: Diagnosis, latent_params: dict, sample_pa
         parts.add("sample")
     if "latent-params" in triggered or not parts:
         parts.add("color")
-    spec = F.latent_patch_spec(style, xy, title=title, present=state.present, parts=tuple(parts))
+    spec = F.latent_patch_spec(style, xy, title=title, present=state.present, parts=tuple(parts), viewport=viewport)
     spec[("layout", "selections")] = shapes
     if not shapes:  # a cleared selection: no point stays dimmed as unselected
         spec[("data", 0, "selectedpoints")] = None
         spec[("data", 1, "selectedpoints")] = None
     return "patch", spec, key
+
+
+def latent_range_after(kind: str, view_range: dict | None, shown_key: str):
+    """The latent-range store after the latent view was redrawn (``kind`` as
+    :func:`latent_outputs` returns it): kept through patches, and through a whole new figure
+    of the same projection (plotly keeps the zoom: the figure's ``uirevision`` is the
+    projection); dropped with a new projection, whose axes start on every item's extent."""
+    if kind == "patch":
+        return view_range
+    drawn = shown_key.split("|", 1)[0]
+    return view_range if isinstance(view_range, dict) and view_range.get("projection") == drawn else None
+
+
+#: Most keys of a relayout event read (plotly sends a handful).
+RELAYOUT_MAX_KEYS = 64
+
+
+def _relayout_number(key: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise ValueError(f"relayoutData's {key} must be a finite number; got {shown(value)}")
+    return float(value)
+
+
+def parse_relayout(relayout_data, current=(None, None)):
+    """The axes' ranges after a zoom, pan or reset of the latent view, from plotly's relayout event.
+
+    Parameters
+    ----------
+    relayout_data : dict
+        As dcc.Graph reports it: ``{"xaxis.range[0]": x0, "xaxis.range[1]": x1, …}`` for a zoom
+        or pan, ``{"xaxis.range": [x0, x1]}``, ``{"xaxis.autorange": true, …}`` for a reset, or
+        keys about anything else (``autosize``, ``dragmode``, ``selections``). It comes from the
+        browser: every value is checked.
+    current : (x_range, y_range)
+        The ranges before the event (None: every item's extent); an axis the event leaves out
+        keeps its own, an end of a range it leaves out keeps its own too.
+
+    Returns
+    -------
+    (x_range, y_range) or None
+        Each ``[low, high]``, or None for every item's extent (a reset); None as a whole when
+        the event changes neither axis.
+
+    Raises
+    ------
+    ValueError
+        If the event is not a dict of at most :data:`RELAYOUT_MAX_KEYS` keys, or a range is
+        not two finite increasing numbers; the message names the key and the value given.
+    """
+    if not isinstance(relayout_data, dict) or len(relayout_data) > RELAYOUT_MAX_KEYS:
+        raise ValueError(f"relayoutData must be a plotly relayout event (an object of at most {RELAYOUT_MAX_KEYS} "
+                         f"keys); got {shown(relayout_data)}")
+    out, changed = [], False
+    for axis, before in zip(("xaxis", "yaxis"), current):
+        data = relayout_data
+        ends = [data.get(f"{axis}.range[0]"), data.get(f"{axis}.range[1]")]
+        if data.get(f"{axis}.autorange") is True:
+            out.append(None)
+            changed = True
+            continue
+        if f"{axis}.range" in data:
+            pair = data[f"{axis}.range"]
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise ValueError(f"relayoutData's {axis}.range must be [low, high]; got {shown(pair)}")
+            ends = list(pair)
+        if ends == [None, None]:
+            out.append(before)
+            continue
+        if None in ends and before is None:
+            # one end moved from every item's extent: the other end is not known here
+            raise ValueError(f"relayoutData must give both {axis}.range[0] and {axis}.range[1]; "
+                             f"got {shown({k: v for k, v in data.items() if k.startswith(axis)})}")
+        lo, hi = (_relayout_number(f"{axis}.range[{i}]", v if v is not None else before[i])
+                  for i, v in enumerate(ends))
+        if not lo < hi:
+            raise ValueError(f"relayoutData's {axis}.range must be increasing (low < high); got [{lo!r}, {hi!r}]")
+        out.append([lo, hi])
+        changed = True
+    return tuple(out) if changed else None
+
+
+def relayout_outputs(meta: AppMeta, svc: Diagnosis, relayout_data, latent_params: dict, sample_params: dict,
+                     view_range: dict | None, pending_projections=()):
+    """(patch spec, latent-range store) of a zoom, pan or reset of the latent view, or None.
+
+    Above :data:`figures.DENSITY_THRESHOLD` items the density image is rendered anew for the
+    axes' new ranges (:func:`parse_relayout`; a reset: every item's extent) and only
+    ``layout.images`` is patched, so that the sample's points and the selection stay as they
+    are. None when there is nothing to redraw: a view below the threshold, an event about
+    something else, or ranges already drawn.
+    """
+    if not F.uses_density(meta.n_items):
+        return None
+    state = _latent_state(meta, sample_params, latent_params)
+    drawn = shown_projection(meta, state.projection, pending_projections)
+    current = (None, None)
+    if isinstance(view_range, dict) and view_range.get("projection") == drawn:
+        current = (view_range.get("x"), view_range.get("y"))
+        for axis, value in zip("xy", current):  # the store came back from the browser
+            if value is not None and not (isinstance(value, list) and len(value) == 2):
+                raise ValueError(f"latent-range's {axis} must be [low, high] or null; got {shown(value)}")
+    ranges = parse_relayout(relayout_data, current)
+    if ranges is None or tuple(ranges) == tuple(current):
+        return None
+    state = replace(state, projection=drawn)
+    new_range = {"projection": drawn, "x": ranges[0], "y": ranges[1]}
+    viewport = views.latent_viewport(svc.projection(drawn), state, new_range, drawn)
+    layer = views.latent_density_layer(svc, state, viewport, selected_items(svc, state.sel, meta))
+    return {("layout", "images"): [layer]}, new_range
 
 
 def spec_to_patch(spec: dict) -> Patch:
@@ -812,22 +928,45 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
         return (*summary_outputs(meta, svc, sample_params, eval_params), None)
 
     @app.callback(
-        Output("latent-graph", "figure"), Output("latent-shown", "data"), Output("latent-error", "children"),
+        Output("latent-graph", "figure"), Output("latent-shown", "data"), Output("latent-range", "data"),
+        Output("latent-error", "children"),
         Input("latent-params", "data"), Input("sample-params", "data"), Input("pending-store", "data"),
-        State("latent-shown", "data"),
+        State("latent-shown", "data"), State("latent-range", "data"),
     )
-    @guarded("Drawing the latent view", 3, 2)
-    def latent(latent_params, sample_params, pending, shown):
+    @guarded("Drawing the latent view", 4, 3)
+    def latent(latent_params, sample_params, pending, shown, view_range):
         if not sample_params or not latent_params:
             raise PreventUpdate
         meta, svc = context.get()
         triggered = {t["prop_id"].split(".")[0] for t in ctx.triggered} if ctx.triggered else set()
         pending_projections = context.pending()["projections"]
         kind, out, key = latent_outputs(meta, svc, latent_params, sample_params, shown, triggered,
-                                        pending_projections)
+                                        pending_projections, view_range)
         if kind == "patch" and triggered == {"pending-store"}:
             raise PreventUpdate  # something else arrived; the projection drawn is unchanged
-        return (spec_to_patch(out) if kind == "patch" else out), key, None
+        new_range = latent_range_after(kind, view_range, key)
+        return (spec_to_patch(out) if kind == "patch" else out), key, _changed(new_range, view_range), None
+
+    # Zoom and pan of a density view: the image is rendered anew for the axes shown and patched
+    # alone (the sample's points and the selection stay). Below the threshold nothing happens.
+    @app.callback(
+        Output("latent-graph", "figure", allow_duplicate=True), Output("latent-range", "data", allow_duplicate=True),
+        Output("latent-error", "children", allow_duplicate=True),
+        Input("latent-graph", "relayoutData"),
+        State("latent-params", "data"), State("sample-params", "data"), State("latent-range", "data"),
+        prevent_initial_call=True,
+    )
+    @guarded("Drawing the latent view's density", 3, 2)
+    def latent_zoom(relayout_data, latent_params, sample_params, view_range):
+        if not relayout_data or not sample_params or not latent_params:
+            raise PreventUpdate
+        meta, svc = context.get()
+        out = relayout_outputs(meta, svc, relayout_data, latent_params, sample_params, view_range,
+                               context.pending()["projections"])
+        if out is None:
+            raise PreventUpdate
+        spec, new_range = out
+        return spec_to_patch(spec), new_range, None
 
     @app.callback(
         Output("pending-store", "data"), Output("pending-poll", "disabled"), Output("projection", "options"),

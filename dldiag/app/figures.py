@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import density
 from ..palette import FULL_COLOR, OUTCOME_COLORS, class_colors, sampler_color
 
 #: Display names of the projections.
@@ -34,6 +35,13 @@ __all__ = [
     "latent_style",
     "latent_figure",
     "latent_patch_spec",
+    "latent_background",
+    "DENSITY_THRESHOLD",
+    "DENSITY_PIXELS",
+    "uses_density",
+    "density_viewport",
+    "density_layer",
+    "density_category_counts",
     "topk_figure",
     "heatmap_figure",
     "unit_mosaic",
@@ -62,6 +70,10 @@ TOOLBAR_PX = 30  # height kept free at the top of an on-screen figure for plotly
 EXPORT_TOP_PX = 12  # above the title of an exported figure (no toolbar there)
 BG_GREY = "#d9d9d9"
 DIM_GREY = "#eef0f3"  # the latent view's items outside the group
+#: Every item in the density image when the sample alone is coloured (sample, neuron): darker
+#: than BG_GREY because the image's opacity (at most density.DEFAULT_ALPHA) lightens it, and
+#: BG_GREY there left the sparse regions invisible.
+DENSITY_GREY = "#7b8794"
 FONT = "Inter, 'Segoe UI', Helvetica, Arial, sans-serif"
 #: Most units of the arg-max panel (c); fewer when the panel is too short for their labels.
 MAX_ARGMAX_BARS = 30
@@ -135,6 +147,17 @@ def class_color(i: int, n_classes: int = 10) -> str:
 
 #: Most entries of the latent view's legend; beyond, the last entry says how many are left out.
 LEGEND_MAX = 20
+#: Above this many items the latent view draws every item as a density image rendered on the
+#: server (:mod:`dldiag.density`), with only the sample's points on top, instead of a WebGL
+#: scatter of them all: a scatter of 50,000 points is already ~1 MB of JSON and a noticeable
+#: redraw for every colour change, and beyond it overlapping points read as a blot. At or below
+#: it the view is the scatter of every item, as before. Read when a figure is built (tests
+#: lower it).
+DENSITY_THRESHOLD = 50_000
+#: (width, height) in pixels of the density image, on screen and in presentation mode: about
+#: the latent view's plot area (:data:`PANEL_HEIGHTS` less title and margins). The image is
+#: stretched onto the axes, so another window size only scales its pixels.
+DENSITY_PIXELS = {False: (800, 500), True: (1100, 660)}
 #: Most classes whose confusion cells carry their counts as text (beyond, hover shows them).
 CONFUSION_TEXT_MAX = 20
 
@@ -399,6 +422,9 @@ class LatentStyle:
     colorbar_title: str | None = None
     slots: int = 2  # legend-only traces of the view: one per class (unused ones hidden)
     title: str = ""
+    #: The colour of each code of ``bg_color`` as the density image shades it (not faded: the
+    #: image's opacity lightens it), see :func:`latent_background`.
+    bg_colors: list = field(default_factory=list)
 
 
 def latent_style(
@@ -439,63 +465,95 @@ def latent_style(
     fg_size = np.where(members, size, 0).astype(np.uint8)
     legend: list[tuple[str, str]] = []
     colorbar_title = None
+    if color_by == "neuron" and neuron_values is None:
+        raise ValueError("color_by='neuron' needs neuron_values")
+    bg, bg_colors = latent_background(y_true, y_pred, color_by=color_by, n_classes=len(class_names), group=group)
+    n_base = len(bg_colors) - (group is not None)  # the group's "outside" code comes last
+    faded = color_by in ("true", "pred", "outcome")
+    bg_scale = _discrete_scale(([fade(c) for c in bg_colors[:n_base]] if faded else [BG_GREY]) + bg_colors[n_base:])
+    bg_range = (-0.5, len(bg_colors) - 0.5)
     if color_by in ("true", "pred"):
-        labels = np.asarray(y_true if color_by == "true" else y_pred)
-        colors = class_colors(len(class_names))
-        codes = labels.astype(np.uint8 if len(colors) < 256 else np.int32)
-        bg = codes
-        fg = codes
-        bg_scale, fg_scale = _discrete_scale([fade(c) for c in colors]), _discrete_scale(colors)
-        rng = (-0.5, len(colors) - 0.5)
-        bg_range = fg_range = rng
+        colors = bg_colors[:n_base]
+        fg = np.asarray(y_true if color_by == "true" else y_pred).astype(np.uint8 if len(colors) < 256 else np.int32)
+        fg_scale = _discrete_scale(colors)
+        fg_range = (-0.5, len(colors) - 0.5)
         legend = list(zip(class_names, colors))
         if len(legend) > LEGEND_MAX:  # a legend of 100 classes reads as noise: hover names them
             rest = len(legend) - (LEGEND_MAX - 1)
             legend = legend[:LEGEND_MAX - 1] + [(f"+ {rest} more classes (hover an item)", BG_GREY)]
     elif color_by == "outcome":
-        codes = (np.asarray(y_true) != np.asarray(y_pred)).astype(np.uint8)
-        colors = [OUTCOME_COLORS["correct"], OUTCOME_COLORS["incorrect"]]
-        bg, fg = codes, codes
-        bg_scale, fg_scale = _discrete_scale([fade(c) for c in colors]), _discrete_scale(colors)
-        bg_range = fg_range = (-0.5, 1.5)
+        colors = bg_colors[:n_base]
+        fg = (np.asarray(y_true) != np.asarray(y_pred)).astype(np.uint8)
+        fg_scale = _discrete_scale(colors)
+        fg_range = (-0.5, 1.5)
         legend = [("correct", colors[0]), ("incorrect", colors[1])]
     elif color_by == "sample":
         col = sampler_color(sampler)
-        bg = np.zeros(n, dtype=np.uint8)
         fg = np.zeros(n, dtype=np.uint8)
-        bg_scale, fg_scale = _discrete_scale([BG_GREY]), _discrete_scale([col])
-        bg_range = fg_range = (-0.5, 0.5)
+        fg_scale = _discrete_scale([col])
+        fg_range = (-0.5, 0.5)
         legend = [(f"in sample ({sampler})", col), ("not in sample", BG_GREY)]
-    elif color_by == "neuron":
-        if neuron_values is None:
-            raise ValueError("color_by='neuron' needs neuron_values")
+    else:  # neuron
         values = np.asarray(neuron_values, dtype=np.float32)
         member_vals = values[members] if members.any() else np.zeros(1, np.float32)
         lo, hi = float(np.min(member_vals)), float(np.max(member_vals))
         if hi <= lo:
             hi = lo + 1.0
         fg = np.where(members, values, lo).astype(np.float32)
-        bg = np.zeros(n, dtype=np.uint8)
-        bg_scale = _discrete_scale([BG_GREY])
-        bg_range = (-0.5, 0.5)
         fg_scale = "Viridis"
         fg_range = (lo, hi)
         colorbar_title = neuron_label or "activation"
         legend = [("not in sample", BG_GREY)]
-    else:
-        raise ValueError(f"color_by must be one of true, pred, outcome, sample, neuron; got {color_by!r}")
     if group is not None:
-        # The group highlighted, the rest dimmed: items outside it take one pale colour (a code
-        # appended to the background's discrete scale), and sample members outside it shrink.
+        # The group highlighted, the rest dimmed: items outside it take one pale colour (the
+        # background's last code), and sample members outside it shrink.
         group = np.asarray(group, dtype=bool)
-        codes = len(bg_scale) // 2 if isinstance(bg_scale, list) else 1
-        bg = np.where(group, bg, codes).astype(np.uint8 if codes < 255 else np.int32)
-        bg_scale = _discrete_scale([c for _, c in bg_scale[::2]] + [DIM_GREY])
-        bg_range = (-0.5, codes + 0.5)
         fg_size = np.where(members & ~group, max(size // 2, 2), fg_size).astype(np.uint8)
         legend = legend + [("outside the group (dimmed)", DIM_GREY)]
     return LatentStyle(bg, bg_scale, bg_range, fg, fg_scale, fg_range, fg_size, legend, colorbar_title,
-                       slots=max(2, min(len(class_names), LEGEND_MAX) + 1))
+                       slots=max(2, min(len(class_names), LEGEND_MAX) + 1), bg_colors=bg_colors)
+
+
+def latent_background(y_true: np.ndarray, y_pred: np.ndarray, *, color_by: str, n_classes: int,
+                      group: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+    """Each item's colour code in the latent view's background, and the colour of each code.
+
+    The scatter draws the codes faded (:func:`fade`); the density image shades them as
+    they are, one category per code, its opacity saying how many items a pixel holds.
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray (N,)
+    color_by : {"true", "pred", "outcome", "sample", "neuron"}
+        The class colours (true or predicted label), the outcome colours, or one grey,
+        :data:`DENSITY_GREY` (the sample and a unit's activation colour the sample's points
+        only; the scatter draws that code in BG_GREY).
+    n_classes : int
+    group : ndarray of bool (N,), optional
+        Items outside it take one more code, :data:`DIM_GREY`.
+
+    Returns
+    -------
+    codes : ndarray (N,) of uint8 (int32 beyond 255 codes)
+    colors : list of str
+    """
+    n = len(y_true)
+    if color_by in ("true", "pred"):
+        colors = class_colors(n_classes)
+        codes = np.asarray(y_true if color_by == "true" else y_pred).astype(np.uint8 if len(colors) < 256 else np.int32)
+    elif color_by == "outcome":
+        colors = [OUTCOME_COLORS["correct"], OUTCOME_COLORS["incorrect"]]
+        codes = (np.asarray(y_true) != np.asarray(y_pred)).astype(np.uint8)
+    elif color_by in ("sample", "neuron"):
+        colors = [DENSITY_GREY]
+        codes = np.zeros(n, dtype=np.uint8)
+    else:
+        raise ValueError(f"color_by must be one of true, pred, outcome, sample, neuron; got {color_by!r}")
+    if group is not None:
+        k = len(colors)
+        codes = np.where(np.asarray(group, dtype=bool), codes, k).astype(np.uint8 if k < 255 else np.int32)
+        colors = colors + [DIM_GREY]
+    return codes, list(colors)
 
 
 def _legend_slots(style):
@@ -517,27 +575,81 @@ def _colorbar(style: LatentStyle, present: bool) -> dict:
                 tickfont=dict(size=15 if present else 11))
 
 
-def latent_figure(xy: np.ndarray, style: LatentStyle, *, title: str, present: bool = False,
-                  projection: str = "", height: int | None = None, for_screen: bool = True) -> dict:
-    """The latent view: every item of D, WebGL, with its item index in ``customdata``.
+def uses_density(n_items: int) -> bool:
+    """Whether a latent view of ``n_items`` items draws them as a density image
+    (more than :data:`DENSITY_THRESHOLD`)."""
+    return int(n_items) > DENSITY_THRESHOLD
 
-    Trace 0 draws every item small and faded (and carries the item indices for hover and
-    selections), trace 1 the same positions with only the sample members sized; traces 2..
-    are legend entries. Hover labels are off: the app shows a tooltip with the item's
-    thumbnail instead. ``for_screen=False`` leaves out the toolbar's band (an export).
+
+def density_viewport(xy: np.ndarray, present: bool = False, x_range=None, y_range=None) -> density.Viewport:
+    """The viewport of the latent view's density image: ``x_range`` and ``y_range`` where
+    given (the axes a user zoomed to), else every item's extent; :data:`DENSITY_PIXELS` in size."""
+    width, height = DENSITY_PIXELS[bool(present)]
+    full = density.full_viewport(xy, width, height)
+    return density.Viewport(full.x_range if x_range is None else x_range,
+                            full.y_range if y_range is None else y_range, width, height)
+
+
+def density_category_counts(n_classes: int) -> tuple[int, ...]:
+    """The numbers of colour codes :func:`latent_background` gives in each colour mode, with and
+    without a group (what :func:`dldiag.density.warm_up` compiles for)."""
+    n = int(n_classes)
+    return tuple(sorted({1, 2, 3, n, n + 1}))
+
+
+def density_layer(xy: np.ndarray, codes: np.ndarray, colors, viewport: density.Viewport) -> dict:
+    """A ``layout.images`` entry: the density of ``xy`` per code (coloured ``colors``), rendered
+    for ``viewport`` and stretched onto exactly that rectangle of the axes, under the traces.
+
+    More codes than :data:`dldiag.density.MAX_CATEGORIES` (a data set of that many classes)
+    are shaded as one, in :data:`DENSITY_GREY`: their counts would take too much memory, and
+    that many hues do not tell classes apart anyway (the points on top and hover do).
+    """
+    if len(colors) > density.MAX_CATEGORIES:
+        codes, colors = None, [DENSITY_GREY]
+    rgba = density.render(xy, viewport, codes, colors)
+    (x0, x1), (y0, y1) = viewport.x_range, viewport.y_range
+    return dict(source=density.data_uri(rgba), xref="x", yref="y", x=x0, y=y1, sizex=x1 - x0, sizey=y1 - y0,
+                xanchor="left", yanchor="top", sizing="stretch", layer="below")
+
+
+def latent_figure(xy: np.ndarray, style: LatentStyle, *, title: str, present: bool = False,
+                  projection: str = "", height: int | None = None, for_screen: bool = True,
+                  viewport: density.Viewport | None = None, dense: bool | None = None) -> dict:
+    """The latent view: every item of D, with the sample's items (their item index in
+    ``customdata``) on top.
+
+    Up to :data:`DENSITY_THRESHOLD` items, trace 0 draws every item small and faded (WebGL,
+    carrying the item indices for hover), trace 1 the same positions with only the sample
+    members sized. Above it, every item is a density image in ``layout.images`` (rendered for
+    ``viewport``, by default every item's extent, and shaded per colour code of
+    :func:`latent_background`), trace 0 is empty and trace 1, the members, carries hover. The
+    axes start on every item's extent either way. Traces 2.. are legend entries. Hover labels
+    are off: the app shows a tooltip with the item's thumbnail instead. Box and lasso
+    selections are resolved on the server against every item, whatever is drawn.
+    ``for_screen=False`` leaves out the toolbar's band (an export). ``dense`` forces one way
+    or the other (the benchmark times the density view at every N).
     """
     xy = np.asarray(xy, dtype=np.float32)
-    # customdata as plain lists: dcc.Graph copies it into hover/click/selection events by
-    # indexing the figure it was given, which a typed-array spec does not allow.
+    dense = uses_density(len(xy)) if dense is None else bool(dense)
+    if dense:
+        background = dict(type="scattergl", x=[], y=[], customdata=[], mode="markers", name="all items",
+                          showlegend=False, hoverinfo="none")
+    else:
+        # customdata as plain lists: dcc.Graph copies it into hover/click/selection events by
+        # indexing the figure it was given, which a typed-array spec does not allow.
+        background = dict(
+            type="scattergl", x=typed_array(xy[:, 0]), y=typed_array(xy[:, 1]), customdata=list(range(len(xy))),
+            mode="markers", name="all items", showlegend=False, hoverinfo="none",
+            marker=dict(color=typed_array(style.bg_color), colorscale=style.bg_scale,
+                        cmin=style.bg_range[0], cmax=style.bg_range[1], size=4.5 if present else 3.5,
+                        showscale=False, line=dict(width=0)),
+            unselected=dict(marker=dict(opacity=0.35)))
     data = [
-        dict(type="scattergl", x=typed_array(xy[:, 0]), y=typed_array(xy[:, 1]), customdata=list(range(len(xy))),
-             mode="markers", name="all items", showlegend=False, hoverinfo="none",
-             marker=dict(color=typed_array(style.bg_color), colorscale=style.bg_scale,
-                         cmin=style.bg_range[0], cmax=style.bg_range[1], size=4.5 if present else 3.5,
-                         showscale=False, line=dict(width=0)),
-             unselected=dict(marker=dict(opacity=0.35))),
-        # The members again, on top: hover comes from trace 0, which holds every item.
-        dict(type="scattergl", mode="markers", name="sample", showlegend=False, hoverinfo="skip",
+        background,
+        # The members again, on top: hover comes from trace 0 when it holds every item.
+        dict(type="scattergl", mode="markers", name="sample", showlegend=False,
+             hoverinfo="none" if dense else "skip",
              marker=dict(colorscale=style.fg_scale, cmin=style.fg_range[0], cmax=style.fg_range[1],
                          showscale=style.colorbar_title is not None, colorbar=_colorbar(style, present),
                          line=dict(width=0.5, color="white")),
@@ -563,6 +675,11 @@ def latent_figure(xy: np.ndarray, style: LatentStyle, *, title: str, present: bo
         xaxis=dict(showticklabels=False, showgrid=False, zeroline=False),
         yaxis=dict(showticklabels=False, showgrid=False, zeroline=False),
     )
+    if dense:
+        # a layout image takes no part in autorange: the axes are set to every item's extent
+        full = density_viewport(xy, present)
+        layout["xaxis"]["range"], layout["yaxis"]["range"] = list(full.x_range), list(full.y_range)
+        layout["images"] = [density_layer(xy, style.bg_color, style.bg_colors, viewport or full)]
     return {"data": data, "layout": layout}
 
 
@@ -574,13 +691,15 @@ def _foreground(style: LatentStyle, xy: np.ndarray) -> dict:
 
 
 def latent_patch_spec(style: LatentStyle, xy: np.ndarray, *, title: str, present: bool,
-                      parts=("sample", "color")) -> dict:
+                      parts=("sample", "color"), viewport: density.Viewport | None = None) -> dict:
     """The in-place update of the latent view as ``{path tuple: value}``.
 
     ``parts`` says what changed: ``"sample"`` (the members, their positions and colours)
     and/or ``"color"`` (colour arrays, scales and legend). The background trace's N points
     are sent again only when the colouring changes; a new sample sends its n members (a 5 %
-    sample of 10k items: ~10 kB), and Plotly recomputes only that small trace.
+    sample of 10k items: ~10 kB), and Plotly recomputes only that small trace. Above
+    :data:`DENSITY_THRESHOLD` items a colouring change sends a new density image instead,
+    rendered for ``viewport`` (the axes shown; by default every item's extent).
     """
     xy = np.asarray(xy, dtype=np.float32)
     spec: dict = {("layout", "title", "text"): title}
@@ -594,7 +713,10 @@ def latent_patch_spec(style: LatentStyle, xy: np.ndarray, *, title: str, present
     spec[fg + ("cmax",)] = style.fg_range[1]
     spec[fg + ("showscale",)] = style.colorbar_title is not None
     spec[fg + ("colorbar",)] = _colorbar(style, present)
-    if "color" in parts:
+    if "color" in parts and uses_density(len(xy)):
+        spec[("layout", "images")] = [density_layer(xy, style.bg_color, style.bg_colors,
+                                                    viewport or density_viewport(xy, present))]
+    elif "color" in parts:
         spec[bg + ("color",)] = typed_array(style.bg_color)
         spec[bg + ("colorscale",)] = style.bg_scale
         spec[bg + ("cmin",)] = style.bg_range[0]

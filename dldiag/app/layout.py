@@ -240,6 +240,7 @@ def build_layout(meta: AppMeta, state: ViewState | None = None, *, title: str | 
         dcc.Store(id="pending-store", data=pending),
         dcc.Interval(id="pending-poll", interval=2000, disabled=not busy),
         dcc.Store(id="latent-shown"),
+        dcc.Store(id="latent-range"),  # the axes a density view was zoomed to (callbacks.parse_relayout)
         dcc.Store(id="confusion-shown"),
         dcc.Store(id="gallery-shown"),
         dcc.Store(id="save-sink"),

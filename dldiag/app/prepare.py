@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 import threading
 
+from .. import density
 from ..build import BackgroundBuild, prepare_workspace, start_background
+from . import figures as F
 
 __all__ = ["prepare_workspace", "Warmup", "Ready", "FIRST_PROJECTIONS", "NOTHING_PENDING"]
 
@@ -140,6 +142,8 @@ class Warmup:
         try:
             ws = prepare_workspace(self.dataset, report=self._report, projections=first_p, samplers=first_s,
                                    **self.kwargs)
+            if F.uses_density(ws.n_items):  # before the page opens: its first density view is drawn warm
+                density.warm_up(F.density_category_counts(len(ws.dataset.class_names)))
             build = start_background(ws, self.projections, self.samplers, nice=self.nice)
         except Exception as exc:  # shown on the loading page and in the log; the server keeps serving
             log.exception("preparing the workspace failed")

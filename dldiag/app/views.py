@@ -12,7 +12,8 @@ from .service import Diagnosis, SampleParams
 from .state import AppMeta, ViewState
 
 __all__ = ["panel_figures", "panel_estimates", "summary_view", "latent_view_style", "latent_title", "full_view",
-           "settings_rows", "unit_context", "context_line", "group_baseline", "latent_neuron_name"]
+           "settings_rows", "unit_context", "context_line", "group_baseline", "latent_neuron_name",
+           "latent_density_layer", "latent_viewport"]
 
 PROJECTION_NAMES = F.PROJECTION_NAMES
 COLOR_NAMES = {"true": "true label", "pred": "predicted label", "outcome": "outcome",
@@ -179,13 +180,39 @@ def latent_view_style(svc: Diagnosis, state: ViewState, idx: np.ndarray, selecti
         neuron_values[idx] = vals
         shape = ws.full[state.layer, state.units].unit_shape
         label = F.neuron_label(state.layer, state.neuron, shape, **unit_context(svc, state.layer, state.units))
-    group = None
-    if state.cls is not None or state.predicted is not None or state.outcome != "all" or selection is not None:
-        group = np.zeros(ws.n_items, dtype=bool)
-        group[svc.group_members(state, selection)] = True
     return F.latent_style(ws.y_true, ws.y_pred, members, color_by=state.color,
                           class_names=ws.dataset.class_names, sampler=state.sampler,
-                          neuron_values=neuron_values, neuron_label=label, present=state.present, group=group)
+                          neuron_values=neuron_values, neuron_label=label, present=state.present,
+                          group=_group_mask(svc, state, selection))
+
+
+def _group_mask(svc: Diagnosis, state: ViewState, selection=None) -> np.ndarray | None:
+    """The items of the state's group as a mask over D, or None when no group is set."""
+    if state.cls is None and state.predicted is None and state.outcome == "all" and selection is None:
+        return None
+    group = np.zeros(svc.ws.n_items, dtype=bool)
+    group[svc.group_members(state, selection)] = True
+    return group
+
+
+def latent_viewport(xy: np.ndarray, state: ViewState, view_range: dict | None, projection: str):
+    """The viewport of the latent view's density image: the axes the view was zoomed to
+    (``view_range``, checked: ``{"projection", "x", "y"}`` as :func:`~dldiag.app.callbacks.relayout_outputs`
+    keeps it) when they are of ``projection``, else every item's extent."""
+    x_range = y_range = None
+    if isinstance(view_range, dict) and view_range.get("projection") == projection:
+        x_range, y_range = view_range.get("x"), view_range.get("y")
+    return F.density_viewport(xy, state.present, x_range, y_range)
+
+
+def latent_density_layer(svc: Diagnosis, state: ViewState, viewport, selection=None) -> dict:
+    """The density image of the state's latent view for ``viewport`` (a ``layout.images``
+    entry): every item of D in the colours of the state's colour mode, its group highlighted."""
+    ws = svc.ws
+    codes, colors = F.latent_background(ws.y_true, ws.y_pred, color_by=state.color,
+                                        n_classes=len(ws.dataset.class_names),
+                                        group=_group_mask(svc, state, selection))
+    return F.density_layer(svc.projection(state.projection), codes, colors, viewport)
 
 
 def latent_neuron_name(svc: Diagnosis, state: ViewState) -> str | None:

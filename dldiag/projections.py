@@ -8,18 +8,22 @@ points and its cost grows faster than N, so it is offered only up to :data:`TSNE
 PCA takes any N. Up to :data:`UMAP_FIT_MAX` items UMAP is fitted on all of them, exactly as
 before.
 
-Why this placement (measured on the wide workload, LeNet-5's 84-d latent, 2 shared cores,
-``python -m dldiag.bench projection``; see BENCHMARKS.md): umap's ``transform`` (the previous
-placement) runs 30 optimisation epochs over each new item's neighbour graph, about 0.13 ms of
-CPU per item: 10^6 items took about 150 s in all. Its neighbour search alone, reused here from
-the index the fit already built (pynndescent), costs about 0.03 ms per item, and the weighted
-mean nothing to speak of, so fit (about 26 s of CPU at 50,000) plus placement stays near a
-minute at 10^6. At 10^5, on 5,000 held-out items, the 10-NN accuracy of the true label in 2-D is
-0.864 against 0.866 with ``transform`` (0.886 in the latent space) and trustworthiness 0.956
-against 0.958; placed items lie 2.4 % of the map's RMS radius from where ``transform`` puts
-them. Also measured and rejected: exact kNN (torch) interpolation, 20 times slower than the
-index's search at equal quality; ``transform`` after a 20,000 fit (quality as here, but its
-epochs still grow with N); a small MLP regressor (slower to train and worse: 0.837).
+Why this placement (the wide workload: LeNet-5's 84-d latent, 2 cores shared with other jobs;
+``python -m dldiag.bench projection``, see BENCHMARKS.md). The fit on 50,000 items takes about
+29 s (a seeded UMAP runs on one core). umap's ``transform``, the previous placement, runs 30
+optimisation epochs over each new item's neighbours, about 0.12 ms an item: at 10^6 it took
+109 s, 139 s with the fit (one run), over issue 13's 120 s. The neighbour search alone, in the
+index the fit already built, with UMAP's membership-weighted mean, takes about 0.03 ms an item:
+27 s at 10^6, 58 s with the fit (median of 3). At 10^5, on 5,000 placed items, the 10-NN accuracy
+of the true label in 2-D is 0.857 against 0.862 with ``transform`` (0.884 in the latent space),
+trustworthiness 0.955 against 0.958, and placed items lie 2.5 % of the map's RMS radius from
+where ``transform`` puts them. Also measured once at 10^5 and set aside (a scratch run with its
+own 5,000 held-out items, where ``transform`` after the 50,000 fit scored 0.866 and this mean
+0.864): exact-neighbour interpolation (torch), 20 times slower than the index's search for no
+better map; ``transform`` after a 20,000-item fit (0.869, but its epochs still cost 0.1 ms an
+item); ``transform`` with 10 epochs instead of 30 (0.866, 4 times the cost of the mean); a small
+MLP regressor latent -> 2-D trained on a 20,000-item fit (slower here, and 0.837). PCA takes 6 s
+at 10^6.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ by the latent pass and kept under ``--work``; then :func:`dldiag.projections.pro
 :data:`~dldiag.projections.UMAP_FIT_MAX`, else on a seeded subsample of that size) and the
 placement of every other item. UMAP's first call compiles numba code: a small projection (fit
 and both placements) runs first, untimed. Each stage's growth exponent is the slope of
-log(time) against log(N) between the smallest and the largest N.
+log(time) against log(N) between the smallest and the largest N (for the placement, those N
+where items are placed).
 
 Quality, at one N (``--compare-n``, default 100,000 or else the largest N): the same fit with the
 rest placed by umap's ``transform`` (the previous method) against the default placement by
@@ -15,7 +16,7 @@ fitted neighbours. On up to 5,000 seeded items among the placed ones: the 10-NN 
 true label in 2-D (neighbours among 20,000 other seeded items; the same in the latent space as
 a ceiling), trustworthiness (scikit-learn, 10 neighbours, 3,000 seeded items of all) and the mean
 distance between the two placements of an item over the map's RMS radius (both share the fitted
-items' positions, so no alignment is needed).
+items' positions, so no alignment is needed). ``--before-n`` also times ``transform`` at other N.
 
 :func:`projection_seconds` is the plain function behind the timings (``python -m dldiag.bench
 scale`` can call it).
@@ -150,6 +151,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=None, help="runs per N (default 3; 1 with --quick)")
     parser.add_argument("--compare-n", type=int, default=None,
                         help="N of the quality comparison (default 100000 if measured, else the largest N)")
+    parser.add_argument("--before-n", default="",
+                        help="comma-separated N at which the previous placement (transform) is also timed, once")
     parser.add_argument("--work", default=None, help="where the latent passes go (default CACHE/bench-scale)")
     parser.add_argument("--stores", default=None, help="where the wide-N stores are (default: --work)")
     parser.add_argument("--write", action="store_true", help="write the section of BENCHMARKS.md")
@@ -165,8 +168,9 @@ def main(argv=None) -> int:
     work = Path(args.work) if args.work else Path(default_cache_dir()) / "bench-scale"
     work.mkdir(parents=True, exist_ok=True)
     chunk_items = 4096 if args.quick else 16384
+    before_ns = sorted(int(v) for v in float_list(args.before_n)) if args.before_n else []
     latents = {n: wide_latent(n, work, stores=args.stores and Path(args.stores), chunk_items=chunk_items)
-               for n in sorted(set(ns) | {compare_n})}
+               for n in sorted(set(ns) | {compare_n} | set(before_ns))}
     # compile umap's numba code, untimed: a fit with exact neighbours (under 4,096 items), one with
     # pynndescent's, and both placements
     warm = latents[max(latents)][0]
@@ -182,16 +186,21 @@ def main(argv=None) -> int:
     if xy is None:
         xy = measure(latent, repeat=1, umap_fit_max=fit_max)[1]
     ref_row, xy_ref = measure(latent, repeat=1, umap_fit_max=fit_max, placement="transform")
+    before = [measure(latents[n][0], repeat=1, umap_fit_max=fit_max, placement="transform")[0]
+              for n in before_ns if n != compare_n] + [ref_row]
     placed = np.setdiff1d(np.arange(compare_n), np.sort(np.random.default_rng(0).choice(
         compare_n, min(compare_n, fit_max), replace=False)))
     quality = placement_quality(latent, labels, xy, xy_ref, placed) if len(placed) else None
     new_row = next((r for r in rows if r["n"] == compare_n), None)
-    exp = {k: _exponent(ns, [r[k] for r in rows]) for k in ("fit_s", "place_s", "total_s")}
+    exp = {}
+    for k in ("fit_s", "place_s", "total_s"):  # placement: over the N where something is placed
+        kept = [r for r in rows if r[k] > 0]
+        exp[k] = _exponent([r["n"] for r in kept], [r[k] for r in kept])
     lines = [
         "## The latent view's UMAP at growing N (`python -m dldiag.bench projection`)",
         "",
         f"Command: `python -m dldiag.bench projection --n {','.join(map(str, ns))} --repeat {repeat}"
-        f"{' --quick' if args.quick else ''} --write`  ",
+        f"{' --before-n ' + args.before_n if args.before_n else ''}{' --quick' if args.quick else ''} --write`  ",
         f"Machine: {machine()}  ",
         f"Wide workload (augmented Fashion-MNIST, LeNet-5's {latent.shape[1]}-d latent). UMAP (seeded, so "
         f"single-threaded) is fitted on all items up to {fit_max:,}, else on a seeded subsample of {fit_max:,}; "
@@ -205,8 +214,13 @@ def main(argv=None) -> int:
         *[f"| {r['n']:,} | {r['fit_items']:,} | {r['standardise_s']:.2f} | {r['fit_s']:.3g} | {r['place_s']:.3g} "
           f"| {r['total_s']:.3g} | {r['cpu_s']:.3g} |" for r in rows],
         "",
-        "Growth exponent (slope of log time against log N, first to last N): " + ", ".join(
+        "Growth exponent (slope of log time against log N, first to last N where the stage takes time): " + ", ".join(
             f"{k.replace('_s', '')} {v:.2f}" for k, v in exp.items() if not math.isnan(v)),
+        "",
+        "The previous placement, umap's `transform` (30 epochs over each new item's neighbours), after the same "
+        "fit, one run: " + "; ".join(
+            f"N = {r['n']:,}: fit {r['fit_s']:.3g} s, placement {r['place_s']:.3g} s, total {r['total_s']:.3g} s "
+            f"(CPU {r['cpu_s']:.3g} s)" for r in sorted(before, key=lambda r: r["n"])) + ".",
     ]
     if quality is not None:
         new = new_row or {"total_s": float("nan"), "place_s": float("nan")}

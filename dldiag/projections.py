@@ -10,11 +10,11 @@ before.
 
 Why this placement (the wide workload: LeNet-5's 84-d latent, 2 cores shared with other jobs;
 ``python -m dldiag.bench projection``, see BENCHMARKS.md). The fit on 50,000 items takes about
-29 s (a seeded UMAP runs on one core). umap's ``transform``, the previous placement, runs 30
+27 s (a seeded UMAP runs on one core). umap's ``transform``, the previous placement, runs 30
 optimisation epochs over each new item's neighbours, about 0.12 ms an item: at 10^6 it took
-109 s, 139 s with the fit (one run), over issue 13's 120 s. The neighbour search alone, in the
-index the fit already built, with UMAP's membership-weighted mean, takes about 0.03 ms an item:
-27 s at 10^6, 58 s with the fit (median of 3). At 10^5, on 5,000 placed items, the 10-NN accuracy
+121 s, 145 s with the fit (one run), over issue 13's 120 s. The neighbour search alone, in the
+index the fit already built, with UMAP's membership-weighted mean, takes about 0.025 ms an item:
+22 s at 10^6, 51 s with the fit (median of 3). At 10^5, on 5,000 placed items, the 10-NN accuracy
 of the true label in 2-D is 0.857 against 0.862 with ``transform`` (0.884 in the latent space),
 trustworthiness 0.955 against 0.958, and placed items lie 2.5 % of the map's RMS radius from
 where ``transform`` puts them. Also measured once at 10^5 and set aside (a scratch run with its
@@ -39,7 +39,7 @@ __all__ = ["PLACEMENTS", "PROJECTIONS", "TSNE_MAX", "UMAP_FIT_MAX", "UMAP_PLACE_
 
 PROJECTIONS = ("umap", "tsne", "pca")
 #: How UMAP places the items beyond its fitted subsample: ``"neighbors"`` (the default, see
-#: :func:`place_by_neighbors`) or ``"transform"`` (umap's own, about 4 times slower per item;
+#: :func:`place_by_neighbors`) or ``"transform"`` (umap's own, about 5 times slower per item;
 #: kept to compare against).
 PLACEMENTS = ("neighbors", "transform")
 #: Most items UMAP is fitted on (a seeded subsample); the rest are placed. At 50,000 a fit takes
@@ -104,7 +104,7 @@ def place_by_neighbors(x_fit: np.ndarray, xy_fit: np.ndarray, x_new: np.ndarray,
         Neighbours per item (at most M).
     index : pynndescent.NNDescent, optional
         A search index over ``x_fit`` (the one a UMAP fit builds): approximate neighbours, about
-        0.03 ms an item at M = 50,000, d = 84. Without it the neighbours are exact (scikit-learn),
+        0.025 ms an item at M = 50,000, d = 84. Without it the neighbours are exact (scikit-learn),
         for small ``x_fit``.
 
     Returns

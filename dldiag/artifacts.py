@@ -27,7 +27,7 @@ from .datasets import Dataset
 from .engine import full_pass, resolve_engine
 from .estimates import (DEFAULT_FPC, DEFAULT_INTERVAL, DEFAULT_LEVEL, DEFAULT_N_BOOT, GroupEstimate, NoEstimate,
                         SampleEstimate, estimate_group, estimate_groups, group_rng, group_sizes)
-from .projections import PROJECTIONS, project
+from .projections import PROJECTIONS, placement_key, project
 from .queries import QueryAccuracy, evaluate, item_mask
 from .replicas import ModelPool
 
@@ -131,7 +131,11 @@ class LatentArtifacts:
 
     def _projection_key(self, method: str, seed: int) -> str:
         check_option("method", method, PROJECTIONS)
-        return content_key("projection", CACHE_VERSION, self.key, method, int(seed))
+        # UMAP beyond its fit size places the rest (projections.placement_key): that part is in the
+        # key, so that a projection placed another way is not served; the others keep their keys.
+        extra = placement_key(method, len(self.latent))
+        parts = ("projection", CACHE_VERSION, self.key, method, int(seed))
+        return content_key(*parts) if extra is None else content_key(*parts, extra)
 
     def projection(self, method: str = "umap", *, seed: int = 0) -> np.ndarray:
         """2-D projection of the latent space (N, 2), computed once and cached."""

@@ -4,7 +4,7 @@ import importlib
 import sys
 
 SUITES = ("core", "samplers", "app", "concurrency", "browser", "load", "firstview", "cachecap", "streaming",
-          "galaxies", "scale", "density")
+          "galaxies", "scale", "density", "projection")
 
 
 def main(argv=None) -> int:

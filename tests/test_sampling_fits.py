@@ -53,8 +53,6 @@ def test_below_the_threshold_the_fit_is_the_exact_one(data, name):
 def test_defaults_keep_the_shipped_data_sets_exact():
     # digits (1,797), the galaxies (1,694) and Fashion-MNIST's 10k test split stay exact.
     for name in APPROXIMATED:
-        assert make_sampler(name).max_fit_items >= 5_000
-    for name in ("gmm-full", "gmm-spherical", "max-margin"):
         assert make_sampler(name).max_fit_items >= 10_000
 
 
@@ -94,6 +92,22 @@ def test_vas_runs_its_ladder_in_balanced_cells(data):
     idx = s.sample(0.2)
     counts = np.bincount(cell[idx], minlength=8)
     assert counts.max() - counts.min() <= 1
+
+
+def test_vas_cells_hold_at_most_cell_items(data):
+    x, y, p = data
+    s = make_sampler("vas", max_fit_items=500, cell_items=300).fit(x, y, p, seed=0)
+    assert s.cell_sizes_.tolist() == [300] * 4 and s.fit_items_ == 300
+    # max_fit_items also caps the cells, so that crossing it always cuts the data
+    s = make_sampler("vas", max_fit_items=1000, cell_items=2000).fit(x, y, p, seed=0)
+    assert s.cell_sizes_.tolist() == [600, 600]
+
+
+@pytest.mark.parametrize("bad", (0, 99, 2.5, None))
+def test_invalid_cell_items_names_the_range_and_the_value(data, bad):
+    x, y, p = data
+    with pytest.raises(ValueError, match=rf"cell_items must be an integer in \[100, inf\]; got {bad!r}"):
+        make_sampler("vas", cell_items=bad).fit(x[:200], y[:200], p[:200])
 
 
 @pytest.mark.parametrize("name", WITH_TWINS)

@@ -4,7 +4,7 @@ import importlib
 import sys
 
 SUITES = ("core", "samplers", "app", "concurrency", "browser", "load", "firstview", "cachecap", "streaming",
-          "galaxies", "scale", "density", "projection")
+          "galaxies", "scale", "density", "projection", "fits")
 
 
 def main(argv=None) -> int:

@@ -22,6 +22,8 @@ __all__ = [
     "take_first_per_group",
     "group_starts",
     "standardize",
+    "fit_subsample",
+    "check_max_fit_items",
 ]
 
 
@@ -139,6 +141,39 @@ def allocate(caps, n: int, weights, rng: np.random.Generator, *, spill: bool = T
             alloc = np.minimum(alloc, caps)
         break
     return alloc
+
+
+def check_max_fit_items(value, low: int = 100):
+    """Validate ``max_fit_items``: None (never approximate) or an integer of at least ``low``."""
+    if value is not None:
+        check_int("max_fit_items", value, low)
+    return value
+
+
+def fit_subsample(y_true: np.ndarray, y_pred: np.ndarray, m: int, seed: int) -> np.ndarray:
+    """A seeded subsample of ``m`` items stratified by confusion cell, as sorted indices.
+
+    The approximate fits of large data sets (``max_fit_items``) fit their model on it and then
+    score every item. Seats go to the (true, predicted) cells in proportion to their sizes
+    (:func:`allocate`: largest remainder, ties by a seeded key), so the misclassified keep
+    their share, and the items inside a cell are uniform. The generator is seeded by
+    ``(seed, 3)``, a stream of its own.
+
+    Examples
+    --------
+    >>> y = np.array([0] * 6 + [1] * 4)
+    >>> idx = fit_subsample(y, y, 5, seed=0)
+    >>> len(idx), int((y[idx] == 0).sum())
+    (5, 3)
+    """
+    rng = np.random.default_rng((seed, 3))
+    _, cells = np.unique(y_true * (int(y_pred.max()) + 1) + y_pred, return_inverse=True)
+    cells = cells.ravel()
+    sizes = np.bincount(cells)
+    take = allocate(sizes, m, sizes, rng)
+    order = np.lexsort((rng.random(len(cells)), cells))
+    picked = take_first_per_group(order, cells[order], group_starts(sizes), take)
+    return np.sort(picked).astype(np.int64)
 
 
 def group_starts(counts: np.ndarray) -> np.ndarray:

@@ -1,23 +1,42 @@
-"""``python -m dldiag.bench scale --quick``: the wide workload's stages at two small N, in CI."""
+"""``python -m dldiag.bench scale --quick``: every stage of issue 13's table at small N, in CI."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from dldiag.bench.scale import main
 
 
+def _rows(out: str, heading: str) -> list[list[str]]:
+    table = out.split(heading, 1)[1].split("\n\n", 2)[1]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+
+
 def test_quick_scale_benchmark_measures_every_stage(tmp_path, capsys):
-    assert main(["--quick", "--n", "1500,3000", "--work", str(tmp_path)]) == 0
+    assert main(["--quick", "--n", "1000,2000", "--deep-n", "300", "--work", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    rows = [line for line in out.splitlines() if re.match(r"\| [\d,]+ \| 0\.\d{3} \|", line)]
-    assert len(rows) == 2, out
-    for line in rows:
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        latent, plain, ratio = (float(cells[i]) for i in (2, 3, 4))
+    passes = _rows(out, "### Passes and memory")
+    assert [(r[0], r[1]) for r in passes] == [("wide", "1,000"), ("wide", "2,000"), ("deep", "300")], out
+    for cells in passes:
+        latent, plain, ratio = (float(cells[i]) for i in (3, 4, 5))
         assert latent > 0 and plain > 0 and abs(ratio - latent / plain) <= 0.02 * ratio + 0.01
-        assert float(cells[5]) > 0  # peak RSS of the child
-        assert cells[8].endswith("MB") and cells[9].endswith("GiB")
-    assert "Growth exponent" in out
-    # the stores are kept for a rerun: the second run writes no chunk
-    assert (tmp_path / "wide-1500" / "manifest.json").exists()
+        assert float(cells[6]) > 0 and float(cells[7]) > 0  # peak RSS: the latent pass's, the whole run's
+    views = _rows(out, "### The app's views and answers")
+    assert len(views) == 3
+    for cells in views:
+        assert all(float(c) > 0 for c in cells[2:11]), cells  # projections, paint, group, lasso, exact
+        assert int(cells[11]) >= 1  # the exact pass reported its progress
+    fits = _rows(out, "### Sampler fits")
+    assert {"random", "vas", "max-margin"} <= {r[0] for r in fits}
+    assert all(float(re.sub(r" \(on .*\)", "", c)) > 0 for r in fits for c in r[1:4])
+    assert "Growth exponent, wide" in out and "Goals at 10^6 (wide): not checked" in out
+    assert "Deep: the galaxy CNN's diagnosed layers" in out
+    for kind, n in (("wide", 1000), ("wide", 2000), ("deep", 300)):
+        row = json.loads((tmp_path / f"scale-{kind}-{n}.json").read_text())
+        assert row["store_bytes"] < row["full_bytes"]  # the sample's float16 store against all activations
+        assert row["fits"]["random"]["fit_items"] == n and row["lasso_items"] == n // 10
+    # the stores are kept for a rerun, and --reuse writes the table again without measuring
+    assert (tmp_path / "wide-1000" / "manifest.json").exists()
+    assert main(["--quick", "--n", "1000,2000", "--deep-n", "300", "--work", str(tmp_path), "--reuse"]) == 0
+    assert capsys.readouterr().out == out

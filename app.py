@@ -48,21 +48,27 @@ def make_app(args: argparse.Namespace):
     return app, warmup
 
 
+def _check_folders(args: argparse.Namespace) -> None:
+    """A cache folder that cannot be used is one line here, not a traceback in a thread."""
+    from dldiag.cache import CacheError, check_folder, default_cache_dir, resolve_sample_cache_mb
+
+    try:
+        check_folder(Path(args.cache_dir) if args.cache_dir else default_cache_dir())
+        resolve_sample_cache_mb(args.sample_cache_mb)
+    except CacheError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
 _args = parse_args(sys.argv[1:] if __name__ == "__main__" else [])
+if __name__ == "__main__":
+    _check_folders(_args)  # before the app is made: it opens its jobs' folder in the cache folder
 app, warmup = make_app(_args)
 server = app.server
 
 if __name__ == "__main__":
     import torch
 
-    from dldiag.cache import CacheError, check_folder, default_cache_dir, resolve_sample_cache_mb
-
-    try:  # a cache folder that cannot be used is one line here, not a traceback in a thread
-        check_folder(Path(_args.cache_dir) if _args.cache_dir else default_cache_dir())
-        resolve_sample_cache_mb(_args.sample_cache_mb)
-    except CacheError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
     torch.set_num_threads(max(1, _args.threads))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

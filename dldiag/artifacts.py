@@ -555,6 +555,10 @@ def load_workspace(
     ds = as_dataset(dataset, class_names=class_names, name=name, skip_unreadable=skip_unreadable,
                     feature_names=feature_names)
     if model is None:
+        if weights is None and isinstance(dataset, str) and dataset.startswith("chunks:"):
+            from .chunks import store_weights
+
+            weights = store_weights(dataset.removeprefix("chunks:"))  # a workload names its model
         weights_path = resolve_weights(ds.name, weights, cache_dir)
         loaded = load_model(weights_path)
         info = dict(loaded.info, weights_path=str(weights_path.resolve()))

@@ -106,6 +106,19 @@ def read_manifest(folder) -> dict:
     return m
 
 
+def store_weights(folder) -> Path | None:
+    """The checkpoint a chunk store was made for (its manifest's provenance), if it names one.
+
+    A workload written by :mod:`dldiag.workloads` records the shipped checkpoint of its model
+    (a path relative to the repository); a store without that record gives None.
+    """
+    weights = (read_manifest(folder).get("provenance") or {}).get("weights")
+    if not weights:
+        return None
+    path = Path(weights)
+    return path if path.is_absolute() else Path(__file__).resolve().parents[1] / path
+
+
 class ChunkWriter:
     """Write a chunk store, chunk by chunk, resumably.
 

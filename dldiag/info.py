@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-__all__ = ["table_one", "format_table_one", "sample_savings", "format_savings"]
+__all__ = ["table_one", "format_table_one", "sample_savings", "savings_row", "format_savings", "human_size"]
 
 
 def table_one(ws) -> dict:
@@ -108,18 +108,43 @@ def sample_savings(ws, indices, *, full_seconds: float | None = None, repeats: i
             collect_activations(model, ws.dataset.x_test, ws.layers, indices, unit_modes=("flat",),
                                 batch_size=ws.batch_size, output=ws.output, transform=ws.transform)
         times.append(time.perf_counter() - start)
-    sample_seconds = float(np.median(times))
+    return savings_row(ws, n, float(np.median(times)), full_seconds=full_seconds)
+
+
+def savings_row(ws, n: int, sample_seconds: float, *, full_seconds: float | None = None,
+                stored_bytes: int | None = None) -> dict:
+    """:func:`sample_savings`'s row from a sample pass already timed (the app's, when it wrote the store).
+
+    Parameters
+    ----------
+    ws : Workspace
+    n : int
+        Items in the sample.
+    sample_seconds : float
+        Time of the sample's forward pass.
+    full_seconds : float, optional
+        As for :func:`sample_savings`.
+    stored_bytes : int, optional
+        Bytes the sample's activations take on disk (its store: both unit modes, float16 or
+        float32); added to the row as ``stored_bytes``.
+    """
+    n, big_n = int(n), int(ws.n_items)
+    values = sum(math.prod(ws.full[layer, "flat"].unit_shape) for layer in ws.layers)
     if full_seconds is None:
         full_seconds = getattr(ws, "full_pass_seconds", None)
     measured = full_seconds is not None
     full = float(full_seconds) if measured else sample_seconds * big_n / n
-    return {"n": n, "N": big_n, "share": n / big_n, "values_per_item": int(values),
-            "sample_bytes": 4 * values * n, "sample_bytes_float16": 2 * values * n, "full_bytes": 4 * values * big_n,
-            "bytes_ratio": big_n / n, "sample_seconds": sample_seconds, "full_seconds": full,
-            "full_seconds_measured": measured, "time_ratio": full / sample_seconds if sample_seconds > 0 else math.inf}
+    row = {"n": n, "N": big_n, "share": n / big_n, "values_per_item": int(values),
+           "sample_bytes": 4 * values * n, "sample_bytes_float16": 2 * values * n, "full_bytes": 4 * values * big_n,
+           "bytes_ratio": big_n / n, "sample_seconds": sample_seconds, "full_seconds": full,
+           "full_seconds_measured": measured, "time_ratio": full / sample_seconds if sample_seconds > 0 else math.inf}
+    if stored_bytes is not None:
+        row["stored_bytes"] = int(stored_bytes)
+    return row
 
 
-def _size(b: float) -> str:
+def human_size(b: float) -> str:
+    """Bytes as B, KB, MB, GB or TB (powers of 1024)."""
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if b < 1024 or unit == "TB":
             return f"{b:.1f} {unit}" if unit != "B" else f"{int(b)} B"
@@ -131,8 +156,9 @@ def format_savings(row: dict) -> str:
     how = "measured" if row["full_seconds_measured"] else "estimated from the sample pass's time per item"
     return "\n".join([
         f"sample            activations computed for {row['n']:,} of {row['N']:,} items ({100 * row['share']:.2f} %)",
-        f"on disk           {_size(row['sample_bytes'])} as float32 ({_size(row['sample_bytes_float16'])} as float16) "
-        f"against {_size(row['full_bytes'])} for the full artifacts ({row['bytes_ratio']:.0f}x smaller)",
+        f"on disk           {human_size(row['sample_bytes'])} as float32 "
+        f"({human_size(row['sample_bytes_float16'])} as float16) "
+        f"against {human_size(row['full_bytes'])} for the full artifacts ({row['bytes_ratio']:.0f}x smaller)",
         f"time              sample pass {row['sample_seconds']:.3g} s (median) against {row['full_seconds']:.3g} s "
         f"for the full pass ({how}; {row['time_ratio']:.0f}x)",
     ])

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,8 @@ class SampleStore:
     unit_shapes : dict
         ``"<layer>/<mode>"`` → shape of one item's output in that unit mode (to lay units out).
     n_classes : int
+    seconds : float
+        How long writing the store took (its forward pass and the files).
     """
 
     folder: Path
@@ -87,6 +90,7 @@ class SampleStore:
     dtypes: dict
     unit_shapes: dict
     n_classes: int
+    seconds: float
 
     def _file(self, kind: str, layer: str, mode: str) -> Path:
         check_option("layer", layer, self.layers)
@@ -180,7 +184,7 @@ def open_store(folder) -> SampleStore | None:
         return None
     shapes = {key: tuple(v) for key, v in meta["unit_shapes"].items()}
     return SampleStore(folder, data[0], data[1], data[2], tuple(meta["layers"]), dict(meta["dtypes"]), shapes,
-                       int(meta["n_classes"]))
+                       int(meta["n_classes"]), float(meta["seconds"]))
 
 
 def write_store(ws, indices, folder, *, dtype: str = "float16", on_progress=None) -> SampleStore:
@@ -218,6 +222,7 @@ def write_store(ws, indices, folder, *, dtype: str = "float16", on_progress=None
 
 
 def _write(ws, indices: np.ndarray, folder: Path, dtype: str, on_progress=None) -> SampleStore:
+    started = time.perf_counter()
     (folder / _DONE).unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
     n = len(indices)
@@ -266,7 +271,8 @@ def _write(ws, indices: np.ndarray, folder: Path, dtype: str, on_progress=None) 
     shapes = {f"{layer}/{mode}": list(unit_shape(ws, layer, mode)) for layer in ws.layers for mode in UNIT_MODES}
     _save(folder / "items.npy", np.stack([indices, ws.y_true[indices], y_pred]))
     meta = {"version": STORE_VERSION, "n": int(n), "indices_sha256": _digest(indices), "layers": list(ws.layers),
-            "dtypes": dtypes, "unit_shapes": shapes, "n_classes": int(ws.dataset.n_classes)}
+            "dtypes": dtypes, "unit_shapes": shapes, "n_classes": int(ws.dataset.n_classes),
+            "seconds": time.perf_counter() - started}
     tmp = folder / f".{_DONE}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(meta))
     os.replace(tmp, folder / _DONE)

@@ -484,3 +484,49 @@ def test_a_selection_s_exact_answer_runs_in_the_background_with_progress_and_can
           and "computing" not in _title(dash_duo, "topk-graph"), 60, "the exact answer in the panels")
     _wait(lambda: not dash_duo.find_element("#exact-start").is_displayed(), 20, "the start button hidden")
     assert not dash_duo.get_logs() or all(e["level"] != "SEVERE" for e in dash_duo.get_logs())
+
+
+def test_the_app_command_serves_a_chunk_store_workload(dash_duo, tmp_path):
+    """``python app.py --dataset chunks:DIR`` on a quick wide workload, driven in the browser."""
+    import subprocess
+    import sys
+
+    from dldiag.workloads import make_workload
+
+    store = tmp_path / "wide"
+    make_workload("wide", 3000, store, base="test", chunk_items=1024, show_progress=False, log=lambda *a: None)
+    port = _free_port()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    server = subprocess.Popen([sys.executable, os.path.join(root, "app.py"), "--dataset", f"chunks:{store}",
+                               "--cache-dir", str(tmp_path / "cache"), "--port", str(port), "--projection", "pca"],
+                              cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        _wait(lambda: _page_up(url), 120, "the server")
+        dash_duo.driver.get(url)  # the warm-up page, then the app when the workspace is built
+        dash_duo.wait_for_contains_text("#group-label", "3,000 items in the data", timeout=180)
+        _wait(lambda: "Top-10" in _title(dash_duo, "topk-graph"), 60, "the panels")
+        saved = _wait(lambda: dash_duo.find_element("#sample-savings").text, 60, "what the sample saved")
+        assert "of 3,000 items" in saved and "(measured)" in saved
+        assert "chunks:" in dash_duo.find_element(".brand-sub").text
+        proj = dash_duo.driver.execute_script(
+            "const gd = document.querySelector('#latent-graph .js-plotly-plot'); return gd.layout.xaxis.range;")
+        mid = (proj[0] + proj[1]) / 2
+        dash_duo.driver.get(url + f"?projection=pca&sel=box:pca:{proj[0]},{mid},-1000,1000")
+        dash_duo.wait_for_contains_text("#group-label", "selected items", timeout=60)
+        _wait(lambda: "S1 precision" in _title(dash_duo, "topk-graph")
+              and "computing" not in _title(dash_duo, "topk-graph"), 90, "the selection's exact answer")
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=30)
+    assert "Traceback" not in err, err[-2000:]
+
+
+def _page_up(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False

@@ -963,7 +963,7 @@ def test_the_benchmark_client_drives_the_running_app(app, digits_ws):
 # ------------------------------------------------------------------ a selection's exact answer, in the background
 
 def test_the_exact_job_passes_the_selection_once_and_reports_progress(meta, svc, stores, digits_ws, monkeypatch):
-    from dash import no_update
+    from dash.exceptions import PreventUpdate
 
     _, derived, sample_store = stores
     proj = svc.projection("pca")
@@ -992,6 +992,23 @@ def test_the_exact_job_passes_the_selection_once_and_reports_progress(meta, svc,
     monkeypatch.setattr(type(digits_ws), "sample_pass", no_pass)
     again = []
     assert cb.exact_job(meta, svc, sel, again.append) == sel and again == []  # cached: no pass, no progress
-    assert cb.exact_job(meta, svc, None, again.append) is no_update
+    with pytest.raises(PreventUpdate):
+        cb.exact_job(meta, svc, None, again.append)
     with pytest.raises(ValueError, match="sel must start with box: or lasso:"):
         cb.exact_job(meta, svc, "circle:pca:1,2,3", again.append)
+
+
+def test_what_the_sample_saved_is_read_from_its_store(meta, svc, stores, digits_ws):
+    from dldiag.info import savings_row
+
+    state, _, sample_store = stores
+    idx = svc.sample_indices(SampleParams.from_state(state))
+    text = json.dumps([c if isinstance(c, str) else c.to_plotly_json() for c in
+                       cb.savings_outputs(svc, meta, sample_store)], default=str)
+    store = svc.store(idx)
+    assert store.seconds > 0 and store.nbytes() > 0
+    row = savings_row(digits_ws, len(idx), store.seconds, stored_bytes=store.nbytes())
+    assert row["full_bytes"] == 4 * row["values_per_item"] * digits_ws.n_items
+    assert f"for {row['n']:,} of {digits_ws.n_items:,} items" in text
+    assert "float32, both unit modes" in text  # a small sample is kept in float32 ("auto")
+    assert "(measured)" in text  # the digits workspace timed its full pass when it was built

@@ -274,6 +274,33 @@ def sample_outputs(meta: AppMeta, svc: Diagnosis, sample_params: dict):
     return lines
 
 
+def savings_outputs(svc: Diagnosis, meta: AppMeta, sample_params: dict):
+    """What the sample saved (the report's Table I, live): the sample-savings children.
+
+    Reads the sample's store (written by the sample's one forward pass, which the panels need
+    anyway): its size on disk and the time its writing took, against every diagnosed layer's
+    float32 activations for all N items and the full pass's time (measured when the workspace
+    was built, else estimated from the sample's time per item, and said so).
+    """
+    from ..info import human_size, savings_row
+
+    state = state_from_dict(sample_params, meta)
+    idx = svc.sample_indices(SampleParams.from_state(state))
+    if not len(idx):
+        return None
+    store = svc.store(idx)
+    row = savings_row(svc.ws, len(idx), store.seconds, stored_bytes=store.nbytes())
+    how = "measured" if row["full_seconds_measured"] else "estimated"
+    dtype = "float16" if any(v == "float16" for v in store.dtypes.values()) else "float32"
+    return [
+        html.B("What the sample saved: "),
+        f"activations computed for {row['n']:,} of {row['N']:,} items ({100 * row['share']:.3g} %); "
+        f"{human_size(row['stored_bytes'])} on disk ({dtype}, both unit modes) against "
+        f"{human_size(row['full_bytes'])} for the full float32 activations; the sample's pass took "
+        f"{row['sample_seconds']:.2g} s against {row['full_seconds']:.2g} s for the full pass ({how}).",
+    ]
+
+
 def _short(value) -> str:
     if isinstance(value, float):
         return f"{value:.3g}"
@@ -343,7 +370,8 @@ def exact_job(meta: AppMeta, svc: Diagnosis, sel: str | None, set_progress) -> s
     Runs in a process forked from the server's: it passes the items with a model pool of its
     own (a lock held by a request thread at the fork would never be released in the child).
     ``set_progress`` gets ``(done, total, text)``, at most every :data:`PROGRESS_EVERY_S`.
-    Nothing to do (no selection): ``no_update``.
+    Nothing to do (no selection): ``PreventUpdate`` (the job's cache stores JSON, and Dash
+    turns this exception into "no update" there; ``no_update`` itself is no JSON).
     """
     import time
 
@@ -351,7 +379,7 @@ def exact_job(meta: AppMeta, svc: Diagnosis, sel: str | None, set_progress) -> s
 
     items = selected_items(svc, sel, meta)
     if items is None or not len(items):
-        return no_update
+        raise PreventUpdate
     total = len(items)
     last = [0.0]
 
@@ -830,6 +858,17 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
             raise PreventUpdate
         meta, svc = context.get()
         return sample_outputs(meta, svc, sample_params), None
+
+    @app.callback(
+        Output("sample-savings", "children"), Output("savings-error", "children"),
+        Input("sample-params", "data"),
+    )
+    @guarded("Measuring what the sample saved", 2, 1)
+    def savings(sample_params):
+        if not sample_params:
+            raise PreventUpdate
+        meta, svc = context.get()
+        return savings_outputs(svc, meta, sample_params), None
 
     @app.callback(
         Output("topk-graph", "figure"), Output("heatmap-graph", "figure"), Output("argmax-graph", "figure"),

@@ -138,6 +138,8 @@ def _controls(meta: AppMeta, state: ViewState, pending: dict | None = None) -> h
                hint=ESTIMATOR_HINT, id_="estimator-field"),
         html.Div(id="sample-info", className="sample-info"),
         html.Div(id="sample-error"),
+        html.Div(id="sample-savings", className="sample-savings"),
+        html.Div(id="savings-error"),
         html.H2([term("group", "Group"), " & ", term("layer", "layer")], className="controls-title"),
         _field(term("class", "Class (true label)"), dcc.Dropdown(
             id="cls", options=opts["cls"], value="all" if state.cls is None else str(state.cls), clearable=False)),

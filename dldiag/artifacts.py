@@ -587,10 +587,14 @@ def load_workspace(
     def build():
         start_pass = time.perf_counter()
         with pool.lease() as replica:
+            # Data in chunks on disk (10^5–10^6 items): the pass keeps each finished chunk's
+            # results until it ends, so a killed build resumes where it stopped.
+            chunked = hasattr(ds.x_test, "chunk_bounds")
             result = full_pass(replica, ds.x_test, ds.y_test, layers, n_classes=ds.n_classes,
                                latent_layer=latent_name, batch_size=batch_size, output=output,
                                transform=transform, show_progress=show_progress, desc=f"full pass {ds.name}",
-                               engine=engine)
+                               engine=engine, parts_dir=Path(cache.directory).parent / "parts" if chunked else None,
+                               key=key)
         return {"y_pred": result.y_pred, "probs": result.probs, "latent": result.latent,
                 "full_pass_seconds": np.array(time.perf_counter() - start_pass), **result.aggregates.to_arrays()}
 

@@ -143,3 +143,89 @@ def test_a_worker_killed_mid_pass_is_retried_without_counting_items_twice(digits
     for agg in res.aggregates.by_layer.values():
         assert agg.counts.sum() == ws.n_items  # every item counted once
 
+
+
+# ------------------------------------------------------------------ a resumable local pass (chunk stores)
+
+_KILLED_BUILD = """
+import os, sys
+import dldiag.engine as engine
+from dldiag.artifacts import load_workspace
+real, calls = engine.pass_shard, []
+def dying(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 3:  # two shards are on disk: die as kill -9 does, with no clean-up
+        os.kill(os.getpid(), 9)
+    return real(*args, **kwargs)
+engine.pass_shard = dying
+load_workspace(sys.argv[1], cache_dir=sys.argv[2], show_progress=False)
+"""
+
+
+def test_a_killed_workspace_build_resumes_from_its_finished_shards(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    import dldiag.engine as engine
+    from dldiag.artifacts import load_workspace
+    from dldiag.workloads import make_workload
+
+    store = tmp_path / "wide"
+    make_workload("wide", 3000, store, base="test", chunk_items=512, show_progress=False, log=lambda *a: None)
+    cache = tmp_path / "cache"
+    killed = subprocess.run([sys.executable, "-c", _KILLED_BUILD, f"chunks:{store}", str(cache)],
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    parts = sorted((cache / "parts").glob("part-*.npz"))
+    assert len(parts) == 2  # the finished shards, whole (written under a temporary name, then renamed)
+
+    real, calls = engine.pass_shard, []
+
+    def counting(model, x, y, layers, start, stop, **kwargs):
+        calls.append((start, stop))
+        return real(model, x, y, layers, start, stop, **kwargs)
+
+    monkeypatch.setattr(engine, "pass_shard", counting)
+    ws = load_workspace(f"chunks:{store}", cache_dir=cache, show_progress=False)
+    assert calls == [(1024, 1536), (1536, 2048), (2048, 2560), (2560, 3000)]  # the first two were read back
+    assert not list((cache / "parts").glob("part-*.npz"))  # kept only until the pass ends
+
+    calls.clear()
+    fresh = load_workspace(f"chunks:{store}", cache_dir=tmp_path / "fresh", show_progress=False)
+    assert len(calls) == 6
+    np.testing.assert_array_equal(ws.y_pred, fresh.y_pred)
+    np.testing.assert_array_equal(ws.latent, fresh.latent)
+    for key, agg in fresh.full.by_layer.items():  # merged in shard order: the same sums to the bit
+        np.testing.assert_array_equal(ws.full.by_layer[key].sums, agg.sums)
+        np.testing.assert_array_equal(ws.full.by_layer[key].argmax_counts, agg.argmax_counts)
+
+
+def test_shards_of_another_pass_are_never_read(tmp_path, monkeypatch):
+    import dldiag.engine as engine
+    from dldiag.engine import resumable_pass
+    from dldiag.models import SmallCNN
+
+    rng = np.random.default_rng(0)
+    x = rng.random((300, 1, 8, 8), dtype=np.float32)
+    y = rng.integers(0, 10, 300)
+    model = SmallCNN(n_classes=10)
+    real, calls = engine.pass_shard, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("stopped")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "pass_shard", failing)
+    with pytest.raises(RuntimeError, match="stopped"):
+        resumable_pass(model, x, y, ("fc1",), n_classes=10, parts_dir=tmp_path, key="a", shard_items=100)
+    left = sorted(tmp_path.glob("part-*.npz"))
+    assert len(left) == 2
+    calls.clear()
+    monkeypatch.setattr(engine, "pass_shard", lambda *a, **k: calls.append(1) or real(*a, **k))
+    other = resumable_pass(model, x[::-1].copy(), y[::-1].copy(), ("fc1",), n_classes=10, parts_dir=tmp_path,
+                           key="b", shard_items=100)
+    assert len(calls) == 3 and sorted(tmp_path.glob("part-*.npz")) == left  # "a"'s shards: not read, not removed
+    np.testing.assert_array_equal(other.y_pred, real(model, x[::-1].copy(), y[::-1].copy(), ("fc1",), 0, 300,
+                                                     n_classes=10)["y_pred"])

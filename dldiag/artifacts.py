@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ __all__ = ["Workspace", "LatentSpace", "LatentArtifacts", "load_workspace", "res
 
 # Bump when the layout of cached arrays changes, so that old entries are not misread.
 CACHE_VERSION = 2  # 2: the key holds the model's code, the transform and the output selector
+#: Most megabytes the samples' activation stores take together (least recently used removed first).
+STORES_CAP_MB = 4096
 
 
 @functools.lru_cache(maxsize=1)
@@ -336,13 +339,21 @@ class Workspace(LatentArtifacts):
 
         Kept beside the cache tiers, in ``stores/<workspace key>-<indices hash>-<dtype>/``: one
         forward pass over the sample, then every question about it is a read of memory maps.
+        After a store is written, the least recently used others are removed while all of them
+        take more than :data:`STORES_CAP_MB` (``$DLDIAG_STORES_MB`` when set).
         """
-        from .sample_store import write_store
+        from .sample_store import open_store, prune_stores, write_store
 
         indices = np.asarray(indices, dtype=np.int64)
         digest = hashlib.sha256(np.ascontiguousarray(indices).tobytes()).hexdigest()
         folder = Path(self.cache.directory).parent / "stores" / f"{self.key[:16]}-{digest[:16]}-{dtype}"
-        return write_store(self, indices, folder, dtype=dtype, on_progress=on_progress)
+        done = open_store(folder)
+        if done is not None and np.array_equal(done.indices, indices):
+            return done
+        store = write_store(self, indices, folder, dtype=dtype, on_progress=on_progress)
+        cap = float(os.environ.get("DLDIAG_STORES_MB", STORES_CAP_MB))
+        prune_stores(folder.parent, int(cap * 2**20), keep=(folder,))
+        return store
 
     def estimate(self, indices: np.ndarray, *, k: int = 10, unit_mode: str = "flat", n_boot: int = DEFAULT_N_BOOT,
                  level: float = DEFAULT_LEVEL, seed: int = 0, layers=None,

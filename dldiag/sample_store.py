@@ -35,7 +35,7 @@ from ._validation import check_int, check_option
 from .activations import OUTCOMES, UNIT_MODES, LayerAggregates, collect_activations
 from .queries import GroupAnswer, answer_rows, item_mask
 
-__all__ = ["DTYPES", "SampleStore", "write_store", "open_store", "store_error"]
+__all__ = ["DTYPES", "SampleStore", "write_store", "open_store", "prune_stores", "store_error"]
 
 DTYPES = ("float16", "float32")
 _DONE = "done.json"
@@ -173,10 +173,14 @@ class SampleStore:
 
 
 def open_store(folder) -> SampleStore | None:
-    """The finished store in ``folder``, or None if there is none (or it was never finished)."""
+    """The finished store in ``folder``, or None if there is none (or it was never finished).
+
+    Opening marks the store as used now (its ``done.json``'s time), for :func:`prune_stores`.
+    """
     folder = Path(folder)
     try:
         meta = json.loads((folder / _DONE).read_text())
+        os.utime(folder / _DONE)
         data = np.load(folder / "items.npy", allow_pickle=False)
     except (OSError, ValueError):
         return None
@@ -296,6 +300,45 @@ def _save_rows(path: Path, rows: np.ndarray, dtype: str) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def prune_stores(root, max_bytes: int, keep=()) -> list[Path]:
+    """Remove the least recently used stores under ``root`` until they take at most ``max_bytes``.
+
+    Every sample the app is asked about gets a store; without a cap the folder would only grow.
+    A store in ``keep`` (the one just written) is never removed, nor one being written (its
+    folder's lock is taken first). A reader holding a removed store's memory maps keeps reading
+    them (the files live on until closed); its next open writes the store again.
+
+    Returns
+    -------
+    list of Path
+        The folders removed.
+    """
+    import shutil
+
+    from .build import build_lock
+
+    root = Path(root)
+    keep = {Path(k).resolve() for k in keep}
+    stores = []
+    for folder in (root.iterdir() if root.is_dir() else ()):
+        done = folder / _DONE
+        if done.is_file():
+            size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+            stores.append((done.stat().st_mtime, folder, size))
+    total = sum(size for _, _, size in stores)
+    removed = []
+    for _, folder, size in sorted(stores):
+        if total <= max_bytes:
+            break
+        if folder.resolve() in keep:
+            continue
+        with build_lock(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+        total -= size
+    return removed
 
 
 def store_error(f16: SampleStore, f32: SampleStore, k: int = 10) -> dict:

@@ -108,3 +108,27 @@ def test_two_requests_for_one_sample_at_once_make_one_store(sample, tmp_path, mo
     assert len(calls) == 1 and len(stores) == 2
     for layer in ws.layers:
         np.testing.assert_array_equal(stores[0].rows(layer), stores[1].rows(layer))
+
+
+def test_old_stores_are_removed_beyond_the_cap_newest_kept(sample, tmp_path, monkeypatch):
+    import os
+    import time
+
+    from dldiag.sample_store import prune_stores
+
+    ws, idx = sample
+    stores = [write_store(ws, idx[i:i + 40], tmp_path / f"s{i}") for i in (0, 40, 80)]
+    size = sum(f.stat().st_size for f in stores[0].folder.iterdir())
+    for age, store in zip((300, 200, 100), stores):  # s0 oldest
+        t = time.time() - age
+        os.utime(store.folder / "done.json", (t, t))
+    open_store(stores[0].folder)  # opening marks it used: now s40 is the least recently used
+    removed = prune_stores(tmp_path, int(2.5 * size), keep=(stores[2].folder,))
+    assert removed == [stores[1].folder] and not stores[1].folder.exists()
+    assert prune_stores(tmp_path, 0, keep=(stores[2].folder,)) == [stores[0].folder]
+    assert stores[2].folder.exists()  # the one just written is never removed
+    # the workspace prunes after each store it writes
+    monkeypatch.setenv("DLDIAG_STORES_MB", "0")
+    a = ws.sample_store(idx[:30], dtype="float32")
+    b = ws.sample_store(idx[30:60], dtype="float32")
+    assert b.folder.exists() and not a.folder.exists()

@@ -2,7 +2,8 @@
 
 :class:`Diagnosis` wraps a read-only :class:`~dldiag.artifacts.Workspace`. It never keeps
 results in memory between calls. A sample's activations are written once, by one forward pass
-over the sample, to its store (:mod:`dldiag.sample_store`: memory-mapped, float16 by default);
+over the sample, to its store (:mod:`dldiag.sample_store`: memory-mapped; float32, float16 for a
+large sample);
 its aggregates (one entry per layer and unit mode, so a panel reads only the layer it shows)
 and score tables are computed from the store and kept in the workspace's disk cache, keyed by
 the content hash of the sample's item indices. Several server workers share the cache and the

@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -226,6 +227,7 @@ def measure(kind: str, n: int, work: Path, *, repeat: int = 3, chunk_items: int 
     from ..chunks import ChunkedSource
     from ..workloads import WORKLOADS, make_workload
 
+    load_start = os.getloadavg()[0]
     store_dir = work / f"{kind}-{n}"
     write_s = _timed(lambda: make_workload(kind, n, store_dir, seed=seed, chunk_items=chunk_items, base=base,
                                            show_progress=False, log=lambda line: None))
@@ -242,6 +244,7 @@ def measure(kind: str, n: int, work: Path, *, repeat: int = 3, chunk_items: int 
     row.update(_views(ws, repeat=repeat, seed=seed, log=log))
     row.update(_app(ws, seed=seed, log=log))
     row["process_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    row["load"] = [load_start, os.getloadavg()[0]]  # other work on the machine, for the report
     return row
 
 
@@ -257,6 +260,10 @@ def _measure_in_child(kind: str, n: int, work: Path, *, repeat: int, chunk_items
                         "--repeat", str(repeat), "--chunk-items", str(chunk_items), "--base", base],
                        check=True, cwd=_ROOT)
     return json.loads(path.read_text())
+
+
+def _load(row: dict) -> str:
+    return " / ".join(f"{v:.1f}" for v in row["load"]) if "load" in row else "–"
 
 
 def _size(nbytes: float) -> str:
@@ -303,11 +310,6 @@ def _exponents(rows: list[dict]) -> list[str]:
     return out
 
 
-def _repeats(rows: list[dict]) -> str:
-    return ", ".join(f"{r['repeat']} ({kind})" for kind in ("wide", "deep")
-                     for r in [next((r for r in rows if r["kind"] == kind), None)] if r)
-
-
 def _deep_notes(rows: list[dict]) -> list[str]:
     deep = [r for r in rows if r["kind"] == "deep"]
     if not deep:
@@ -348,20 +350,20 @@ def report(rows: list[dict], command: str) -> str:
         f"Command: `{command}`  ",
         f"Machine: {machine()}  ",
         "Wide: augmented Fashion-MNIST for LeNet-5; deep: augmented galaxies (3×69×69) for the galaxy CNN; chunk "
-        f"stores of uint8 `.npy`. Each (workload, N) measured in a process of its own; medians of "
-        f"{_repeats(rows)} interleaved runs for the passes; a random 5 % sample for the sample stages; the app's answers through "
+        f"stores of uint8 `.npy`. Each (workload, N) measured in a process of its own; the passes' "
+        "times are medians of interleaved runs (how many: the first table's last column); a random 5 % sample for the sample stages; the app's answers through "
         "`Diagnosis.group` (server side, the default layer), the lasso a selection of 10 % of all items.",
         "",
         "### Passes and memory",
         "",
         "| workload | N | accuracy | latent pass (s) | plain forward (s) | latent / plain | peak RSS, latent pass (GiB) "
         "| peak RSS, whole run (GiB) | full aggregate pass (s) | sample pass + store (s) | store, float16 "
-        "| full activations, float32 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| full activations, float32 | load, start / end | runs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         *[f"| {r['kind']} | {r['n']:,} | {r['accuracy']:.3f} | {r['latent_s']:.3g} | {r['plain_s']:.3g} "
           f"| {r['latent_over_plain']:.2f} | {r['peak_rss_gib']:.2f} | {r['process_rss_gib']:.2f} "
           f"| {_secs(r['full_pass_s'])} | {r['sample_pass_s']:.3g} | {_size(r['store_bytes'])} "
-          f"| {_size(r['full_bytes'])} |" for r in rows],
+          f"| {_size(r['full_bytes'])} | {_load(r)} | {r['repeat']} |" for r in rows],
         "",
         "### The app's views and answers",
         "",
@@ -406,6 +408,7 @@ def main(argv=None) -> int:
     parser.add_argument("--work", default=None, help="where the stores and caches go (default CACHE/bench-scale)")
     parser.add_argument("--reuse", action="store_true", help="read rows measured before from WORK/scale-*.json")
     parser.add_argument("--write", action="store_true", help="write the section of BENCHMARKS.md")
+    parser.add_argument("--note", default=None, help="a paragraph for the section (how the rows were run)")
     parser.add_argument("--row", default=None, help=argparse.SUPPRESS)  # KIND:N, measured in this process
     parser.add_argument("--chunk-items", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--base", default=None, help=argparse.SUPPRESS)
@@ -431,7 +434,7 @@ def main(argv=None) -> int:
     command = (f"python -m dldiag.bench scale {'--quick ' if args.quick else ''}--n {','.join(map(str, ns))}"
                + (f" --deep-n {','.join(map(str, deep_ns))} --deep-repeat {args.deep_repeat}" if deep_ns else "")
                + f" --repeat {repeat} --work WORK --write")
-    text = report(rows, command)
+    text = report(rows, command) + (f"\n\n{args.note}" if args.note else "")
     print(text)
     if args.write:
         write_section("scale", text)

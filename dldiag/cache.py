@@ -38,6 +38,8 @@ from pathlib import Path
 import diskcache
 import numpy as np
 
+from .npyio import HEADER_LOCK
+
 __all__ = [
     "ArrayCache",
     "CacheError",
@@ -59,10 +61,9 @@ DEFAULT_SAMPLE_CACHE_MB = 1024
 _MAGIC = b"DLDIAG\x02\n"
 _DIGEST_SIZE = 32
 
-# numpy parses .npy headers with ast.literal_eval, and CPython 3.11's AST constructor is not
-# thread-safe (python/cpython#106905: "AST constructor recursion depth mismatch" now and then):
-# decoding takes turns across the process; a decode is a few milliseconds.
-_DECODE_LOCK = threading.Lock()
+# numpy parses .npy headers with ast.literal_eval, which is not thread-safe in CPython 3.11
+# (see dldiag.npyio): decoding takes turns with every other header read in the process.
+_DECODE_LOCK = HEADER_LOCK
 
 
 class CacheError(Exception):

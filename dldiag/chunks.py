@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import npyio
 from ._validation import check_int
 from .sources import DatasetError, DatasetNotFoundError, ItemSource, aligned_empty
 
@@ -298,7 +299,7 @@ class ChunkedSource(ItemSource):
         """The N labels (int64), read whole."""
         path = self._folder / self._manifest["labels"]
         try:
-            y = np.load(path, allow_pickle=False)
+            y = npyio.load(path)
         except (OSError, ValueError) as exc:
             raise DatasetError(f"{path}: cannot read the labels: {exc}") from exc
         if y.shape != (len(self),):
@@ -311,7 +312,7 @@ class ChunkedSource(ItemSource):
             entry = self._manifest["chunks"][index]
             path = self._folder / entry["file"]
             try:
-                raw = np.load(path, mmap_mode="r", allow_pickle=False)
+                raw = npyio.load(path, mmap_mode="r")
             except (OSError, ValueError) as exc:
                 raise DatasetError(f"{path}: cannot read chunk {index}: {exc}") from exc
             if raw.shape != (entry["items"], *self.item_shape) or raw.dtype != np.dtype(self._manifest["dtype"]):

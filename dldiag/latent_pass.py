@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import npyio
 from ._validation import check_int
 from .activations import forward_with_activations
 from .progress import progress
@@ -88,7 +89,7 @@ def _load_done(folder: Path, key: str, n: int):
     if meta.get("key") != key or meta.get("n_items") != n:
         raise ValueError(f"{folder} holds the latent pass of another model or data (key {meta.get('key')!r}, "
                          f"{meta.get('n_items')} items); give a folder of its own for key {key!r}")
-    return [np.load(folder / f"{name}.npy", mmap_mode="r") for name in _ARRAYS]
+    return [npyio.load(folder / f"{name}.npy", mmap_mode="r") for name in _ARRAYS]
 
 
 def latent_pass(model: torch.nn.Module, x, *, latent_layer: str, n_classes: int, folder, key: str = "",
@@ -159,7 +160,7 @@ def _run(model, x, folder, key, n, n_classes, latent_layer, chunk_items, batch_s
     outs = None
     if _read_json(started) == plan:
         try:
-            outs = {name: np.load(folder / f"{name}.npy", mmap_mode="r+") for name in _ARRAYS}
+            outs = {name: npyio.load(folder / f"{name}.npy", mmap_mode="r+") for name in _ARRAYS}
         except (OSError, ValueError):
             outs = None  # the arrays were never created, or cut short: start over
     if outs is None:
@@ -207,7 +208,7 @@ def _run(model, x, folder, key, n, n_classes, latent_layer, chunk_items, batch_s
     for c in range(n_chunks):
         _marker(folder, c).unlink(missing_ok=True)
     started.unlink(missing_ok=True)
-    return [np.load(folder / f"{name}.npy", mmap_mode="r") for name in _ARRAYS], computed
+    return [npyio.load(folder / f"{name}.npy", mmap_mode="r") for name in _ARRAYS], computed
 
 
 def _create(folder: Path, n: int, n_classes: int, width: int) -> dict:

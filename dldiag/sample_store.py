@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import npyio
 from ._validation import check_int, check_option
 from .activations import OUTCOMES, UNIT_MODES, LayerAggregates, collect_activations
 from .queries import GroupAnswer, answer_rows, item_mask
@@ -99,11 +100,11 @@ class SampleStore:
 
     def rows(self, layer: str, mode: str = "flat") -> np.ndarray:
         """The (n, units) activations of ``layer`` in ``mode``, a read-only memory map."""
-        return np.load(self._file("act", layer, mode), mmap_mode="r")
+        return npyio.load(self._file("act", layer, mode), mmap_mode="r")
 
     def winners(self, layer: str, mode: str = "flat") -> np.ndarray:
         """Each item's arg-max unit of ``layer`` in ``mode`` (from float32, ties to the lowest)."""
-        return np.load(self._file("argmax", layer, mode), mmap_mode="r")
+        return npyio.load(self._file("argmax", layer, mode), mmap_mode="r")
 
     def members(self, cls=None, outcome=None, predicted=None, selection=None) -> np.ndarray:
         """Rows of the sample in the group (``None`` meaning any), within ``selection`` (item indices of D)."""
@@ -181,7 +182,7 @@ def open_store(folder) -> SampleStore | None:
     try:
         meta = json.loads((folder / _DONE).read_text())
         os.utime(folder / _DONE)
-        data = np.load(folder / "items.npy", allow_pickle=False)
+        data = npyio.load(folder / "items.npy")
     except (OSError, ValueError):
         return None
     if meta.get("version") != STORE_VERSION or _digest(data[0]) != meta.get("indices_sha256"):

@@ -56,6 +56,10 @@ class Renderer:
         for spec in self.session.get(base + "/_dash-dependencies", timeout=30).json():
             if spec.get("clientside_function"):
                 continue
+            if spec.get("background"):
+                # A background job (a selection's exact answer): its response is a job handle to
+                # poll, not an answer to compare, and the panels learn its result from the cache.
+                continue
             inputs = [(i["id"], i["property"]) for i in spec["inputs"]]
             if any(not isinstance(i, str) or i not in self.ids for i, _ in inputs):
                 continue  # pattern-matching or absent components (the loading page's)

@@ -951,6 +951,8 @@ def topk_figure(sample_mean: np.ndarray, full_mean: np.ndarray, sample_top: np.n
     ----------
     sample_mean, full_mean : ndarray (units,)
         Mean activation of every unit over the group's items in the sample and in the data.
+        ``full_mean`` (and ``full_top``) None: the data's answer is still being computed (a
+        selection's exact answer); the sample's list is drawn alone and the subtitle says so.
     sample_top, full_top : ndarray of int
         The two top-k lists, best first.
     labels : sequence of str
@@ -1148,6 +1150,7 @@ def heatmap_figure(sample_mean: np.ndarray, full_mean: np.ndarray, unit_shape: t
     Parameters
     ----------
     sample_mean, full_mean : ndarray (units,)
+        ``full_mean`` None: not computed yet (the full-data and difference maps stay empty).
     unit_shape : tuple of int
         The layer's unit shape in this unit mode: (C, H, W) maps are drawn as a grid of maps.
     s2 : float or None
@@ -1241,6 +1244,7 @@ def argmax_figure(sample_dist: np.ndarray, full_dist: np.ndarray, *, labels, sam
     ----------
     sample_dist, full_dist : ndarray (units,)
         Share of the group's items whose most active unit is each unit (each sums to 1).
+        ``full_dist`` None: not computed yet (units ordered by the sample's shares alone).
     labels : sequence of str
         Unit names by unit index (:func:`unit_names`).
     sampler : str

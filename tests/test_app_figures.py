@@ -1047,3 +1047,22 @@ def test_a_density_of_more_classes_than_it_can_shade_is_one_grey():
     lit = rgba[rgba[..., 3] > 0][:, :3].astype(int)
     grey = [int(F.DENSITY_GREY[i:i + 2], 16) for i in (1, 3, 5)]
     assert np.abs(lit - grey).max() <= 2  # one grey (spread pixels composited round by 1)
+
+
+def test_panels_without_the_full_answer_yet_draw_the_sample_alone_and_say_so():
+    rng = np.random.default_rng(0)
+    mean = rng.random(12)
+    dist = np.bincount(rng.integers(0, 12, 40), minlength=12) / 40
+    common = dict(sampler="random", n_sample=40, n_full=400, layer="fc1")
+    labels = [f"u{i}" for i in range(12)]
+    top = F.topk_figure(mean, None, np.argsort(-mean)[:5], None, labels=labels, s1=None, k=5, **common)
+    assert [t.get("offsetgroup") for t in top["data"]] == ["sample"]  # no full-data bars
+    assert F.PENDING_LINE in top["layout"]["title"]["text"]
+    assert sorted(int(u) for u in top["data"][0]["customdata"]) == sorted(np.argsort(-mean)[:5].tolist())
+    heat = F.heatmap_figure(mean, None, (12,), s2=None, **common)
+    assert np.isnan(np.asarray(decode(heat["data"][1]["z"]), dtype=float)).all()  # the full map: empty, not 0
+    assert not np.isnan(np.asarray(decode(heat["data"][0]["z"]), dtype=float)).all()
+    assert "computing" in json.dumps(heat["layout"]) and F.PENDING_LINE in heat["layout"]["title"]["text"]
+    arg = F.argmax_figure(dist, None, labels=labels, s3=None, **common)
+    assert len(arg["data"]) == 1 and arg["data"][0]["name"].startswith("sample")
+    assert F.PENDING_LINE in arg["layout"]["title"]["text"]

@@ -30,6 +30,7 @@ import stat
 import tempfile
 import threading
 import time
+import weakref
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from pathlib import Path
 import diskcache
 import numpy as np
 
-from .npyio import HEADER_LOCK
+from .npyio import header_lock
 
 __all__ = [
     "ArrayCache",
@@ -61,9 +62,6 @@ DEFAULT_SAMPLE_CACHE_MB = 1024
 _MAGIC = b"DLDIAG\x02\n"
 _DIGEST_SIZE = 32
 
-# numpy parses .npy headers with ast.literal_eval, which is not thread-safe in CPython 3.11
-# (see dldiag.npyio): decoding takes turns with every other header read in the process.
-_DECODE_LOCK = HEADER_LOCK
 
 
 class CacheError(Exception):
@@ -125,7 +123,9 @@ def _decode(value: bytes) -> dict[str, np.ndarray] | None:
     if hashlib.sha256(payload).digest() != value[len(_MAGIC):head]:
         return None
     try:
-        with _DECODE_LOCK, np.load(io.BytesIO(payload), allow_pickle=False) as npz:
+        # numpy parses .npy headers with ast.literal_eval, not thread-safe in CPython 3.11 (see
+        # dldiag.npyio): decoding takes turns with every other header read in the process.
+        with header_lock(), np.load(io.BytesIO(payload), allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError):
         return None
@@ -176,6 +176,17 @@ def _warn_if_shared(path: Path) -> None:
                     "serves; use a private folder (--cache-dir or $DLDIAG_CACHE)", path)
 
 
+_OPEN: "weakref.WeakSet[ArrayCache]" = weakref.WeakSet()
+
+
+def _new_locks_after_fork() -> None:
+    for cache in list(_OPEN):
+        cache._new_locks()
+
+
+os.register_at_fork(after_in_child=_new_locks_after_fork)
+
+
 class ArrayCache:
     """Verified disk cache of ``dict[str, ndarray]`` values (one tier).
 
@@ -212,11 +223,17 @@ class ArrayCache:
             eviction_policy="least-recently-used" if size_limit_mb is not None else "none",
             cull_limit=10,  # entries dropped per write while over the cap
         )
+        self._new_locks()
+        _OPEN.add(self)
+        self._warned_full = False
+        self._cache = self._open()
+
+    def _new_locks(self) -> None:
+        """Fresh locks: at creation, and in a forked child (a lock another thread of the parent
+        held at the fork would never be released there; the app's background jobs are forks)."""
         self._reopen_lock = threading.RLock()
         self._flights: dict[str, threading.Lock] = {}
         self._flights_guard = threading.Lock()
-        self._warned_full = False
-        self._cache = self._open()
 
     # ---------------------------------------------------------------- lifecycle
     def _open(self) -> diskcache.Cache:

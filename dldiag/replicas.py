@@ -34,6 +34,17 @@ _LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.RLock]" = weakref.WeakKe
 _LOCKS_GUARD = threading.Lock()
 
 
+def _new_locks_after_fork() -> None:
+    # A forked child (the app's background jobs) must not wait on a lock a thread of the
+    # parent held at the fork: it starts with no module held and a free guard.
+    global _LOCKS, _LOCKS_GUARD
+    _LOCKS = weakref.WeakKeyDictionary()
+    _LOCKS_GUARD = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_locks_after_fork)
+
+
 def model_lock(model: nn.Module) -> threading.RLock:
     """The re-entrant lock that every pass over ``model`` holds (one per module object)."""
     with _LOCKS_GUARD:

@@ -8,6 +8,7 @@ without an error, or ``index_add_`` shape errors.
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -223,3 +224,51 @@ def test_the_throughput_benchmark_counts_checked_passes(digits_ws):
     assert rate > 1 and wrong == 0
     rate, wrong = throughput(digits_ws, samples, expected[::-1], clients=2, seconds=0.3)
     assert wrong > 0  # answers compared with the wrong expectations are counted as wrong
+
+
+def test_a_process_forked_while_other_threads_hold_locks_does_not_wait_for_them(tmp_path):
+    """The app's background jobs are forks of a serving process: a lock another thread holds at
+    the fork (a header being parsed, a cache's flight table, a model's guard) is never released
+    in the child, so the child must start with its own."""
+    import os
+    import signal
+
+    from dldiag import npyio, replicas
+    from dldiag.cache import ArrayCache
+
+    np.save(tmp_path / "a.npy", np.arange(5))
+    cache = ArrayCache(tmp_path / "cache")
+    cache.put("k", {"v": np.arange(3)})
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with npyio.header_lock(), cache._flights_guard, replicas._LOCKS_GUARD:
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait(10)
+    pid = os.fork()
+    if pid == 0:  # the child: every one of these would block forever on the parent's locks
+        try:
+            ok = (npyio.load(tmp_path / "a.npy").sum() == 10 and cache.get("k")["v"].sum() == 3
+                  and replicas.model_lock(torch.nn.Linear(1, 1)) is not None)
+            with cache.single_flight("x"):
+                pass
+        finally:
+            os._exit(0 if ok else 1)
+    try:
+        for _ in range(200):  # 20 s
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError("the forked child waited on a lock held by a thread of its parent")
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        release.set()
+        thread.join()

@@ -9,8 +9,11 @@ from dldiag.bench.scale import main
 
 
 def _rows(out: str, heading: str) -> list[list[str]]:
-    table = out.split(heading, 1)[1].split("\n\n", 2)[1]
-    return [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+    """The body rows of the first table after ``heading``, as lists of cells."""
+    lines = out.split(heading, 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return [[c.strip() for c in line.strip("|").split("|")] for line in lines[start + 2:end]]
 
 
 def test_quick_scale_benchmark_measures_every_stage(tmp_path, capsys):
@@ -30,6 +33,7 @@ def test_quick_scale_benchmark_measures_every_stage(tmp_path, capsys):
     fits = _rows(out, "### Sampler fits")
     assert {"random", "vas", "max-margin"} <= {r[0] for r in fits}
     assert all(float(re.sub(r" \(on .*\)", "", c)) > 0 for r in fits for c in r[1:4])
+    assert "Growth exponent, wide" in out and "Peak RSS of the whole run after each stage" in out
     assert "Growth exponent, wide" in out and "Goals at 10^6 (wide): not checked" in out
     assert "Deep: the galaxy CNN's diagnosed layers" in out
     for kind, n in (("wide", 1000), ("wide", 2000), ("deep", 300)):

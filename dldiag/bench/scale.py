@@ -65,15 +65,32 @@ LASSOS = 5
 _ROOT = Path(__file__).resolve().parents[2]
 
 _RSS_CHILD = """
-import json, resource, sys
+import json, sys
+from dldiag.bench.scale import peak_rss_gib
 from dldiag.chunks import ChunkedSource
 from dldiag.latent_pass import latent_pass
 from dldiag.model_spec import load_model
 model = load_model(sys.argv[1]).module
 src = ChunkedSource(sys.argv[2])
 latent_pass(model, src, latent_layer=sys.argv[3], n_classes=int(sys.argv[5]), folder=sys.argv[4], key="rss")
-print(json.dumps({"max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+print(json.dumps({"peak_rss_gib": peak_rss_gib()}))
 """
+
+
+def peak_rss_gib() -> float:
+    """This process's peak resident set size in GiB: ``VmHWM`` of ``/proc/self/status`` where there is one.
+
+    ``ru_maxrss`` is no good for a process started by a large one: Linux keeps the high-water
+    mark of the parent's memory that a vfork-and-exec'd child starts from, so the child reports
+    at least its parent's peak. ``VmHWM`` is the new program's own.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def _plain_forward(model, src, batch_size: int) -> None:
@@ -124,7 +141,7 @@ def _passes(ws, store_dir: Path, weights: Path, work: Path, *, repeat: int, chun
     child = subprocess.run([sys.executable, "-c", _RSS_CHILD, str(weights), str(store_dir), ws.latent_layer,
                             str(rss_folder), str(n_classes)], capture_output=True, text=True, check=True, cwd=_ROOT)
     shutil.rmtree(rss_folder)
-    rss_gib = json.loads(child.stdout.strip().splitlines()[-1])["max_rss_kb"] / 2**20
+    rss_gib = json.loads(child.stdout.strip().splitlines()[-1])["peak_rss_gib"]
     idx = ws.fitted_sampler("random").sample(FRACTION, seed=seed)
     store_folder = Path(tempfile.mkdtemp(dir=work))  # a fresh folder: the pass is run, not reopened
     start = time.perf_counter()
@@ -239,11 +256,16 @@ def measure(kind: str, n: int, work: Path, *, repeat: int = 3, chunk_items: int 
     row = {"kind": kind, "n": n, "write_s": write_s, "full_pass_s": ws.full_pass_seconds,
            "full_pass_cached": bool(ws.cache_hit), "accuracy": ws.accuracy, "layers": list(ws.layers),
            "chunks": ChunkedSource(store_dir).n_chunks, "repeat": repeat}
+    stage_rss = {"workspace": peak_rss_gib()}  # the high-water mark after each stage: where the peak is reached
     row.update(_passes(ws, store_dir, weights, work, repeat=repeat, chunk_items=chunk_items, seed=seed, log=log))
+    stage_rss["passes"] = peak_rss_gib()
     row["fits"] = _fits(ws, seed, log)
+    stage_rss["fits"] = peak_rss_gib()
     row.update(_views(ws, repeat=repeat, seed=seed, log=log))
+    stage_rss["views"] = peak_rss_gib()
     row.update(_app(ws, seed=seed, log=log))
-    row["process_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    stage_rss["app"] = row["process_rss_gib"] = peak_rss_gib()
+    row["stage_rss_gib"] = stage_rss
     row["load"] = [load_start, os.getloadavg()[0]]  # other work on the machine, for the report
     return row
 
@@ -264,6 +286,16 @@ def _measure_in_child(kind: str, n: int, work: Path, *, repeat: int, chunk_items
 
 def _load(row: dict) -> str:
     return " / ".join(f"{v:.1f}" for v in row["load"]) if "load" in row else "–"
+
+
+def _stage_rss(rows: list[dict]) -> list[str]:
+    mine = [r for r in rows if "stage_rss_gib" in r]
+    if not mine:
+        return []
+    return ["Peak RSS of the whole run after each stage (GiB, the process's high-water mark; the stage where it "
+            "grows is where the peak is reached): " + "; ".join(
+                f"{r['kind']} {r['n']:,}: " + ", ".join(f"{k} {v:.2f}" for k, v in r["stage_rss_gib"].items())
+                for r in mine) + ".", ""]
 
 
 def _size(nbytes: float) -> str:
@@ -315,13 +347,14 @@ def _deep_notes(rows: list[dict]) -> list[str]:
     if not deep:
         return []
     r = deep[-1]
-    per_item = r["plain_s"] / r["n"]
+    per_item = min(v for v in (r["latent_s"], r["plain_s"], r["full_pass_s"]) if v) / r["n"]
     gib = 4 * r["values_per_item"] / 2**30
     return ["", f"Deep: the galaxy CNN's diagnosed layers hold {r['values_per_item']:,} values per item, "
                 f"{4 * r['values_per_item'] / 2**20:.2f} MB in float32: the full activations of 10^5 galaxies "
                 f"would take {gib * 1e5:,.0f} GiB and of 10^6 {gib * 1e6 / 1024:,.1f} TiB, against "
                 f"{_memory_gib():.0f} GiB of memory here; the 5 % sample's float16 store at {r['n']:,} is "
-                f"{_size(r['store_bytes'])}. A plain forward takes {1000 * per_item:.1f} ms per galaxy here "
+                f"{_size(r['store_bytes'])}. A pass takes {1000 * per_item:.1f} ms per galaxy here (the fastest "
+                f"of the row's passes) "
                 f"(LeNet-5: {_wide_ms(rows)} ms per item), so one pass over 10^5 galaxies takes about "
                 f"{per_item * 1e5 / 60:.0f} min and a row measures five such passes or more (full aggregate, "
                 "latent, plain, the latent pass again for its RSS, the sample's and the exact lasso's)."]
@@ -329,7 +362,10 @@ def _deep_notes(rows: list[dict]) -> list[str]:
 
 def _wide_ms(rows: list[dict]) -> str:
     wide = [r for r in rows if r["kind"] == "wide"]
-    return f"{1000 * wide[-1]['plain_s'] / wide[-1]['n']:.3f}" if wide else "not measured"
+    if not wide:
+        return "not measured"
+    r = wide[-1]
+    return f"{1000 * min(v for v in (r['latent_s'], r['plain_s'], r['full_pass_s']) if v) / r['n']:.3f}"
 
 
 def _memory_gib() -> float:
@@ -378,6 +414,9 @@ def report(rows: list[dict], command: str) -> str:
         "",
         "### Sampler fits (s, default fit, seed 0, once)",
         "",
+        "\"(on M)\": the fit approximates above its `max_fit_items` and one fit saw at most M items (a subsample "
+        "for `gmm-full` and `max-margin`, a k-d cell for `vas`; see the `fits` section).",
+        "",
         "| sampler | " + " | ".join(label[r["kind"] + str(r["n"])] for r in rows) + " | exponent, wide |",
         "|---|" + "---:|" * (len(rows) + 1),
         *[f"| {name} | " + " | ".join(
@@ -388,6 +427,7 @@ def report(rows: list[dict], command: str) -> str:
         "",
         *_exponents(rows),
         "",
+        *_stage_rss(rows),
         *_goals(rows),
         *_deep_notes(rows),
     ]
@@ -433,7 +473,7 @@ def main(argv=None) -> int:
             for kind, group, r in (("wide", ns, repeat), ("deep", deep_ns, args.deep_repeat)) for n in group]
     command = (f"python -m dldiag.bench scale {'--quick ' if args.quick else ''}--n {','.join(map(str, ns))}"
                + (f" --deep-n {','.join(map(str, deep_ns))} --deep-repeat {args.deep_repeat}" if deep_ns else "")
-               + f" --repeat {repeat} --work WORK --write")
+               + f" --repeat {repeat} --work WORK{' --reuse' if args.reuse else ''} --write")
     text = report(rows, command) + (f"\n\n{args.note}" if args.note else "")
     print(text)
     if args.write:

@@ -365,7 +365,7 @@ def exact_cached(meta: AppMeta, svc: Diagnosis, sel: str | None) -> bool:
 
 
 def exact_job(meta: AppMeta, svc: Diagnosis, sel: str | None, set_progress) -> str:
-    """The body of the exact-answer job: the selection's exact pass, unless cached; its digest.
+    """The body of the exact-answer job: the selection's exact pass, unless cached; returns ``sel``.
 
     Runs in a process forked from the server's: it passes the items with a model pool of its
     own (a lock held by a request thread at the fork would never be released in the child).

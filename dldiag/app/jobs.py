@@ -6,6 +6,11 @@ process per job, its progress and result in a diskcache folder that every server
 reads, so a job started through one worker is polled through another). The folder stores
 JSON (diskcache's ``JSONDisk``), never pickles: what the job returns and reports is a few
 strings, and nothing read back from the folder is unpickled.
+
+Jobs are daemonic processes. A fork of a threaded server can, rarely, start with a lock that
+another thread held at the fork (seen in the test suite: a job asleep on a futex for good);
+dldiag renews its own locks after a fork, but not every library's. A daemonic job never holds
+up the server's (or a test run's) exit, and Cancel ends one that hangs.
 """
 
 from __future__ import annotations
@@ -18,8 +23,19 @@ from dash import DiskcacheManager
 __all__ = ["jobs_manager"]
 
 
+class _DaemonJobs(DiskcacheManager):
+    """Dash's ``DiskcacheManager``, its job processes daemonic (see the module's notes)."""
+
+    def call_job_fn(self, key, job_fn, args, context):
+        from multiprocess import Process
+
+        process = Process(target=job_fn, args=(key, self._make_progress_key(key), args, context), daemon=True)
+        process.start()
+        return process.pid
+
+
 def jobs_manager(folder) -> DiskcacheManager:
     """A ``DiskcacheManager`` over a JSON-only diskcache in ``folder`` (created if missing)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    return DiskcacheManager(diskcache.Cache(str(folder), disk=diskcache.JSONDisk))
+    return _DaemonJobs(diskcache.Cache(str(folder), disk=diskcache.JSONDisk))

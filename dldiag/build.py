@@ -133,7 +133,9 @@ class BackgroundBuild:
     the data set or the model: any workspace, however it was made, can be built this way) and
     stores its results in the workspace's cache under the workspace's keys; :meth:`missing`
     asks the cache which are not there yet. The child's output goes to ``build-log.txt`` in the
-    cache folder; the child is stopped when this process exits.
+    cache folder; the child is stopped when this process exits, and stops itself when this
+    process has gone without stopping it (killed: ``atexit`` does not run on a signal), so that
+    no orphaned build competes with the next server for the cores.
 
     Parameters
     ----------
@@ -158,7 +160,7 @@ class BackgroundBuild:
         partial.replace(self.latent_path)
         cmd = [sys.executable, "-m", "dldiag.build", str(self.latent_path), "--cache-dir", str(ws.cache.directory),
                "--projections", ",".join(self.projections), "--samplers", ",".join(self.samplers),
-               "--nice", str(int(nice))]
+               "--nice", str(int(nice)), "--parent", str(os.getpid())]
         self._log = open(self.log_path, "ab")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             [str(Path(__file__).resolve().parents[1]), *filter(None, [os.environ.get("PYTHONPATH")])])}
@@ -207,6 +209,26 @@ def start_background(ws, projections: Sequence[str], samplers: Sequence[str], *,
     return BackgroundBuild(ws, rest_p, rest_s, nice=nice) if rest_p or rest_s else None
 
 
+def _exit_when_orphaned(parent: int, every_s: float = 0.5) -> None:
+    """End this process as soon as ``parent`` is no longer its parent (it died; Linux re-parents us).
+
+    A thread polls: the build's steps are long library calls that check nothing in between.
+    ``os._exit`` because nothing of a half-done step is worth keeping: the cache's writes are
+    atomic, and the build lock is a ``flock`` the kernel releases with the process.
+    """
+    import threading
+    import time
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(3)
+
+    if os.getppid() != parent:
+        os._exit(3)
+    threading.Thread(target=watch, name="dldiag-build-parent-watch", daemon=True).start()
+
+
 def main(argv=None) -> int:
     """``python -m dldiag.build LATENT.npz --cache-dir CORE ...``: the background build's child."""
     import argparse
@@ -222,9 +244,12 @@ def main(argv=None) -> int:
     p.add_argument("--projections", default="")
     p.add_argument("--samplers", default="")
     p.add_argument("--nice", type=int, default=0)
+    p.add_argument("--parent", type=int, default=None, help="exit as soon as this process is gone")
     args = p.parse_args(argv)
     if args.nice:
         os.nice(args.nice)
+    if args.parent is not None:
+        _exit_when_orphaned(args.parent)
     with np.load(args.latent, allow_pickle=False) as arrays:
         space = LatentSpace(key=str(arrays["key"]), latent=arrays["latent"], y_true=arrays["y_true"],
                             y_pred=arrays["y_pred"], cache=ArrayCache(args.cache_dir))

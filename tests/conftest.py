@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -78,3 +81,24 @@ def pytest_setup_options():
         options.add_argument(arg)
     return options
 # --- end browser options ---
+
+
+def free_port() -> int:
+    """A free local port for a test's server."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=30, message="condition"):
+    """``predicate()``'s first truthy value within ``timeout`` s (a page may be re-rendering)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            value = predicate()
+        except Exception:  # noqa: BLE001 - the page may be re-rendering
+            value = None
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {message}")

@@ -7,7 +7,6 @@ Runs on the digits workspace with PCA. The Chromium options come from the
 from __future__ import annotations
 
 import os
-import socket
 import time
 
 import numpy as np
@@ -15,19 +14,15 @@ import numpy as np
 from selenium.webdriver.common.action_chains import ActionChains
 
 from dldiag.app import callbacks as cb
+from conftest import free_port, wait_for
 from dldiag.app import create_app
 from dldiag.app.layout import GRAPH_IDS
 
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _start(dash_duo, app, path: str = "") -> None:
-    dash_duo.start_server(app, port=_free_port())
+    dash_duo.start_server(app, port=free_port())
     # Downloads (several per page) into the test's folder, with or without pytest's --headless.
     dash_duo.driver.execute_cdp_cmd("Browser.setDownloadBehavior",
                                     {"behavior": "allow", "downloadPath": dash_duo.download_path})
@@ -47,21 +42,8 @@ def _title(dash_duo, graph_id: str) -> str:
     return title.get("text", "") if isinstance(title, dict) else str(title)
 
 
-def _wait(predicate, timeout=30, message="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            value = predicate()
-        except Exception:  # noqa: BLE001 - the page may be re-rendering
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {message}")
-
-
 def _wait_for_title(dash_duo, graph_id, text, timeout=30):
-    return _wait(lambda: text in _title(dash_duo, graph_id), timeout, f"{text!r} in the title of {graph_id}")
+    return wait_for(lambda: text in _title(dash_duo, graph_id), timeout, f"{text!r} in the title of {graph_id}")
 
 
 def _plot_point(dash_duo, graph_id: str, x: float, y: float, xaxis="xaxis", yaxis="yaxis"):
@@ -96,7 +78,7 @@ def _downloaded(dash_duo, suffix: str, timeout=30) -> str:
         names = [n for n in os.listdir(folder) if n.endswith(suffix)]
         return os.path.join(folder, names[0]) if names else None
 
-    return _wait(find, timeout, f"a downloaded *{suffix} in {folder}")
+    return wait_for(find, timeout, f"a downloaded *{suffix} in {folder}")
 
 
 def test_explore_select_click_and_export(dash_duo, digits_ws):
@@ -106,7 +88,7 @@ def test_explore_select_click_and_export(dash_duo, digits_ws):
     # The default view: every panel filled, the summary beside random, the URL carrying the state.
     dash_duo.wait_for_contains_text("#table-iv", "max-margin", timeout=40)
     for gid in GRAPH_IDS:
-        _wait(lambda gid=gid: _title(dash_duo, gid).startswith(("(", "Latent")), 30, f"{gid} drawn")
+        wait_for(lambda gid=gid: _title(dash_duo, gid).startswith(("(", "Latent")), 30, f"{gid} drawn")
     assert "sampler=max-margin" in dash_duo.driver.current_url
     first_summary = _title(dash_duo, "summary-graph")
 
@@ -116,14 +98,14 @@ def test_explore_select_click_and_export(dash_duo, digits_ws):
     _wait_for_title(dash_duo, "summary-graph", "stratified-cm")
     assert _title(dash_duo, "summary-graph") != first_summary
     assert "sampler=stratified-cm" in dash_duo.driver.current_url
-    _wait(lambda: "stratified-cm" in _title(dash_duo, "latent-graph"), 20, "the latent view patched")
+    wait_for(lambda: "stratified-cm" in _title(dash_duo, "latent-graph"), 20, "the latent view patched")
 
     # Hover an item: a tooltip with its thumbnail, labels and likelihood ratio.
     xy = digits_ws.projection("pca")
     drag = _drag_area(dash_duo, "latent-graph")
     dx, dy = _plot_point(dash_duo, "latent-graph", float(xy[0, 0]), float(xy[0, 1]))
     ActionChains(dash_duo.driver).move_to_element(drag).move_by_offset(int(dx), int(dy)).perform()
-    tip = _wait(lambda: dash_duo.find_element("#latent-tooltip img.tip-img"), 20, "the hover tooltip")
+    tip = wait_for(lambda: dash_duo.find_element("#latent-tooltip img.tip-img"), 20, "the hover tooltip")
     assert tip.get_attribute("src").startswith("data:image/png;base64,")
     assert "log likelihood ratio" in dash_duo.find_element("#latent-tooltip").text
 
@@ -135,7 +117,7 @@ def test_explore_select_click_and_export(dash_duo, digits_ws):
      .click_and_hold().move_by_offset(int(0.5 * w), 0).move_by_offset(0, int(0.8 * h))
      .move_by_offset(int(-0.5 * w), 0).move_by_offset(0, int(-0.79 * h)).release().perform())
     dash_duo.wait_for_contains_text("#group-label", "selected items", timeout=30)
-    _wait(lambda: _layout(dash_duo, "topk-graph") != before, 20, "the panels to change")
+    wait_for(lambda: _layout(dash_duo, "topk-graph") != before, 20, "the panels to change")
     label = dash_duo.find_element("#group-label").text
     n_selected = int(label.split(" selected items")[0].replace(",", ""))
     assert 0 < n_selected < digits_ws.n_items
@@ -198,12 +180,12 @@ def test_a_shared_link_restores_the_view_and_presentation_mode(dash_duo, digits_
     assert "layer=conv1" in url and "units=channel" in url and "j=0.7" in url
 
     dash_duo.find_element("#present-btn").click()
-    _wait(lambda: "present" in dash_duo.find_element("#root").get_attribute("class"), 10, "presentation mode")
-    _wait(lambda: not dash_duo.find_element("#controls").is_displayed(), 10, "the controls hidden")
-    _wait(lambda: _layout(dash_duo, "topk-graph").get("font", {}).get("size", 0) >= 17, 20, "large type")
+    wait_for(lambda: "present" in dash_duo.find_element("#root").get_attribute("class"), 10, "presentation mode")
+    wait_for(lambda: not dash_duo.find_element("#controls").is_displayed(), 10, "the controls hidden")
+    wait_for(lambda: _layout(dash_duo, "topk-graph").get("font", {}).get("size", 0) >= 17, 20, "large type")
     assert "present=1" in dash_duo.driver.current_url
     dash_duo.find_element("#present-btn").click()
-    _wait(lambda: dash_duo.find_element("#controls").is_displayed(), 10, "the controls back")
+    wait_for(lambda: dash_duo.find_element("#controls").is_displayed(), 10, "the controls back")
 
 
 def test_a_failing_callback_shows_an_inline_message(dash_duo, digits_ws, monkeypatch):
@@ -224,7 +206,7 @@ def test_a_failing_callback_shows_an_inline_message(dash_duo, digits_ws, monkeyp
     # The server keeps serving: the next change works and clears the message.
     dash_duo.select_dcc_dropdown("#layer", value="conv1")
     _wait_for_title(dash_duo, "topk-graph", "of conv1")
-    _wait(lambda: dash_duo.find_element("#panels-error").text == "", 20, "the message cleared")
+    wait_for(lambda: dash_duo.find_element("#panels-error").text == "", 20, "the message cleared")
     dash_duo.wait_for_contains_text("#table-iv", "max-margin", timeout=10)
 
 
@@ -238,15 +220,15 @@ def _drawn_width(dash_duo, graph_id: str) -> float:
 def test_the_experiments_tab_shows_the_reports_figures(dash_duo, digits_ws):
     app = create_app(digits_ws, default_projection="pca")
     _start(dash_duo, app)
-    _wait(lambda: _title(dash_duo, "latent-graph").startswith("Latent"), 40, "the explorer drawn")
+    wait_for(lambda: _title(dash_duo, "latent-graph").startswith("Latent"), 40, "the explorer drawn")
     assert not dash_duo.find_elements("#fig4_fraction-graph")  # loaded only when the tab opens
 
     dash_duo.find_element("#tab-experiments").click()
     _wait_for_title(dash_duo, "fig4_fraction-graph", "Fig. 4", timeout=30)
-    _wait(lambda: "tab=experiments" in dash_duo.driver.current_url, 10, "tab=experiments in the URL")
+    wait_for(lambda: "tab=experiments" in dash_duo.driver.current_url, 10, "tab=experiments in the URL")
     assert not dash_duo.find_element("#controls").is_displayed()  # the explorer is hidden, not removed
     for stem in ("fig5_topk", "fig6_j", "fig7_time", "table4"):
-        _wait(lambda stem=stem: _layout(dash_duo, f"{stem}-graph"), 20, f"{stem} drawn")
+        wait_for(lambda stem=stem: _layout(dash_duo, f"{stem}-graph"), 20, f"{stem} drawn")
     dash_duo.find_element('#fig4_fraction-graph .modebar-btn[data-title="Download plot as SVG"]')
     box = dash_duo.find_element("#fig4_fraction-graph").size["width"]
     assert 0.9 * box <= _drawn_width(dash_duo, "fig4_fraction-graph") <= box + 1  # the page's width
@@ -256,10 +238,10 @@ def test_the_experiments_tab_shows_the_reports_figures(dash_duo, digits_ws):
     dash_duo.driver.get(dash_duo.driver.current_url)
     _wait_for_title(dash_duo, "fig4_fraction-graph", "Fig. 4", timeout=40)
     dash_duo.find_element("#tab-explorer").click()
-    _wait(lambda: dash_duo.find_element("#controls").is_displayed(), 10, "the explorer shown")
-    _wait(lambda: "tab=" not in dash_duo.driver.current_url, 10, "the tab gone from the URL")
-    _wait(lambda: _title(dash_duo, "latent-graph").startswith("Latent"), 30, "the latent view drawn")
-    _wait(lambda: _drawn_width(dash_duo, "latent-graph") >= 0.9 * dash_duo.find_element("#latent-graph").size["width"],
+    wait_for(lambda: dash_duo.find_element("#controls").is_displayed(), 10, "the explorer shown")
+    wait_for(lambda: "tab=" not in dash_duo.driver.current_url, 10, "the tab gone from the URL")
+    wait_for(lambda: _title(dash_duo, "latent-graph").startswith("Latent"), 30, "the latent view drawn")
+    wait_for(lambda: _drawn_width(dash_duo, "latent-graph") >= 0.9 * dash_duo.find_element("#latent-graph").size["width"],
           10, "the latent view at its panel's width")  # drawn while hidden, resized when shown
     assert dash_duo.get_logs() == [], "browser console errors"
 
@@ -304,7 +286,7 @@ def test_your_own_model_and_data_in_the_browser(dash_duo, tmp_path):
     _start(dash_duo, app)
     dash_duo.wait_for_contains_text("#table-iv", "max-margin", timeout=90)
     for gid in GRAPH_IDS:
-        _wait(lambda gid=gid: _title(dash_duo, gid).startswith(("(", "Latent")), 30, f"{gid} drawn")
+        wait_for(lambda gid=gid: _title(dash_duo, gid).startswith(("(", "Latent")), 30, f"{gid} drawn")
     assert "fc3:input" in _title(dash_duo, "latent-graph") and "569 items" in _title(dash_duo, "latent-graph")
 
     ws = warmup.workspace
@@ -314,7 +296,7 @@ def test_your_own_model_and_data_in_the_browser(dash_duo, tmp_path):
     drag = _drag_area(dash_duo, "latent-graph")
     dx, dy = _plot_point(dash_duo, "latent-graph", float(xy[mid, 0]), float(xy[mid, 1]))
     ActionChains(dash_duo.driver).move_to_element(drag).move_by_offset(int(dx), int(dy)).perform()
-    _wait(lambda: "most unusual features" in dash_duo.find_element("#latent-tooltip").text, 20, "the feature table")
+    wait_for(lambda: "most unusual features" in dash_duo.find_element("#latent-tooltip").text, 20, "the feature table")
     tip = dash_duo.find_element("#latent-tooltip").text
     assert "σ" in tip and any(name in tip for name in data.feature_names)
     assert not dash_duo.driver.find_elements("css selector", "#latent-tooltip img")
@@ -365,7 +347,7 @@ def test_a_box_survives_a_reload_from_its_link(dash_duo, digits_ws):
      .click_and_hold().move_by_offset(int(0.3 * w), int(0.3 * h)).move_by_offset(int(0.25 * w), int(0.25 * h))
      .release().perform())
     dash_duo.wait_for_contains_text("#group-label", "selected items", timeout=30)
-    _wait(lambda: "sel=box:pca:" in dash_duo.driver.current_url, 20, "the box in the link")
+    wait_for(lambda: "sel=box:pca:" in dash_duo.driver.current_url, 20, "the box in the link")
     url = dash_duo.driver.current_url
     label = dash_duo.find_element("#group-label").text
     info = dash_duo.find_element("#selection-info").text
@@ -377,8 +359,8 @@ def test_a_box_survives_a_reload_from_its_link(dash_duo, digits_ws):
     dash_duo.driver.get(url)  # reload from the link alone
     dash_duo.wait_for_contains_text("#group-label", label.split(" —")[0], timeout=40)
     assert dash_duo.find_element("#group-label").text == label
-    _wait(lambda: _title(dash_duo, "topk-graph").split("<br>")[0] == topk, 20, "the same panels")
-    _wait(lambda: _layout(dash_duo, "latent-graph").get("selections"), 20, "the box drawn again")
+    wait_for(lambda: _title(dash_duo, "topk-graph").split("<br>")[0] == topk, 20, "the same panels")
+    wait_for(lambda: _layout(dash_duo, "latent-graph").get("selections"), 20, "the box drawn again")
     again = _layout(dash_duo, "latent-graph")["selections"][0]
     for key in ("x0", "x1", "y0", "y1"):
         assert abs(float(again[key]) - float(shape[0][key])) <= 1e-4 * max(1.0, abs(float(shape[0][key])))
@@ -402,15 +384,15 @@ def test_the_estimate_toggle_changes_the_summary_and_the_link(dash_duo, digits_w
 
     _click(dash_duo, "#estimator input[value='weighted']")
     _wait_for_title(dash_duo, "summary-graph", "design-weighted sample")
-    _wait(lambda: _table_row(dash_duo, "max-margin") not in ("", plain_row), 20, "the sample's scores changed")
+    wait_for(lambda: _table_row(dash_duo, "max-margin") not in ("", plain_row), 20, "the sample's scores changed")
     assert _table_row(dash_duo, "random") == random_row  # the baseline stays plain
     _wait_for_title(dash_duo, "topk-graph", "design-weighted sample")
     assert "estimator=weighted" in dash_duo.driver.current_url
 
     # and back: the plain numbers again, and a link of the default view
     _click(dash_duo, "#estimator input[value='plain']")
-    _wait(lambda: _table_row(dash_duo, "max-margin") == plain_row, 20, "the plain scores back")
-    _wait(lambda: "estimator=" not in dash_duo.driver.current_url, 10, "the estimator gone from the link")
+    wait_for(lambda: _table_row(dash_duo, "max-margin") == plain_row, 20, "the plain scores back")
+    wait_for(lambda: "estimator=" not in dash_duo.driver.current_url, 10, "the estimator gone from the link")
 
 
 def _error_bars(dash_duo, graph_id: str) -> list:
@@ -434,7 +416,7 @@ def test_the_panels_show_the_estimate_from_the_sample_alone_after_a_group_change
     line = "estimated from the sample alone: "
     for gid, words in (("topk-graph", "precision ≈"), ("heatmap-graph", "cosine distance ≈"),
                        ("argmax-graph", "JS distance ≈")):
-        _wait(lambda gid=gid: "group: class 3" in _title(dash_duo, gid), 30, f"{gid} redrawn for class 3")
+        wait_for(lambda gid=gid: "group: class 3" in _title(dash_duo, gid), 30, f"{gid} redrawn for class 3")
         assert line + words in _title(dash_duo, gid), _title(dash_duo, gid)
     topk = _error_bars(dash_duo, "topk-graph")
     assert topk and all(name.startswith("sample") and bars == errors > 0 for name, bars, errors in topk)
@@ -469,19 +451,19 @@ def test_a_selection_s_exact_answer_runs_in_the_background_with_progress_and_can
     app = create_app(digits_ws, default_projection="pca", jobs_dir=tmp_path / "jobs")
     _start(dash_duo, app, f"/?sampler=random&fraction=0.2&seed=1&projection=pca&layer=fc1&sel={box}")
     dash_duo.wait_for_contains_text("#group-label", "selected items", timeout=40)
-    _wait(lambda: "computing in the background" in _title(dash_duo, "topk-graph"), 30, "the sample's answer first")
+    wait_for(lambda: "computing in the background" in _title(dash_duo, "topk-graph"), 30, "the sample's answer first")
     # a job is a forked process: on two busy cores (the whole suite) it takes a while to report
-    _wait(lambda: dash_duo.find_element("#exact-row").is_displayed(), 60, "the job's progress row")
-    _wait(lambda: " of " in dash_duo.find_element("#exact-label").text, 90, "progress in the page")
+    wait_for(lambda: dash_duo.find_element("#exact-row").is_displayed(), 60, "the job's progress row")
+    wait_for(lambda: " of " in dash_duo.find_element("#exact-label").text, 90, "progress in the page")
     dash_duo.find_element("#exact-cancel").click()
-    _wait(lambda: not dash_duo.find_element("#exact-row").is_displayed(), 60, "the row hidden after Cancel")
+    wait_for(lambda: not dash_duo.find_element("#exact-row").is_displayed(), 60, "the row hidden after Cancel")
     assert "computing in the background" in _title(dash_duo, "topk-graph")  # no answer appeared
     assert dash_duo.find_element("#exact-start").is_displayed()
     gate.touch()
     dash_duo.find_element("#exact-start").click()  # start it again: this time it finishes
-    _wait(lambda: "S1 precision" in _title(dash_duo, "topk-graph")
+    wait_for(lambda: "S1 precision" in _title(dash_duo, "topk-graph")
           and "computing" not in _title(dash_duo, "topk-graph"), 60, "the exact answer in the panels")
-    _wait(lambda: not dash_duo.find_element("#exact-start").is_displayed(), 20, "the start button hidden")
+    wait_for(lambda: not dash_duo.find_element("#exact-start").is_displayed(), 20, "the start button hidden")
     assert not dash_duo.get_logs() or all(e["level"] != "SEVERE" for e in dash_duo.get_logs())
 
 
@@ -494,18 +476,22 @@ def test_the_app_command_serves_a_chunk_store_workload(dash_duo, tmp_path):
 
     store = tmp_path / "wide"
     make_workload("wide", 3000, store, base="test", chunk_items=1024, show_progress=False, log=lambda *a: None)
-    port = _free_port()
+    port = free_port()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    server = subprocess.Popen([sys.executable, os.path.join(root, "app.py"), "--dataset", f"chunks:{store}",
-                               "--cache-dir", str(tmp_path / "cache"), "--port", str(port), "--projection", "pca"],
-                              cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # The server's log goes to a file: a pipe nobody reads until the end fills up (64 KiB of
+    # progress and log lines) and then blocks every process that writes to it, the jobs included.
+    log_path = tmp_path / "server.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen([sys.executable, os.path.join(root, "app.py"), "--dataset", f"chunks:{store}",
+                                   "--cache-dir", str(tmp_path / "cache"), "--port", str(port), "--projection", "pca"],
+                                  cwd=root, stdout=subprocess.DEVNULL, stderr=log)
     try:
         url = f"http://127.0.0.1:{port}/"
-        _wait(lambda: _page_up(url), 120, "the server")
+        wait_for(lambda: _page_up(url), 120, "the server")
         dash_duo.driver.get(url)  # the warm-up page, then the app when the workspace is built
         dash_duo.wait_for_contains_text("#group-label", "3,000 items in the data", timeout=180)
-        _wait(lambda: "Top-10" in _title(dash_duo, "topk-graph"), 60, "the panels")
-        saved = _wait(lambda: dash_duo.find_element("#sample-savings").text, 60, "what the sample saved")
+        wait_for(lambda: "Top-10" in _title(dash_duo, "topk-graph"), 60, "the panels")
+        saved = wait_for(lambda: dash_duo.find_element("#sample-savings").text, 60, "what the sample saved")
         assert "of 3,000 items" in saved and "(measured)" in saved
         assert "chunks:" in dash_duo.find_element(".brand-sub").text
         proj = dash_duo.driver.execute_script(
@@ -513,11 +499,12 @@ def test_the_app_command_serves_a_chunk_store_workload(dash_duo, tmp_path):
         mid = (proj[0] + proj[1]) / 2
         dash_duo.driver.get(url + f"?projection=pca&sel=box:pca:{proj[0]},{mid},-1000,1000")
         dash_duo.wait_for_contains_text("#group-label", "selected items", timeout=60)
-        _wait(lambda: "S1 precision" in _title(dash_duo, "topk-graph")
+        wait_for(lambda: "S1 precision" in _title(dash_duo, "topk-graph")
               and "computing" not in _title(dash_duo, "topk-graph"), 90, "the selection's exact answer")
     finally:
         server.terminate()
-        _, err = server.communicate(timeout=30)
+        server.wait(timeout=30)
+    err = log_path.read_text()
     assert "Traceback" not in err, err[-2000:]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from dataclasses import replace
 import json
+import os
 import threading
 import time
 
@@ -920,6 +921,47 @@ def test_an_app_on_a_ready_workspace_can_build_the_rest_in_the_background(tmp_pa
     np.testing.assert_array_equal(ws.projection("tsne").shape, (ws.n_items, 2))
 
 
+def test_a_background_build_ends_when_its_server_is_killed(tmp_path):
+    """A server killed by a signal (no ``atexit``) leaves no build child competing for the cores."""
+    import signal
+    import subprocess
+    import sys
+
+    # The "server": a process that starts a long background build (t-SNE and every slow fit of
+    # 1,797 digits take tens of seconds) and then waits to be killed.
+    script = (
+        "import sys, time\n"
+        "from dldiag.artifacts import load_workspace\n"
+        "from dldiag.build import BackgroundBuild\n"
+        f"ws = load_workspace('digits', cache_dir={str(tmp_path)!r}, show_progress=False)\n"
+        "b = BackgroundBuild(ws, ['tsne', 'umap'], ['vas', 'eb-tree', 'gmm-full', 'max-margin'])\n"
+        "print(b.process.pid, flush=True)\n"
+        "time.sleep(600)\n")
+    server = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        child = int(server.stdout.readline())
+        time.sleep(1.0)
+        assert os.path.exists(f"/proc/{child}")  # the build is under way
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and _alive(child):
+            time.sleep(0.2)
+        assert not _alive(child), "the build outlived its server"
+    finally:
+        server.kill()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, ended but not yet reaped by init, does not count)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_warmup_failure_is_reported(tmp_path):
     warmup = Warmup("no-such-dataset", cache_dir=tmp_path, show_progress=False)
     warmup.start()
@@ -1004,7 +1046,7 @@ def test_what_the_sample_saved_is_read_from_its_store(meta, svc, stores, digits_
     state, _, sample_store = stores
     idx = svc.sample_indices(SampleParams.from_state(state))
     text = json.dumps([c if isinstance(c, str) else c.to_plotly_json() for c in
-                       cb.savings_outputs(svc, meta, sample_store)], default=str)
+                       cb.savings_outputs(meta, svc, sample_store)], default=str)
     store = svc.store(idx)
     assert store.seconds > 0 and store.nbytes() > 0
     row = savings_row(digits_ws, len(idx), store.seconds, stored_bytes=store.nbytes())

@@ -4,19 +4,11 @@ lowered below it; the Chromium options come from ``tests/conftest.py``."""
 
 from __future__ import annotations
 
-import socket
-import time
-
 from selenium.webdriver.common.action_chains import ActionChains
 
+from conftest import free_port, wait_for
 from dldiag.app import create_app
 from dldiag.app import figures as F
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _gd(dash_duo, expression: str):
@@ -25,18 +17,6 @@ def _gd(dash_duo, expression: str):
         "const gd = document.querySelector('#latent-graph .js-plotly-plot');"
         f"return gd && gd.layout ? JSON.parse(JSON.stringify({expression})) : null;")
 
-
-def _wait(predicate, timeout=30, message="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            value = predicate()
-        except Exception:  # noqa: BLE001 - the page may be re-rendering
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {message}")
 
 
 def _image(dash_duo):
@@ -47,9 +27,9 @@ def _image(dash_duo):
 def test_a_density_view_zooms_and_selects_every_item(dash_duo, digits_ws, monkeypatch):
     monkeypatch.setattr(F, "DENSITY_THRESHOLD", 100)
     app = create_app(digits_ws, default_projection="pca")
-    dash_duo.start_server(app, port=_free_port())
+    dash_duo.start_server(app, port=free_port())
     dash_duo.wait_for_contains_text("#table-iv", "max-margin", timeout=40)
-    first = _wait(lambda: _image(dash_duo), 30, "the density image")
+    first = wait_for(lambda: _image(dash_duo), 30, "the density image")
     assert first["source"].startswith("data:image/png;base64,") and first["sizing"] == "stretch"
     n_points = _gd(dash_duo, "gd.data[1].customdata.length")
     assert 0 < n_points < digits_ws.n_items and _gd(dash_duo, "gd.data[0].x.length") == 0
@@ -61,7 +41,7 @@ def test_a_density_view_zooms_and_selects_every_item(dash_duo, digits_ws, monkey
     dash_duo.driver.execute_script(
         "Plotly.relayout(document.querySelector('#latent-graph .js-plotly-plot'), arguments[0]);",
         {"xaxis.range[0]": zx[0], "xaxis.range[1]": zx[1], "yaxis.range[0]": zy[0], "yaxis.range[1]": zy[1]})
-    zoomed = _wait(lambda: (im := _image(dash_duo)) and abs(im["x"] - zx[0]) < 1e-9 * max(1, abs(zx[0])) and im,
+    zoomed = wait_for(lambda: (im := _image(dash_duo)) and abs(im["x"] - zx[0]) < 1e-9 * max(1, abs(zx[0])) and im,
                    30, "the image re-rendered for the zoomed axes")
     assert abs(zoomed["sizex"] - (zx[1] - zx[0])) < 1e-6 * (x1 - x0) and zoomed["source"] != first["source"]
     assert _gd(dash_duo, "gd.layout.xaxis.range") == zx  # the axes stay where the user put them
@@ -88,6 +68,6 @@ def test_a_density_view_zooms_and_selects_every_item(dash_duo, digits_ws, monkey
     dash_duo.driver.execute_script(
         "Plotly.relayout(document.querySelector('#latent-graph .js-plotly-plot'), "
         "{'xaxis.autorange': true, 'yaxis.autorange': true});")
-    _wait(lambda: abs(_image(dash_duo)["sizex"] - first["sizex"]) < 1e-6 * first["sizex"], 30,
+    wait_for(lambda: abs(_image(dash_duo)["sizex"] - first["sizex"]) < 1e-6 * first["sizex"], 30,
           "the image for every item's extent")
     assert not dash_duo.find_element("#latent-error").text

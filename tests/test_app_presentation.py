@@ -16,7 +16,7 @@ from dldiag.app import create_app
 from dldiag.app.state import SLIDES
 from dldiag.artifacts import load_workspace
 
-from test_app_browser import _free_port, _wait
+from conftest import free_port, wait_for
 
 SIZES = ((1280, 720), (1920, 1080))
 GROUP = "cls=6&outcome=incorrect"  # Fashion-MNIST's shirts the model got wrong
@@ -66,7 +66,7 @@ def _settled(dash_duo, panel: str) -> None:
     def ready():
         state = dash_duo.driver.execute_script(TEXT_BOXES_JS, panel)
         return state["shown"] and len(state["boxes"]) > 2
-    _wait(ready, 40, f"{panel} drawn")
+    wait_for(ready, 40, f"{panel} drawn")
     last = None
     for _ in range(40):
         now = str(dash_duo.driver.execute_script(TEXT_BOXES_JS, panel)["boxes"])
@@ -79,7 +79,7 @@ def _settled(dash_duo, panel: str) -> None:
 @pytest.mark.parametrize("width, height", SIZES)
 def test_every_slide_fits_the_screen_without_overlap_or_toolbars(dash_duo, fashion_ws, width, height):
     app = create_app(fashion_ws, default_projection="pca", samplers=["random", "max-margin"])
-    dash_duo.start_server(app, port=_free_port())
+    dash_duo.start_server(app, port=free_port())
     dash_duo.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                                     {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
     problems = []

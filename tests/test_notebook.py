@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import nbformat
 import requests
 from nbclient import NotebookClient
 
+from conftest import free_port
+
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "your_own_model.ipynb"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_the_notebook_runs_and_serves_the_app_inline(tmp_path, monkeypatch):
-    port = _free_port()
+    port = free_port()
     monkeypatch.setenv("DLDIAG_CACHE", str(tmp_path / "cache"))  # the kernel inherits the environment
     monkeypatch.setenv("DLDIAG_PORT", str(port))
     nb = nbformat.read(NOTEBOOK, as_version=4)

@@ -274,7 +274,7 @@ def sample_outputs(meta: AppMeta, svc: Diagnosis, sample_params: dict):
     return lines
 
 
-def savings_outputs(svc: Diagnosis, meta: AppMeta, sample_params: dict):
+def savings_outputs(meta: AppMeta, svc: Diagnosis, sample_params: dict):
     """What the sample saved (the report's Table I, live): the sample-savings children.
 
     Reads the sample's store (written by the sample's one forward pass, which the panels need
@@ -868,7 +868,7 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
         if not sample_params:
             raise PreventUpdate
         meta, svc = context.get()
-        return savings_outputs(svc, meta, sample_params), None
+        return savings_outputs(meta, svc, sample_params), None
 
     @app.callback(
         Output("topk-graph", "figure"), Output("heatmap-graph", "figure"), Output("argmax-graph", "figure"),

@@ -9,7 +9,13 @@ Your own model and data in two calls: ``ws = dldiag.from_model(model, (x, y))`` 
 ``dldiag.launch(ws)`` (:mod:`dldiag.api`).
 """
 
+from . import sqlite_fork
+
 __version__ = "0.1.0"
+
+# Before anything imports sqlite3 (diskcache, dash): background jobs are forked from a threaded
+# server, and SQLite's allocator mutex must not be one a child can inherit locked.
+sqlite_fork.disable_memstatus()
 
 __all__ = ["from_model", "launch"]
 

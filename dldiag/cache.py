@@ -39,7 +39,6 @@ from pathlib import Path
 import diskcache
 import numpy as np
 
-from . import sqlite_fork
 from .npyio import header_lock
 
 __all__ = [
@@ -186,9 +185,6 @@ def _new_locks_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_new_locks_after_fork)
-# diskcache is SQLite: a fork while another thread is inside SQLite must not leave the child on
-# one of SQLite's mutexes (see dldiag.sqlite_fork).
-sqlite_fork.install()
 
 
 class ArrayCache:

@@ -1,4 +1,4 @@
-"""A fork while another thread holds one of SQLite's global mutexes (dldiag.sqlite_fork)."""
+"""A fork while another thread is inside SQLite's allocator (dldiag.sqlite_fork)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,23 @@ import textwrap
 
 import pytest
 
-# A thread takes SQLite's allocator mutex (what a thread inside any SQLite call holds for a
-# moment) and keeps it 0.5 s; meanwhile the main thread forks, and the child opens a database.
+# A thread takes SQLite's allocator mutex, as a thread inside sqlite3_malloc does when SQLite
+# keeps memory statistics, and holds it 0.5 s; meanwhile the main thread forks, and the child
+# opens a database.
 SCRIPT = textwrap.dedent("""
-    import os, sys, threading, time, sqlite3
-    from dldiag import sqlite_fork
-    if sys.argv[1] == "install":
-        assert sqlite_fork.install()
-    lib, mutexes = sqlite_fork.held_mutexes()
-    mem = dict(mutexes)["mem"]
+    import ctypes, ctypes.util, os, sys, threading, time
+    if sys.argv[1] == "dldiag-first":
+        import dldiag
+        from dldiag import sqlite_fork
+        assert sqlite_fork.memstatus_disabled()
+    import sqlite3
+    if sys.argv[1] != "dldiag-first":
+        from dldiag import sqlite_fork
+        assert not sqlite_fork.disable_memstatus()  # too late: SQLite has initialised
+    lib = ctypes.CDLL(ctypes.util.find_library("sqlite3"))
+    lib.sqlite3_mutex_alloc.restype = ctypes.c_void_p
+    lib.sqlite3_mutex_enter.argtypes = lib.sqlite3_mutex_leave.argtypes = [ctypes.c_void_p]
+    mem = lib.sqlite3_mutex_alloc(3)  # SQLITE_MUTEX_STATIC_MEM
     taken = threading.Event()
     def hold():
         lib.sqlite3_mutex_enter(mem)
@@ -48,9 +56,16 @@ def _run(mode: str, wait_s: float) -> str:
     return out.stdout.strip()
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
-def test_a_child_forked_while_a_thread_is_inside_sqlite_can_use_sqlite():
-    assert _run("install", 30) == "child exited 0"
-    # without the handlers the child starts on the allocator's mutex, held by a thread it does
-    # not have: it never gets past opening the database (what the test suite's hung jobs did)
-    assert _run("plain", 5) == "child hung"
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork")
+def test_a_child_forked_while_a_thread_is_in_sqlite_s_allocator_can_use_sqlite():
+    assert _run("dldiag-first", 30) == "child exited 0"
+    # sqlite3 imported before dldiag: SQLite keeps statistics under that mutex, and the child
+    # starts on it locked by a thread it does not have (what the suite's hung jobs did)
+    assert _run("sqlite-first", 5) == "child hung"
+
+
+def test_the_app_s_process_has_the_statistics_off():
+    """The test process imports dldiag (conftest) before anything imports sqlite3."""
+    from dldiag import sqlite_fork
+
+    assert sqlite_fork.memstatus_disabled()

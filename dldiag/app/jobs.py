@@ -8,12 +8,12 @@ JSON (diskcache's ``JSONDisk``), never pickles: what the job returns and reports
 strings, and nothing read back from the folder is unpickled.
 
 A fork of a threaded server can start with a lock that another thread held at the fork, which
-nobody in the child will release. dldiag renews its own locks after a fork, and SQLite's global
-mutexes (diskcache is SQLite; a job's first progress report is an SQLite write) are held across
-every fork (:mod:`dldiag.sqlite_fork`): before that, a job sometimes slept for good in
-``sqlite3Malloc`` (caught with py-spy in the test suite). Jobs are daemonic processes all the
-same: one that hangs on some other library's lock never holds up the server's (or a test
-run's) exit, and Cancel ends it.
+nobody in the child will release. dldiag renews its own locks after a fork, and SQLite's
+allocator takes no mutex in a process that imported dldiag before sqlite3
+(:mod:`dldiag.sqlite_fork`): before that, a job sometimes slept for good in ``sqlite3Malloc``
+on its first progress report (diskcache is SQLite; caught with py-spy in the test suite). Jobs
+are daemonic processes all the same: one that hangs on some other library's lock never holds
+up the server's (or a test run's) exit, and Cancel ends it.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from pathlib import Path
 
 import diskcache
 from dash import DiskcacheManager
-
-from .. import sqlite_fork
 
 __all__ = ["jobs_manager"]
 
@@ -43,5 +41,4 @@ def jobs_manager(folder) -> DiskcacheManager:
     """A ``DiskcacheManager`` over a JSON-only diskcache in ``folder`` (created if missing)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    sqlite_fork.install()
     return _DaemonJobs(diskcache.Cache(str(folder), disk=diskcache.JSONDisk))

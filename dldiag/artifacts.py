@@ -271,6 +271,51 @@ class Workspace(LatentArtifacts):
             return np.zeros((0, self.full[layer, unit_mode].n_units), dtype=np.float32)
         return np.concatenate(out)
 
+    def unit_values(self, layer: str, unit_mode: str, unit: int, *, on_progress=None, pool=None) -> np.ndarray:
+        """One unit's activation on every item of D, by a forward pass over all of them.
+
+        The pass keeps the one unit of each batch and nothing else, so its memory does not
+        grow with the layer (conv1 of LeNet holds 4,704 units: all of them for 10^6 items
+        would be 18.8 GB in float32); the result is 4 bytes per item.
+
+        Parameters
+        ----------
+        layer : str
+            One of the diagnosed ``layers``.
+        unit_mode : {"flat", "channel"}
+        unit : int
+            Index among the layer's units in that mode.
+        on_progress : callable, optional
+            ``on_progress(done, total)`` after each batch.
+        pool : ModelPool, optional
+            Where to lease the model from (default: the workspace's own).
+
+        Returns
+        -------
+        ndarray of float32 (N,)
+        """
+        check_option("layer", layer, self.layers)
+        check_option("unit_mode", unit_mode, UNIT_MODES)
+        n_units = self.full[layer, unit_mode].n_units
+        if isinstance(unit, bool) or not isinstance(unit, (int, np.integer)) or not 0 <= unit < n_units:
+            raise ValueError(f"unit must be an integer in [0, {n_units}) for layer {layer!r} in {unit_mode} mode; "
+                             f"got {unit!r}")
+        n = self.n_items
+        out = np.empty(n, dtype=np.float32)
+        with (self.pool if pool is None else pool).lease() as model:
+            for start in range(0, n, self.batch_size):
+                stop = min(start + self.batch_size, n)
+                # A fresh copy, as the other passes' batches are: a view into the data set starts at
+                # another alignment, and the kernels' rounding follows it (1e-6 apart, measured).
+                xb = torch.from_numpy(np.array(self.dataset.x_test[start:stop], dtype=np.float32))
+                if self.transform is not None:
+                    xb = self.transform(xb)
+                _, acts = forward_with_activations(model, (layer,), xb, self.output)
+                out[start:stop] = unit_view(acts[layer], unit_mode)[:, int(unit)].numpy()
+                if on_progress is not None:
+                    on_progress(stop, n)
+        return out
+
     def evaluate(self, indices: np.ndarray, *, k: int = 10, unit_mode: str = "flat",
                  weights: np.ndarray | None = None) -> QueryAccuracy:
         """Query-set accuracy of the sample ``indices`` against the full data.

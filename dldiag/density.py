@@ -36,6 +36,7 @@ __all__ = [
     "Viewport",
     "full_viewport",
     "render",
+    "render_values",
     "png_bytes",
     "data_uri",
     "warm_up",
@@ -263,6 +264,68 @@ def render(points: np.ndarray, viewport: Viewport, categories: np.ndarray | None
     if spread:
         img = tf.dynspread(img, threshold=SPREAD_THRESHOLD, max_px=spread)
     # datashader packs RGBA little-endian into uint32, row 0 at the bottom (low y)
+    rgba = np.ascontiguousarray(img.data, dtype="<u4").view(np.uint8).reshape(vp.height, vp.width, 4)
+    return np.ascontiguousarray(rgba[::-1])
+
+
+def render_values(points: np.ndarray, viewport: Viewport, values: np.ndarray, value_range, colors, *,
+                  alpha: int = DEFAULT_ALPHA, spread: int = DEFAULT_SPREAD) -> np.ndarray:
+    """The mean of ``values`` per pixel of ``viewport`` as an RGBA image, row 0 at the top.
+
+    What the latent view shows when every item is coloured by a unit's activation: a pixel
+    holding many items takes their mean, on the colour ramp ``colors`` stretched linearly over
+    ``value_range`` (the same scale as the points drawn on top and the colour bar).
+
+    Parameters
+    ----------
+    points : ndarray (N, 2)
+        As for :func:`render`.
+    viewport : Viewport
+    values : ndarray (N,)
+        One value per point; NaN leaves the point out (an item outside the group shown).
+    value_range : (float, float)
+        Low and high end of the ramp, low < high.
+    colors : sequence of str
+        The ramp, ``"#RRGGBB"`` from low to high.
+    alpha : int
+        Opacity (0-255) of every non-empty pixel.
+    spread : int
+        As for :func:`render`.
+
+    Returns
+    -------
+    ndarray of uint8 (viewport.height, viewport.width, 4)
+    """
+    import datashader as ds
+    import datashader.transfer_functions as tf
+    import pandas as pd
+
+    pts = _check_points(points)
+    if not isinstance(viewport, Viewport):
+        raise ValueError(f"viewport must be a Viewport; got {shown(viewport)}")
+    vals = np.asarray(values, dtype=np.float64)
+    if vals.shape != (len(pts),):
+        raise ValueError(f"values must have shape ({len(pts)},); got {vals.shape}")
+    lo, hi = _check_range("value_range", value_range)
+    colors = _check_colors(colors)
+    if isinstance(alpha, bool) or not isinstance(alpha, (Integral, np.integer)) or not 0 <= alpha <= 255:
+        raise ValueError(f"alpha must be an integer in [0, 255]; got {shown(alpha)}")
+    if isinstance(spread, bool) or not isinstance(spread, (Integral, np.integer)) or not 0 <= spread <= 8:
+        raise ValueError(f"spread must be an integer number of pixels in [0, 8]; got {shown(spread)}")
+    vp = viewport
+    empty = np.zeros((vp.height, vp.width, 4), dtype=np.uint8)
+    keep = np.isfinite(vals)
+    if not keep.any():
+        return empty
+    frame = pd.DataFrame({"x": np.ascontiguousarray(pts[keep, 0], dtype=np.float64),
+                          "y": np.ascontiguousarray(pts[keep, 1], dtype=np.float64), "v": vals[keep]})
+    canvas = ds.Canvas(plot_width=vp.width, plot_height=vp.height, x_range=vp.x_range, y_range=vp.y_range)
+    agg = canvas.points(frame, "x", "y", agg=ds.mean("v"))
+    if not np.isfinite(agg.values).any():
+        return empty  # every point outside the viewport
+    img = tf.shade(agg, cmap=colors, how="linear", span=[lo, hi], alpha=alpha, min_alpha=alpha)
+    if spread:
+        img = tf.dynspread(img, threshold=SPREAD_THRESHOLD, max_px=spread)
     rgba = np.ascontiguousarray(img.data, dtype="<u4").view(np.uint8).reshape(vp.height, vp.width, 4)
     return np.ascontiguousarray(rgba[::-1])
 

@@ -467,6 +467,46 @@ def test_a_selection_s_exact_answer_runs_in_the_background_with_progress_and_can
     assert not dash_duo.get_logs() or all(e["level"] != "SEVERE" for e in dash_duo.get_logs())
 
 
+def test_a_unit_colours_the_sample_at_once_and_every_item_after_a_background_pass(dash_duo, digits_ws,
+                                                                                 monkeypatch, tmp_path):
+    """Colour by a unit: the sample's values from its store first, every item's from a job."""
+    from dldiag.app.service import Diagnosis
+    from dldiag.cache import ArrayCache
+
+    real = Diagnosis.unit_pass
+    gate = tmp_path / "go"
+
+    def slow_unit_pass(self, layer, unit_mode, unit, *, on_progress=None, pool=None):
+        for done in range(0, 200, 20):  # the job's process inherits this: progress, then the test's word
+            on_progress(done, self.ws.n_items)
+            time.sleep(0.05)
+        while not gate.exists():
+            time.sleep(0.1)
+        return real(self, layer, unit_mode, unit, on_progress=on_progress, pool=pool)
+
+    monkeypatch.setattr(Diagnosis, "unit_pass", slow_unit_pass)
+    app = create_app(digits_ws, default_projection="pca", jobs_dir=tmp_path / "jobs",
+                     sample_cache_dir=tmp_path / "samples")  # no unit's values cached by other tests
+    _start(dash_duo, app, "/?sampler=random&fraction=0.2&seed=1&projection=pca&layer=fc1&color=neuron&neuron=5")
+    _wait_for_title(dash_duo, "latent-graph", "on the sample's items", timeout=40)
+    wait_for(lambda: dash_duo.find_element("#unit-row").is_displayed(), 60, "the job's progress row")
+    wait_for(lambda: " of " in dash_duo.find_element("#unit-label").text, 90, "progress in the page")
+    gate.touch()
+    _wait_for_title(dash_duo, "latent-graph", f"on all {digits_ws.n_items:,} items", timeout=90)
+    wait_for(lambda: not dash_duo.find_element("#unit-row").is_displayed(), 30, "the row hidden when done")
+    assert not dash_duo.find_element("#unit-start").is_displayed()
+    cached = Diagnosis(digits_ws, sample_cache=ArrayCache(tmp_path / "samples")).unit_values_all("fc1", "flat", 5)
+    drawn = dash_duo.driver.execute_script(  # a typed-array spec as sent, or the array plotly made of it
+        "const c = document.querySelector('#latent-graph .js-plotly-plot').data[0].marker.color;"
+        "return c.bdata ? [c.dtype, c.bdata] : Array.from(c);")
+    if len(drawn) == 2 and isinstance(drawn[1], str):
+        import base64
+
+        drawn = np.frombuffer(base64.b64decode(drawn[1]), dtype={"f4": np.float32}[drawn[0]])
+    np.testing.assert_allclose(drawn, cached, rtol=1e-6)  # every item drawn on the unit's scale
+    assert not dash_duo.get_logs() or all(e["level"] != "SEVERE" for e in dash_duo.get_logs())
+
+
 def test_the_app_command_serves_a_chunk_store_workload(dash_duo, tmp_path):
     """``python app.py --dataset chunks:DIR`` on a quick wide workload, driven in the browser."""
     import subprocess

@@ -485,7 +485,7 @@ def test_the_estimator_reaches_the_panels_and_the_summary(meta, svc, stores):
     weighted = replace(state, sampler="max-margin", fraction=0.1, estimator="weighted")
     w = cb.derived_stores(weighted)
     p = cb.derived_stores(replace(weighted, estimator="plain"))
-    topk, heat, argmax, _, _, _ = cb.panel_outputs(meta, svc, w["sample-params"], w["panel-params"])
+    topk, heat, argmax, _, _, _, _ = cb.panel_outputs(meta, svc, w["sample-params"], w["panel-params"])
     for fig in (topk, heat, argmax):
         assert "design-weighted sample · " in fig["layout"]["title"]["text"]
     plain_topk = cb.panel_outputs(meta, svc, p["sample-params"], p["panel-params"])[0]
@@ -561,7 +561,8 @@ def test_sample_outputs(meta, svc, stores):
 
 def test_panel_outputs_show_the_group_and_its_accuracy(meta, svc, stores, digits_ws):
     state, derived, sample_store = stores
-    topk, heat, argmax, confusion, label, pending = cb.panel_outputs(meta, svc, sample_store, derived["panel-params"])
+    topk, heat, argmax, confusion, label, pending, estimating = cb.panel_outputs(meta, svc, sample_store,
+                                                                              derived["panel-params"])
     idx = svc.sample_indices(SampleParams.from_state(state))
     scores = compare_group(answer(digits_ws.sample_pass(idx).aggregates[state.layer, "flat"], state.k),
                            answer(digits_ws.full[state.layer, "flat"], state.k))
@@ -569,7 +570,7 @@ def test_panel_outputs_show_the_group_and_its_accuracy(meta, svc, stores, digits
     assert f"S2 cosine distance {scores['s2']:.3f}" in heat["layout"]["title"]["text"]
     assert f"S3 Jensen–Shannon distance {scores['s3']:.3f}" in argmax["layout"]["title"]["text"]
     assert np.asarray(confusion["data"][0]["customdata"]).shape == (10, 10, 2)
-    assert label.startswith("all items — 450 items in the data") and pending is False
+    assert label.startswith("all items — 450 items in the data") and pending is False and estimating is False
 
 
 def test_summary_outputs_have_the_table_iv_row(meta, svc, stores):
@@ -1014,7 +1015,7 @@ def test_the_exact_job_passes_the_selection_once_and_reports_progress(meta, svc,
     items = cb.selected_items(svc, sel, meta)
     assert 50 < len(items) < digits_ws.n_items
     panel = {**derived["panel-params"], "sel": sel}
-    *_, pending = cb.panel_outputs(meta, svc, sample_store, panel)
+    *_, pending, _ = cb.panel_outputs(meta, svc, sample_store, panel)
     assert pending is True  # the panels answer from the sample and say the exact answer is coming
     assert not cb.exact_cached(meta, svc, sel) and not cb.exact_cached(meta, svc, None)
     reports = []
@@ -1023,7 +1024,7 @@ def test_the_exact_job_passes_the_selection_once_and_reports_progress(meta, svc,
     assert reports[0] == ("0", str(len(items)), f"0 of {len(items):,} items")
     assert reports[-1][:2] == (str(len(items)), str(len(items)))
     assert [int(r[0]) for r in reports] == sorted(int(r[0]) for r in reports)
-    topk, *_, pending = cb.panel_outputs(meta, svc, sample_store, panel)
+    topk, *_, pending, _ = cb.panel_outputs(meta, svc, sample_store, panel)
     assert pending is False and "S1 precision" in topk["layout"]["title"]["text"] and cb.exact_cached(meta, svc, sel)
     ref = answer(digits_ws.sample_pass(items).aggregates[derived["panel-params"]["layer"], "flat"], 10)
     assert svc.exact_aggregates(items, derived["panel-params"]["layer"], "flat").counts.sum() == ref.count
@@ -1038,6 +1039,114 @@ def test_the_exact_job_passes_the_selection_once_and_reports_progress(meta, svc,
         cb.exact_job(meta, svc, None, again.append)
     with pytest.raises(ValueError, match="sel must start with box: or lasso:"):
         cb.exact_job(meta, svc, "circle:pca:1,2,3", again.append)
+
+
+def test_a_large_bootstrap_runs_beside_the_request_and_the_panels_poll_for_it(meta, stores, digits_ws, tmp_path,
+                                                                              monkeypatch):
+    """Above ESTIMATE_INLINE_VALUES the panels draw at once; the same estimate follows."""
+    from dldiag.app import views
+    from dldiag.cache import ArrayCache
+
+    _, derived, sample_store = stores
+    inline = Diagnosis(digits_ws, sample_cache=ArrayCache(tmp_path / "inline"))
+    want = cb.panel_outputs(meta, inline, sample_store, derived["panel-params"])
+    assert want[-1] is False and "estimated from the sample alone" in want[0]["layout"]["title"]["text"]
+
+    monkeypatch.setattr(views, "ESTIMATE_INLINE_VALUES", 0)
+    svc = Diagnosis(digits_ws, sample_cache=ArrayCache(tmp_path / "later"))
+    started = []
+    real_later = Diagnosis.estimate_later
+    monkeypatch.setattr(Diagnosis, "estimate_later", lambda self, *a: started.append(real_later(self, *a)))
+    topk, heat, argmax, *_, exact_pending, estimating = cb.panel_outputs(meta, svc, sample_store,
+                                                                          derived["panel-params"])
+    assert estimating is True and exact_pending is False and len(started) == 1
+    for fig in (topk, heat, argmax):
+        assert "estimate from the sample alone: computing" in fig["layout"]["title"]["text"]
+    assert topk["data"][0]["y"] == want[0]["data"][0]["y"]  # the sample's answer itself is drawn at once
+    started[0].join(timeout=60)
+    assert cb.panels_ready(meta, svc, sample_store, derived["panel-params"])
+    got = cb.panel_outputs(meta, svc, sample_store, derived["panel-params"])
+    assert got[-1] is False and len(started) == 1  # cached: nothing started again
+    for mine, theirs in zip(got[:3], want[:3]):
+        assert mine["layout"]["title"]["text"] == theirs["layout"]["title"]["text"]
+
+
+# ------------------------------------------------------------------ a unit over every item, in the background
+
+def test_a_unit_s_values_over_every_item_come_from_a_background_pass(meta, stores, digits_ws, tmp_path,
+                                                                      monkeypatch):
+    """The view colours the sample by a unit at once and every item once the job has cached them."""
+    from dash.exceptions import PreventUpdate
+
+    from dldiag.cache import ArrayCache
+
+    svc = Diagnosis(digits_ws, sample_cache=ArrayCache(tmp_path / "samples"))  # nothing cached yet
+    _, derived, sample_store = stores
+    layer, unit = "fc1", 7
+    latent = {**derived["latent-params"], "color": "neuron", "neuron": [layer, "flat", unit]}
+    target = cb.unit_target(meta, latent)
+    assert target == [layer, "flat", unit] and cb.unit_target(meta, derived["latent-params"]) is None
+    assert not cb.unit_cached(meta, svc, target)
+    _, fig, _ = cb.latent_outputs(meta, svc, latent, sample_store, None, set())
+    title = fig["layout"]["title"]["text"]
+    assert "on the sample's items" in title
+    members = np.flatnonzero(decode(fig["data"][1]["marker"]["size"]))
+    assert len(members) < digits_ws.n_items
+
+    reports = []
+    monkeypatch.setattr(cb, "PROGRESS_EVERY_S", 0.0)
+    assert cb.unit_job(meta, svc, target, reports.append) == target
+    n = digits_ws.n_items
+    assert reports[0] == ("0", str(n), f"0 of {n:,} items") and reports[-1][:2] == (str(n), str(n))
+    assert cb.unit_cached(meta, svc, target)
+    # the values are the unit's activations, as the workspace computes them for any items
+    everywhere = svc.unit_values_all(layer, "flat", unit)
+    np.testing.assert_array_equal(everywhere, digits_ws.activations(np.arange(n), layer, "flat")[:, unit])
+    kind, fig, _ = cb.latent_outputs(meta, svc, latent, sample_store, None, set())
+    assert f"on all {n:,} items" in fig["layout"]["title"]["text"]
+    bg = fig["data"][0]["marker"]
+    np.testing.assert_array_equal(decode(bg["color"]), everywhere)  # every item on the unit's scale
+    assert (bg["cmin"], bg["cmax"]) == (float(everywhere.min()), float(everywhere.max()))
+
+    def no_pass(*args, **kwargs):
+        raise AssertionError("the unit's values were computed again")
+
+    monkeypatch.setattr(type(digits_ws), "unit_values", no_pass)
+    again = []
+    assert cb.unit_job(meta, svc, target, again.append) == target and again == []  # cached: no pass
+    with pytest.raises(PreventUpdate):
+        cb.unit_job(meta, svc, None, again.append)
+    with pytest.raises(ValueError, match="neuron"):  # the job's argument came through the browser
+        cb.unit_job(meta, svc, [layer, "flat", 10**6], again.append)
+    with pytest.raises(ValueError, match="layer"):
+        cb.unit_target(meta, {"neuron": ["no-such-layer", "flat", 0]})
+
+
+def test_every_item_by_a_unit_dims_the_items_outside_the_group():
+    from dldiag.app import figures as F
+
+    y = np.array([0, 0, 1, 1, 2])
+    values = np.array([0.0, 1.0, 2.0, 3.0, 4.0], dtype=np.float32)
+    members = np.array([True, False, True, False, False])
+    group = np.array([True, True, False, True, False])
+    style = F.latent_style(y, y, members, color_by="neuron", class_names=["a", "b", "c"], sampler="random",
+                           neuron_values=values, group=group, neuron_everywhere=True)
+    assert style.fg_range == (0.0, 4.0)  # the scale spans every item, not only the sample
+    floor = style.bg_range[0]
+    assert floor < 0.0 and style.bg_range[1] == 4.0
+    np.testing.assert_array_equal(style.bg_color, np.where(group, values, floor).astype(np.float32))
+    assert style.bg_scale[0][1] == F.DIM_GREY and style.bg_scale[-1][1] == F.VALUE_COLORS[-1]
+    np.testing.assert_array_equal(np.isnan(style.bg_values), ~group)  # left out of the density image
+    alone = F.latent_style(y, y, members, color_by="neuron", class_names=["a", "b", "c"], sampler="random",
+                           neuron_values=np.where(members, values, 0), neuron_everywhere=False)
+    assert alone.fg_range == (0.0, 2.0) and alone.bg_values is None  # the sample's values set the scale
+
+
+def test_a_unit_s_values_check_the_unit(digits_ws):
+    with pytest.raises(ValueError, match=r"unit must be an integer in \[0, 32\) for layer 'fc1' in flat mode; got 32"):
+        digits_ws.unit_values("fc1", "flat", 32)
+    with pytest.raises(ValueError, match="layer"):
+        digits_ws.unit_values("nope", "flat", 0)
 
 
 def test_what_the_sample_saved_is_read_from_its_store(meta, svc, stores, digits_ws):

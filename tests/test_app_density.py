@@ -128,3 +128,26 @@ def test_the_range_is_kept_through_patches_and_a_redraw_of_the_same_projection_o
     assert cb.latent_range_after("patch", zoomed, "pca|0") is zoomed
     assert cb.latent_range_after("figure", zoomed, "pca|1") is zoomed  # presentation mode: zoom kept
     assert cb.latent_range_after("figure", zoomed, "umap|0") is None
+
+
+def test_every_item_coloured_by_a_unit_is_a_mean_image_in_the_density_view(dense, meta, digits_ws, stores,
+                                                                            tmp_path):
+    from dldiag.cache import ArrayCache
+
+    svc = Diagnosis(digits_ws, sample_cache=ArrayCache(tmp_path / "samples"))
+    latent, sample = stores
+    neuron = {**latent, "color": "neuron", "neuron": ["fc1", "flat", 3]}
+    _, before, _ = cb.latent_outputs(meta, svc, neuron, sample, None, set())
+    grey = _rgba(before["layout"]["images"][0])  # every item one grey until the values are there
+    assert len({tuple(p) for p in grey[grey[..., 3] > 0][:, :3]}) == 1
+    svc.unit_pass("fc1", "flat", 3)
+    _, after, key = cb.latent_outputs(meta, svc, neuron, sample, None, set())
+    shaded = _rgba(after["layout"]["images"][0])
+    assert len({tuple(p) for p in shaded[shaded[..., 3] > 0][:, :3]}) > 20  # a ramp of colours, not one grey
+    # a zoom renders the same colouring for the new ranges
+    xy = svc.projection("pca")
+    lo, hi = np.percentile(xy, [25, 75], axis=0)
+    event = {"xaxis.range[0]": lo[0], "xaxis.range[1]": hi[0], "yaxis.range[0]": lo[1], "yaxis.range[1]": hi[1]}
+    spec, _ = cb.relayout_outputs(meta, svc, event, neuron, sample, None)
+    zoomed = _rgba(spec[("layout", "images")][0])
+    assert len({tuple(p) for p in zoomed[zoomed[..., 3] > 0][:, :3]}) > 20

@@ -272,7 +272,7 @@ def test_the_app_serves_a_workspace_of_feature_vectors_and_one_of_rgb_images(mlp
         svc = Diagnosis(ws)
         state = meta.default_state()
         stores = cb.derived_stores(state)
-        topk, heat, argmax, confusion, label, _ = cb.panel_outputs(meta, svc, stores["sample-params"],
+        topk, heat, argmax, confusion, label, _, _ = cb.panel_outputs(meta, svc, stores["sample-params"],
                                                                 stores["panel-params"])
         assert topk["data"] and confusion["data"][0]["type"] == "heatmap"
         show, _, tip = cb.tooltip_outputs(meta, svc, {"points": [{"customdata": 3}]}, "max-margin")

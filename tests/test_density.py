@@ -133,3 +133,29 @@ def test_a_lone_point_is_spread_to_its_neighbours_a_crowd_is_not():
     np.testing.assert_array_equal(full, render(crowd, D.Viewport((0.0, 1.0), (0.0, 1.0), 5, 5)))
     with pytest.raises(ValueError, match=r"^spread must be an integer number of pixels in \[0, 8\]"):
         D.render(crowd, UNIT, spread=-1)
+
+
+def test_a_values_image_shades_each_pixel_by_its_points_mean_and_leaves_out_nan():
+    pts = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0], [0.5, 0.5]])
+    vp = D.Viewport((-0.1, 1.1), (-0.1, 1.1), 12, 12)
+    img = D.render_values(pts, vp, np.array([0.0, 1.0, 1.0, np.nan]), (0, 1), ["#000000", "#ffffff"], spread=0)
+    lit = {tuple(p) for p in np.argwhere(img[..., 3] > 0)}
+    assert lit == {(11, 0), (1, 10)}  # bottom left (two points), top right; the NaN point is left out
+    assert tuple(img[11, 0, :3]) == (127, 127, 127)  # mean 0.5 of 0 and 1: halfway up the ramp
+    assert tuple(img[1, 10, :3]) == (255, 255, 255)
+    assert not D.render_values(pts, vp, np.full(4, np.nan), (0, 1), ["#000000", "#ffffff"]).any()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(values=np.zeros(3)), r"values must have shape \(4,\)"),
+    (dict(value_range=(1, 1)), "value_range must be a pair"),
+    (dict(colors=["red"]), "colors"),
+    (dict(alpha=300), r"alpha must be an integer in \[0, 255\]; got 300"),
+])
+def test_a_values_image_refuses_bad_arguments_naming_them(kwargs, match):
+    args = dict(values=np.zeros(4), value_range=(0, 1), colors=["#000000", "#ffffff"])
+    args.update({k: v for k, v in kwargs.items() if k in args})
+    extra = {k: v for k, v in kwargs.items() if k not in args}
+    with pytest.raises(ValueError, match=match):
+        D.render_values(np.zeros((4, 2)), D.Viewport((0, 1), (0, 1), 4, 4), args["values"], args["value_range"],
+                        args["colors"], **extra)

@@ -345,13 +345,35 @@ def slide_heights(screen) -> dict | None:
 
 
 def panel_outputs(meta: AppMeta, svc: Diagnosis, sample_params: dict, panel_params: dict):
-    """(top-k, heatmap, argmax, confusion figures, group label, exact answer pending) for the current group."""
+    """(top-k, heatmap, argmax, confusion figures, group label, exact answer pending, estimate
+    pending) for the current group.
+
+    An estimate too large to compute in the request is started beside it
+    (:meth:`Diagnosis.estimate_later`); the panels poll for it as for an exact answer.
+    """
     state = _state_of(meta, sample_params, panel=panel_params)
     heights = slide_heights(panel_params.get("screen"))
-    view = views.panel_figures(svc, state, selected_items(svc, state.sel, meta), heights=heights)
+    selection = selected_items(svc, state.sel, meta)
+    view = views.panel_figures(svc, state, selection, heights=heights)
+    if view["estimate_pending"]:
+        svc.estimate_later(svc.sample_indices(SampleParams.from_state(state)), state, selection)
     counts = view["counts"]
     label = f"{view['group']} — {counts['full']:,} items in the data, {counts['sample']:,} in the sample"
-    return view["topk"], view["heatmap"], view["argmax"], view["confusion"], label, view["exact_pending"]
+    return (view["topk"], view["heatmap"], view["argmax"], view["confusion"], label, view["exact_pending"],
+            view["estimate_pending"])
+
+
+def panels_ready(meta: AppMeta, svc: Diagnosis, sample_params: dict, panel_params: dict) -> bool:
+    """Whether what the panels wait for is in the cache: the selection's exact answer (if a
+    selection is set) and the group's estimate (if it has sample items)."""
+    state = _state_of(meta, sample_params, panel=panel_params)
+    selection = selected_items(svc, state.sel, meta)
+    if selection is not None and len(selection) and not exact_cached(meta, svc, state.sel):
+        return False
+    idx = svc.sample_indices(SampleParams.from_state(state))
+    sel = selection if selection is not None and len(selection) else None
+    return (not svc.estimate_values(idx, state, sel)
+            or svc.group_estimate(idx, state, selection, compute=False) is not None)
 
 
 #: Least seconds between two progress reports of a background job (each is a write to its cache).
@@ -393,6 +415,56 @@ def exact_job(meta: AppMeta, svc: Diagnosis, sel: str | None, set_progress) -> s
         set_progress(("0", str(total), f"0 of {total:,} items"))
         svc.exact_pass(items, on_progress=report, pool=ModelPool(svc.ws.pool.model, size=1))
     return str(sel)
+
+
+def unit_target(meta: AppMeta, latent_params: dict | None) -> list | None:
+    """``[layer, units, unit]`` of the unit colouring the latent view, checked, or None.
+
+    The latent-params store came back from the browser: its ``neuron`` is parsed as a view
+    state's (layer, unit mode and the unit's range checked; ``ValueError`` naming the value).
+    """
+    neuron = (latent_params or {}).get("neuron")
+    if not neuron:
+        return None
+    if not isinstance(neuron, list) or len(neuron) != 3:
+        raise ValueError(f"latent-params neuron must be [layer, units, unit]; got {shown(neuron)}")
+    state = state_from_dict({**meta.default_state().to_dict(), "color": "neuron",
+                             **dict(zip(("layer", "units", "neuron"), neuron))}, meta)
+    return [state.layer, state.units, int(state.neuron)]
+
+
+def unit_cached(meta: AppMeta, svc: Diagnosis, target) -> bool:
+    """Whether the values over every item of the unit ``target`` (:func:`unit_target`) are cached."""
+    return target is not None and svc.unit_values_all(*target) is not None
+
+
+def unit_job(meta: AppMeta, svc: Diagnosis, target, set_progress) -> list:
+    """The body of the job colouring every item by a unit: its pass over all items, unless cached.
+
+    ``target`` is what the unit-target store holds (checked again here: the job's arguments
+    came through the browser); returns it. ``set_progress`` as for :func:`exact_job`.
+    Nothing to do (no unit): ``PreventUpdate``.
+    """
+    import time
+
+    from ..replicas import ModelPool
+
+    target = unit_target(meta, {"neuron": target}) if target else None
+    if target is None:
+        raise PreventUpdate
+    total = svc.ws.n_items
+    last = [0.0]
+
+    def report(done, _total):
+        now = time.monotonic()
+        if done == total or now - last[0] >= PROGRESS_EVERY_S:
+            last[0] = now
+            set_progress((str(done), str(total), f"{done:,} of {total:,} items"))
+
+    if not unit_cached(meta, svc, target):
+        set_progress(("0", str(total), f"0 of {total:,} items"))
+        svc.unit_pass(*target, on_progress=report, pool=ModelPool(svc.ws.pool.model, size=1))
+    return target
 
 
 GALLERY_PAGE = 24
@@ -520,7 +592,8 @@ def latent_outputs(meta: AppMeta, svc: Diagnosis, latent_params: dict, sample_pa
     drawn = shown_projection(meta, state.projection, pending_projections)
     title = views.latent_title(replace(state, projection=drawn), meta.n_items, len(idx), meta.latent_layer,
                                waiting_for=state.projection if drawn != state.projection else None,
-                               neuron_name=views.latent_neuron_name(svc, state))
+                               neuron_name=views.latent_neuron_name(svc, state),
+                               neuron_everywhere=style.bg_values is not None)
     key = f"{drawn}|{int(state.present)}"
     xy = svc.projection(drawn)
     viewport = views.latent_viewport(xy, state, view_range, drawn) if F.uses_density(len(xy)) else None
@@ -883,13 +956,14 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
         if not sample_params or not panel_params:
             raise PreventUpdate
         meta, svc = context.get()
-        topk, heat, argmax, confusion, label, pending = panel_outputs(meta, svc, sample_params, panel_params)
+        topk, heat, argmax, confusion, label, pending, estimating = panel_outputs(meta, svc, sample_params,
+                                                                                  panel_params)
         confusion, key = confusion_update(confusion, meta, sample_params, panel_params, shown)
         if key == shown:
             confusion = spec_to_patch(confusion)
         start = {"display": "inline-block"} if pending else {"display": "none"}
         return (topk, heat, argmax, confusion, label, key, selection_info(meta, svc, panel_params.get("sel")), start,
-                not pending, None)
+                not (pending or estimating), None)
 
     # A selection's exact answer: every selected item passed forward in a background job (a
     # process of Dash's DiskcacheManager), with progress and Cancel under the latent view. A
@@ -917,17 +991,65 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
     # The panels learn that the job has ended by polling the cache while they show a selection's
     # sample answer alone: a callback fed, even through others, by the output of a running
     # background callback waits until that job ends (dash-renderer), and the panels must show
-    # the sample's answer at once.
+    # the sample's answer at once. The same poll waits for an estimate computed beside the
+    # request (Diagnosis.estimate_later).
     @app.callback(
         Output("exact-ready", "data"),
-        Input("exact-poll", "n_intervals"), State("panel-params", "data"),
+        Input("exact-poll", "n_intervals"), State("sample-params", "data"), State("panel-params", "data"),
         prevent_initial_call=True,
     )
-    def exact_poll(n, panel_params):
+    def exact_poll(n, sample_params, panel_params):
         meta, svc = context.get()
-        if not exact_cached(meta, svc, (panel_params or {}).get("sel")):
+        if not sample_params or not panel_params or not panels_ready(meta, svc, sample_params, panel_params):
             raise PreventUpdate
-        return {"sel": panel_params["sel"], "n": n}
+        return {"sel": panel_params.get("sel"), "n": n}
+
+    # A unit's values over every item: a forward pass over all of them in a background job, as
+    # for a selection's exact answer; the latent view colours the sample at once and every item
+    # when the job has cached the values (it polls, for the same reason as the panels). The job
+    # listens to the unit alone, so that a new projection or sample does not restart it.
+    @app.callback(
+        Output("unit-target", "data"),
+        Input("latent-params", "data"), State("unit-target", "data"),
+    )
+    def unit_target_store(latent_params, current):
+        meta, _ = context.get()
+        try:
+            target = unit_target(meta, latent_params)
+        except ValueError:
+            target = None  # the latent view says what was wrong with it
+        if target == current:
+            raise PreventUpdate
+        return target
+
+    @app.callback(
+        Output("unit-done", "data"),
+        Input("unit-target", "data"), Input("unit-start", "n_clicks"),
+        background=True,
+        running=[(Output("unit-row", "style"), {"display": "flex"}, {"display": "none"})],
+        progress=[Output("unit-progress", "value"), Output("unit-progress", "max"),
+                  Output("unit-label", "children")],
+        cancel=[Input("unit-cancel", "n_clicks")],
+        prevent_initial_call=True,
+    )
+    def unit_values_job(set_progress, target, _start):
+        import torch
+
+        torch.set_num_threads(1)  # as in the exact-answer job: a forked process
+        meta, svc = context.get()
+        return unit_job(meta, svc, target, set_progress)
+
+    @app.callback(
+        Output("unit-ready", "data"),
+        Input("unit-poll", "n_intervals"), State("latent-params", "data"),
+        prevent_initial_call=True,
+    )
+    def unit_poll(n, latent_params):
+        meta, svc = context.get()
+        target = unit_target(meta, latent_params)
+        if not unit_cached(meta, svc, target):
+            raise PreventUpdate
+        return {"unit": target, "n": n}
 
     @app.callback(
         Output("gallery", "children"), Output("gallery-info", "children"), Output("gallery-more", "style"),
@@ -968,12 +1090,13 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
 
     @app.callback(
         Output("latent-graph", "figure"), Output("latent-shown", "data"), Output("latent-range", "data"),
-        Output("latent-error", "children"),
+        Output("latent-error", "children"), Output("unit-poll", "disabled"), Output("unit-start", "style"),
         Input("latent-params", "data"), Input("sample-params", "data"), Input("pending-store", "data"),
+        Input("unit-ready", "data"),
         State("latent-shown", "data"), State("latent-range", "data"),
     )
-    @guarded("Drawing the latent view", 4, 3)
-    def latent(latent_params, sample_params, pending, shown, view_range):
+    @guarded("Drawing the latent view", 6, 3)
+    def latent(latent_params, sample_params, pending, _unit_ready, shown, view_range):
         if not sample_params or not latent_params:
             raise PreventUpdate
         meta, svc = context.get()
@@ -984,7 +1107,10 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
         if kind == "patch" and triggered == {"pending-store"}:
             raise PreventUpdate  # something else arrived; the projection drawn is unchanged
         new_range = latent_range_after(kind, view_range, key)
-        return (spec_to_patch(out) if kind == "patch" else out), key, _changed(new_range, view_range), None
+        waiting = not unit_cached(meta, svc, unit_target(meta, latent_params)) and bool(latent_params.get("neuron"))
+        start = {"display": "inline-block"} if waiting else {"display": "none"}
+        return ((spec_to_patch(out) if kind == "patch" else out), key, _changed(new_range, view_range), None,
+                not waiting, start)
 
     # Zoom and pan of a density view: the image is rendered anew for the axes shown and patched
     # alone (the sample's points and the selection stay). Below the threshold nothing happens.

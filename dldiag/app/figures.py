@@ -425,6 +425,25 @@ class LatentStyle:
     #: The colour of each code of ``bg_color`` as the density image shades it (not faded: the
     #: image's opacity lightens it), see :func:`latent_background`.
     bg_colors: list = field(default_factory=list)
+    #: When every item is coloured by a unit: each item's value (NaN outside the group), which
+    #: the density image averages per pixel on :data:`VALUE_COLORS` over ``fg_range``.
+    bg_values: np.ndarray | None = None
+
+
+#: The ramp of a unit's activation (plotly's Viridis), low to high.
+VALUE_COLORS = ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58",
+                "#b5de2b", "#fde725")
+#: Share of the colour scale below the ramp that items outside the group take (DIM_GREY).
+_DIM_SHARE = 0.02
+
+
+def _value_scale(dimmed: bool) -> list:
+    """A unit's colour scale; ``dimmed``: its bottom :data:`_DIM_SHARE` is DIM_GREY, for the
+    items outside the group (given the scale's minimum), the ramp above."""
+    ramp = [[i / (len(VALUE_COLORS) - 1), c] for i, c in enumerate(VALUE_COLORS)]
+    if not dimmed:
+        return ramp
+    return [[0.0, DIM_GREY], [_DIM_SHARE, DIM_GREY]] + [[_DIM_SHARE + (1 - _DIM_SHARE) * p, c] for p, c in ramp]
 
 
 def latent_style(
@@ -439,6 +458,7 @@ def latent_style(
     neuron_label: str = "",
     present: bool = False,
     group: np.ndarray | None = None,
+    neuron_everywhere: bool = False,
 ) -> LatentStyle:
     """Colours and sizes of the latent view.
 
@@ -458,6 +478,11 @@ def latent_style(
         Names the unit on the colour bar.
     present : bool
         Larger markers for presentation mode.
+    group : ndarray of bool (N,), optional
+        The group's items: the others are dimmed.
+    neuron_everywhere : bool
+        ``neuron_values`` holds every item's value (a pass over all of them): every item is
+        coloured on the unit's scale, not only the sample's.
     """
     n = len(y_true)
     members = np.asarray(members, dtype=bool)
@@ -495,23 +520,47 @@ def latent_style(
         legend = [(f"in sample ({sampler})", col), ("not in sample", BG_GREY)]
     else:  # neuron
         values = np.asarray(neuron_values, dtype=np.float32)
-        member_vals = values[members] if members.any() else np.zeros(1, np.float32)
-        lo, hi = float(np.min(member_vals)), float(np.max(member_vals))
+        scaled = values if neuron_everywhere else values[members]
+        if not len(scaled):
+            scaled = np.zeros(1, np.float32)
+        lo, hi = float(np.min(scaled)), float(np.max(scaled))
         if hi <= lo:
             hi = lo + 1.0
         fg = np.where(members, values, lo).astype(np.float32)
-        fg_scale = "Viridis"
+        fg_scale = _value_scale(False)
         fg_range = (lo, hi)
         colorbar_title = neuron_label or "activation"
-        legend = [("not in sample", BG_GREY)]
+        legend = [] if neuron_everywhere else [("not in sample", BG_GREY)]
     if group is not None:
         # The group highlighted, the rest dimmed: items outside it take one pale colour (the
         # background's last code), and sample members outside it shrink.
         group = np.asarray(group, dtype=bool)
         fg_size = np.where(members & ~group, max(size // 2, 2), fg_size).astype(np.uint8)
         legend = legend + [("outside the group (dimmed)", DIM_GREY)]
+    bg_values = None
+    if color_by == "neuron" and neuron_everywhere:
+        # Every item on the unit's scale; the group's outsiders at the scale's floor (DIM_GREY).
+        lo, hi = fg_range
+        bg = values.copy()
+        bg_scale, bg_range = _value_scale(group is not None), fg_range
+        if group is not None:
+            floor = lo - (hi - lo) * _DIM_SHARE / (1 - _DIM_SHARE)
+            bg[~group] = floor
+            bg_range = (floor, hi)
+        bg_values = np.where(group, values, np.nan).astype(np.float32) if group is not None else values
     return LatentStyle(bg, bg_scale, bg_range, fg, fg_scale, fg_range, fg_size, legend, colorbar_title,
-                       slots=max(2, min(len(class_names), LEGEND_MAX) + 1), bg_colors=bg_colors)
+                       slots=max(2, min(len(class_names), LEGEND_MAX) + 1), bg_colors=bg_colors,
+                       bg_values=bg_values)
+
+
+def latent_image(xy: np.ndarray, style: LatentStyle, viewport: density.Viewport) -> dict:
+    """The density view's image (a ``layout.images`` entry): each item's colour code shaded
+    by count (:func:`density_layer`), or, every item coloured by a unit, their mean value per
+    pixel on the unit's scale."""
+    if style.bg_values is None:
+        return density_layer(xy, style.bg_color, style.bg_colors, viewport)
+    rgba = density.render_values(xy, viewport, style.bg_values, style.fg_range, VALUE_COLORS)
+    return _image_entry(rgba, viewport)
 
 
 def latent_background(y_true: np.ndarray, y_pred: np.ndarray, *, color_by: str, n_classes: int,
@@ -607,7 +656,11 @@ def density_layer(xy: np.ndarray, codes: np.ndarray, colors, viewport: density.V
     """
     if len(colors) > density.MAX_CATEGORIES:
         codes, colors = None, [DENSITY_GREY]
-    rgba = density.render(xy, viewport, codes, colors)
+    return _image_entry(density.render(xy, viewport, codes, colors), viewport)
+
+
+def _image_entry(rgba: np.ndarray, viewport: density.Viewport) -> dict:
+    """An RGBA image as a ``layout.images`` entry stretched onto ``viewport``, under the traces."""
     (x0, x1), (y0, y1) = viewport.x_range, viewport.y_range
     return dict(source=density.data_uri(rgba), xref="x", yref="y", x=x0, y=y1, sizex=x1 - x0, sizey=y1 - y0,
                 xanchor="left", yanchor="top", sizing="stretch", layer="below")
@@ -679,7 +732,7 @@ def latent_figure(xy: np.ndarray, style: LatentStyle, *, title: str, present: bo
         # a layout image takes no part in autorange: the axes are set to every item's extent
         full = density_viewport(xy, present)
         layout["xaxis"]["range"], layout["yaxis"]["range"] = list(full.x_range), list(full.y_range)
-        layout["images"] = [density_layer(xy, style.bg_color, style.bg_colors, viewport or full)]
+        layout["images"] = [latent_image(xy, style, viewport or full)]
     return {"data": data, "layout": layout}
 
 
@@ -714,8 +767,7 @@ def latent_patch_spec(style: LatentStyle, xy: np.ndarray, *, title: str, present
     spec[fg + ("showscale",)] = style.colorbar_title is not None
     spec[fg + ("colorbar",)] = _colorbar(style, present)
     if "color" in parts and uses_density(len(xy)):
-        spec[("layout", "images")] = [density_layer(xy, style.bg_color, style.bg_colors,
-                                                    viewport or density_viewport(xy, present))]
+        spec[("layout", "images")] = [latent_image(xy, style, viewport or density_viewport(xy, present))]
     elif "color" in parts:
         spec[bg + ("color",)] = typed_array(style.bg_color)
         spec[bg + ("colorscale",)] = style.bg_scale
@@ -837,13 +889,16 @@ def estimate_line(metric: str, estimate: dict | None) -> str:
     estimate : dict or None
         ``"score"``: (value, low, high), or None when there is no estimate; ``"n"``: the
         group's sample items (says why there is none); ``"plain"``: True when the sample's
-        answers shown are design-weighted and the estimate is of the plain mean. None: no line.
+        answers shown are design-weighted and the estimate is of the plain mean; ``"pending"``:
+        True while the bootstrap runs beside the request. None: no line.
     """
     if metric not in ESTIMATE_NAMES:
         raise ValueError(f"metric must be one of {', '.join(ESTIMATE_NAMES)}; got {metric!r}")
     if not estimate:
         return ""
     name, digits = ESTIMATE_NAMES[metric]
+    if estimate.get("pending"):
+        return f"estimate from the sample alone: computing (a bootstrap of {int(estimate.get('n') or 0):,} items)…"
     who = "estimated from the sample alone" + (" (plain mean)" if estimate.get("plain") else "")
     score = estimate.get("score")
     if score is None:

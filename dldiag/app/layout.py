@@ -248,7 +248,11 @@ def build_layout(meta: AppMeta, state: ViewState | None = None, *, title: str | 
         dcc.Store(id="save-sink"),
         dcc.Store(id="exact-done"),  # the selection whose exact answer a background job has cached
         dcc.Store(id="exact-ready"),  # set by the poll below when that answer is in the cache
-        dcc.Interval(id="exact-poll", interval=1000, disabled=True),  # on while the panels wait for it
+        dcc.Interval(id="exact-poll", interval=1000, disabled=True),  # on while the panels wait (or an estimate)
+        dcc.Store(id="unit-target"),  # [layer, units, unit] colouring the latent view, or None
+        dcc.Store(id="unit-done"),  # what a background job has cached of that unit over every item
+        dcc.Store(id="unit-ready"),  # set by the poll below when those values are in the cache
+        dcc.Interval(id="unit-poll", interval=1000, disabled=True),  # on while the view waits for them
         dcc.Download(id="download"),
     ]
     header = html.Header(className="topbar", children=[
@@ -270,7 +274,7 @@ def build_layout(meta: AppMeta, state: ViewState | None = None, *, title: str | 
     captions = dict(PANELS)
     selection_info = html.Div(id="selection-info", className="selection-info")
     main = html.Main(className="grid", children=[
-        _panel("latent", captions["latent"], below=[selection_info, exact_row()]),
+        _panel("latent", captions["latent"], below=[selection_info, exact_row(), unit_row()]),
         html.Div(className="group-stack", children=[group_bar, _gallery_panel()]),
         _panel("topk", captions["topk"]),
         _panel("heatmap", captions["heatmap"]),
@@ -302,22 +306,35 @@ def build_layout(meta: AppMeta, state: ViewState | None = None, *, title: str | 
     ])
 
 
-def exact_row() -> html.Div:
-    """Progress of a selection's exact answer (a background job), with its Cancel button.
+def job_row(prefix: str, title: str, start: str, start_title: str) -> html.Div:
+    """Progress of a background job, with its Cancel button; ids ``PREFIX-row``, ``-progress``,
+    ``-label``, ``-cancel`` and ``-start``.
 
     Hidden until a job runs (the callback's ``running`` shows it); the button to start it again
-    stays beside the selection line after a cancel.
+    (``start``, explained by ``start_title``) shows where the callbacks say so, e.g. after a cancel.
     """
     return html.Div(className="exact-box", children=[
-        html.Div(id="exact-row", className="exact-row", style={"display": "none"}, children=[
-            html.Span("Exact answer over the selection:", className="exact-title"),
-            html.Progress(id="exact-progress", value="0", max="1", className="exact-progress"),
-            html.Span(id="exact-label", className="exact-label"),
-            html.Button("Cancel", id="exact-cancel", className="btn btn-small", n_clicks=0),
+        html.Div(id=f"{prefix}-row", className="exact-row", style={"display": "none"}, children=[
+            html.Span(title, className="exact-title"),
+            html.Progress(id=f"{prefix}-progress", value="0", max="1", className="exact-progress"),
+            html.Span(id=f"{prefix}-label", className="exact-label"),
+            html.Button("Cancel", id=f"{prefix}-cancel", className="btn btn-small", n_clicks=0),
         ]),
-        html.Button("Compute the exact answer", id="exact-start", className="btn btn-small exact-start", n_clicks=0,
-                    title="pass every selected item forward, in the background; the panels update when it ends"),
+        html.Button(start, id=f"{prefix}-start", className="btn btn-small exact-start", n_clicks=0,
+                    title=start_title),
     ])
+
+
+def exact_row() -> html.Div:
+    """Progress of a selection's exact answer (a background job): :func:`job_row` ``exact``."""
+    return job_row("exact", "Exact answer over the selection:", "Compute the exact answer",
+                   "pass every selected item forward, in the background; the panels update when it ends")
+
+
+def unit_row() -> html.Div:
+    """Progress of a unit's values over every item (a background job): :func:`job_row` ``unit``."""
+    return job_row("unit", "The unit on every item:", "Colour every item by the unit",
+                   "pass every item forward, in the background; the view colours all of them when it ends")
 
 
 def root_class(state: ViewState) -> str:

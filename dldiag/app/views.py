@@ -8,11 +8,11 @@ from dataclasses import replace
 import numpy as np
 
 from . import figures as F
-from .service import Diagnosis, SampleParams
+from .service import ESTIMATE_INLINE_VALUES, Diagnosis, SampleParams
 from .state import AppMeta, ViewState
 
 __all__ = ["panel_figures", "panel_estimates", "summary_view", "latent_view_style", "latent_title", "full_view",
-           "settings_rows", "unit_context", "context_line", "group_baseline", "latent_neuron_name",
+           "unit_pending", "settings_rows", "unit_context", "context_line", "group_baseline", "latent_neuron_name",
            "latent_density_layer", "latent_viewport"]
 
 PROJECTION_NAMES = F.PROJECTION_NAMES
@@ -82,7 +82,7 @@ def panel_estimates(est, estimator: str = "plain") -> dict:
 
 
 def panel_figures(svc: Diagnosis, state: ViewState, selection=None, *, for_screen: bool = True,
-                  heights: dict | None = None) -> dict:
+                  heights: dict | None = None, estimate_inline: bool = False) -> dict:
     """Figures (a), (b), (c), (e) and the group's description for a state.
 
     ``for_screen=False`` builds them for export (no room for a toolbar, export heights).
@@ -98,7 +98,10 @@ def panel_figures(svc: Diagnosis, state: ViewState, selection=None, *, for_scree
 
     Panels (a)–(c) also show the group's estimate from the sample alone
     (:meth:`Diagnosis.group_estimate`, see :func:`panel_estimates`); a group the sample holds
-    none of shows the absent-group panel instead, with no bootstrap run.
+    none of shows the absent-group panel instead, with no bootstrap run. A bootstrap over more
+    than :data:`~dldiag.app.service.ESTIMATE_INLINE_VALUES` values is not run here unless
+    ``estimate_inline`` (an export waits for it): the panels say it is computing, and
+    ``estimate_pending`` is True (the caller starts it: :meth:`Diagnosis.estimate_later`).
     """
     params = SampleParams.from_state(state)
     idx = svc.sample_indices(params)
@@ -115,7 +118,13 @@ def panel_figures(svc: Diagnosis, state: ViewState, selection=None, *, for_scree
                   context=context_line(svc, state, len(idx), res.label), sampler=state.sampler,
                   estimator=state.estimator)
     heights = heights or {}
-    est = panel_estimates(svc.group_estimate(idx, state, selection), state.estimator) if res.sample.count else {}
+    est, estimate_pending = {}, False
+    if res.sample.count:
+        inline = estimate_inline or svc.estimate_values(idx, state, selection) <= ESTIMATE_INLINE_VALUES
+        found = svc.group_estimate(idx, state, selection, compute=inline)
+        estimate_pending = found is None
+        est = (panel_estimates(found, state.estimator) if found is not None
+               else dict.fromkeys(("topk", "heatmap", "argmax"), {"pending": True, "n": res.sample.count}))
     topk = F.topk_figure(res.sample.mean, None if full is None else full.mean, res.sample.top,
                          None if full is None else full.top, labels=labels, s1=scores.get("s1"), k=state.k,
                          height=heights.get("topk"), estimate=est.get("topk"), **common)
@@ -138,7 +147,8 @@ def panel_figures(svc: Diagnosis, state: ViewState, selection=None, *, for_scree
                                    normalise="rows" if state.cmnorm == "rows" else None)
     return {"topk": topk, "heatmap": heat, "argmax": argmax, "confusion": confusion,
             "group": res.label, "counts": {"full": res.n_full, "sample": res.sample.count},
-            "scores": res.scores, "baseline": baseline, "exact_pending": full is None}
+            "scores": res.scores, "baseline": baseline, "exact_pending": full is None,
+            "estimate_pending": estimate_pending}
 
 
 def summary_view(svc: Diagnosis, state: ViewState, *, for_screen: bool = True) -> tuple:
@@ -152,15 +162,17 @@ def summary_view(svc: Diagnosis, state: ViewState, *, for_screen: bool = True) -
 
 
 def latent_title(state: ViewState, n_items: int, n_sample: int, layer: str, waiting_for: str | None = None,
-                 neuron_name: str | None = None) -> str:
+                 neuron_name: str | None = None, neuron_everywhere: bool = False) -> str:
     """The latent view's title; ``neuron_name`` (:func:`~dldiag.app.figures.neuron_label`) names
-    the unit that colours it, else its index does."""
+    the unit that colours it, else its index does; ``neuron_everywhere``: every item is coloured
+    by it, not only the sample's."""
     proj = PROJECTION_NAMES.get(state.projection, state.projection)
     if waiting_for:
         proj += f" ({PROJECTION_NAMES.get(waiting_for, waiting_for)} is still being computed)"
     colour = COLOR_NAMES[state.color]
     if state.color == "neuron":
         colour = "unit " + (neuron_name or f"{state.neuron} of {state.layer} ({state.units})")
+        colour += f" on all {n_items:,} items" if neuron_everywhere else " on the sample's items"
     return (f"Latent space of {layer} — {proj} of {n_items:,} items"
             f"<br><span style='font-size:0.78em;color:#52606d'>{state.sampler} sample of {n_sample:,} "
             f"({F.pct(state.fraction)}) · colour: {colour}</span>")
@@ -173,17 +185,28 @@ def latent_view_style(svc: Diagnosis, state: ViewState, idx: np.ndarray, selecti
     members = np.zeros(ws.n_items, dtype=bool)
     members[idx] = True
     neuron_values = None
+    everywhere = False
     label = ""
     if state.color == "neuron" and state.neuron is not None:
-        vals = svc.neuron_values(idx, state.layer, state.units, state.neuron)
-        neuron_values = np.zeros(ws.n_items, dtype=np.float32)
-        neuron_values[idx] = vals
+        # Every item's value once a background pass has cached it; until then the sample's,
+        # read from its store.
+        neuron_values = svc.unit_values_all(state.layer, state.units, state.neuron)
+        everywhere = neuron_values is not None
+        if not everywhere:
+            neuron_values = np.zeros(ws.n_items, dtype=np.float32)
+            neuron_values[idx] = svc.neuron_values(idx, state.layer, state.units, state.neuron)
         shape = ws.full[state.layer, state.units].unit_shape
         label = F.neuron_label(state.layer, state.neuron, shape, **unit_context(svc, state.layer, state.units))
     return F.latent_style(ws.y_true, ws.y_pred, members, color_by=state.color,
                           class_names=ws.dataset.class_names, sampler=state.sampler,
                           neuron_values=neuron_values, neuron_label=label, present=state.present,
-                          group=_group_mask(svc, state, selection))
+                          group=_group_mask(svc, state, selection), neuron_everywhere=everywhere)
+
+
+def unit_pending(svc: Diagnosis, state: ViewState) -> bool:
+    """Whether the latent view colours by a unit whose values over every item are not cached yet."""
+    return (state.color == "neuron" and state.neuron is not None
+            and svc.unit_values_all(state.layer, state.units, state.neuron) is None)
 
 
 def _group_mask(svc: Diagnosis, state: ViewState, selection=None) -> np.ndarray | None:
@@ -209,6 +232,10 @@ def latent_density_layer(svc: Diagnosis, state: ViewState, viewport, selection=N
     """The density image of the state's latent view for ``viewport`` (a ``layout.images``
     entry): every item of D in the colours of the state's colour mode, its group highlighted."""
     ws = svc.ws
+    if state.color == "neuron" and state.neuron is not None and not unit_pending(svc, state):
+        members = np.zeros(0, dtype=np.int64)  # the image is of every item: the sample plays no part
+        style = latent_view_style(svc, state, members, selection)
+        return F.latent_image(svc.projection(state.projection), style, viewport)
     codes, colors = F.latent_background(ws.y_true, ws.y_pred, color_by=state.color,
                                         n_classes=len(ws.dataset.class_names),
                                         group=_group_mask(svc, state, selection))
@@ -230,13 +257,13 @@ def full_view(svc: Diagnosis, state: ViewState, selection=None, *, for_screen: b
     idx = svc.sample_indices(SampleParams.from_state(state))
     style = latent_view_style(svc, state, idx, selection)
     title = latent_title(state, svc.ws.n_items, len(idx), svc.ws.latent_layer,
-                         neuron_name=latent_neuron_name(svc, state))
+                         neuron_name=latent_neuron_name(svc, state), neuron_everywhere=style.bg_values is not None)
     latent = F.latent_figure(svc.projection(state.projection), style, title=title, present=state.present,
                              projection=state.projection, height=640, for_screen=for_screen)
     shape = parse_selection(state.sel, PROJECTION_NAMES)  # the box or lasso, drawn as on screen
     if shape is not None and shape.projection == state.projection:
         latent["layout"]["selections"] = [shape.shape()]
-    panels = panel_figures(svc, state, selection, for_screen=for_screen)
+    panels = panel_figures(svc, state, selection, for_screen=for_screen, estimate_inline=True)  # a report waits
     summary_fig, summary = summary_view(svc, state, for_screen=for_screen)
     return {"latent": latent, "summary": summary_fig, "topk": panels["topk"], "heatmap": panels["heatmap"],
             "argmax": panels["argmax"], "confusion": panels["confusion"], "group": panels["group"],

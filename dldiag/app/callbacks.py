@@ -380,6 +380,32 @@ def panels_ready(meta: AppMeta, svc: Diagnosis, sample_params: dict, panel_param
 PROGRESS_EVERY_S = 0.5
 
 
+def _throttled(set_progress, total: int):
+    """``on_progress(done, total)`` for a pass that reports to a job's ``set_progress`` as
+    ``(done, total, text)``, at most every :data:`PROGRESS_EVERY_S` and always at the end."""
+    import time
+
+    last = [0.0]
+
+    def report(done, _total):
+        now = time.monotonic()
+        if done == total or now - last[0] >= PROGRESS_EVERY_S:
+            last[0] = now
+            set_progress((str(done), str(total), f"{done:,} of {total:,} items"))
+
+    return report
+
+
+def _job_options(prefix: str) -> dict:
+    """A background callback's progress, Cancel and running row, on :func:`~dldiag.app.layout.job_row`'s ids."""
+    return dict(background=True,
+                running=[(Output(f"{prefix}-row", "style"), {"display": "flex"}, {"display": "none"})],
+                progress=[Output(f"{prefix}-progress", "value"), Output(f"{prefix}-progress", "max"),
+                          Output(f"{prefix}-label", "children")],
+                cancel=[Input(f"{prefix}-cancel", "n_clicks")],
+                prevent_initial_call=True)
+
+
 def exact_cached(meta: AppMeta, svc: Diagnosis, sel: str | None) -> bool:
     """Whether the exact answer of the selection ``sel`` is in the cache (False without one)."""
     items = selected_items(svc, sel, meta)
@@ -395,22 +421,13 @@ def exact_job(meta: AppMeta, svc: Diagnosis, sel: str | None, set_progress) -> s
     Nothing to do (no selection): ``PreventUpdate`` (the job's cache stores JSON, and Dash
     turns this exception into "no update" there; ``no_update`` itself is no JSON).
     """
-    import time
-
     from ..replicas import ModelPool
 
     items = selected_items(svc, sel, meta)
     if items is None or not len(items):
         raise PreventUpdate
     total = len(items)
-    last = [0.0]
-
-    def report(done, _total):
-        now = time.monotonic()
-        if done == total or now - last[0] >= PROGRESS_EVERY_S:
-            last[0] = now
-            set_progress((str(done), str(total), f"{done:,} of {total:,} items"))
-
+    report = _throttled(set_progress, total)
     if svc.exact_aggregates(items, svc.ws.layers[0], "flat") is None:
         set_progress(("0", str(total), f"0 of {total:,} items"))
         svc.exact_pass(items, on_progress=report, pool=ModelPool(svc.ws.pool.model, size=1))
@@ -445,22 +462,13 @@ def unit_job(meta: AppMeta, svc: Diagnosis, target, set_progress) -> list:
     came through the browser); returns it. ``set_progress`` as for :func:`exact_job`.
     Nothing to do (no unit): ``PreventUpdate``.
     """
-    import time
-
     from ..replicas import ModelPool
 
     target = unit_target(meta, {"neuron": target}) if target else None
     if target is None:
         raise PreventUpdate
     total = svc.ws.n_items
-    last = [0.0]
-
-    def report(done, _total):
-        now = time.monotonic()
-        if done == total or now - last[0] >= PROGRESS_EVERY_S:
-            last[0] = now
-            set_progress((str(done), str(total), f"{done:,} of {total:,} items"))
-
+    report = _throttled(set_progress, total)
     if not unit_cached(meta, svc, target):
         set_progress(("0", str(total), f"0 of {total:,} items"))
         svc.unit_pass(*target, on_progress=report, pool=ModelPool(svc.ws.pool.model, size=1))
@@ -971,12 +979,7 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
     @app.callback(
         Output("exact-done", "data"),
         Input("group-params", "data"), Input("exact-start", "n_clicks"),
-        background=True,
-        running=[(Output("exact-row", "style"), {"display": "flex"}, {"display": "none"})],
-        progress=[Output("exact-progress", "value"), Output("exact-progress", "max"),
-                  Output("exact-label", "children")],
-        cancel=[Input("exact-cancel", "n_clicks")],
-        prevent_initial_call=True,
+        **_job_options("exact"),
     )
     def exact(set_progress, group_params, _start):
         import torch
@@ -1025,12 +1028,7 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
     @app.callback(
         Output("unit-done", "data"),
         Input("unit-target", "data"), Input("unit-start", "n_clicks"),
-        background=True,
-        running=[(Output("unit-row", "style"), {"display": "flex"}, {"display": "none"})],
-        progress=[Output("unit-progress", "value"), Output("unit-progress", "max"),
-                  Output("unit-label", "children")],
-        cancel=[Input("unit-cancel", "n_clicks")],
-        prevent_initial_call=True,
+        **_job_options("unit"),
     )
     def unit_values_job(set_progress, target, _start):
         import torch

@@ -63,7 +63,6 @@ _MAGIC = b"DLDIAG\x02\n"
 _DIGEST_SIZE = 32
 
 
-
 class CacheError(Exception):
     """The cache folder cannot be used (it is a file, or it cannot be created or written)."""
 

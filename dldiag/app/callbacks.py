@@ -452,7 +452,7 @@ def unit_target(meta: AppMeta, latent_params: dict | None) -> list | None:
 
 def unit_cached(meta: AppMeta, svc: Diagnosis, target) -> bool:
     """Whether the values over every item of the unit ``target`` (:func:`unit_target`) are cached."""
-    return target is not None and svc.unit_values_all(*target) is not None
+    return target is not None and svc.has_unit_values(*target)
 
 
 def unit_job(meta: AppMeta, svc: Diagnosis, target, set_progress) -> list:

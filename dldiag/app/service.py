@@ -794,6 +794,11 @@ class Diagnosis:
         cached = self._get(self._unit_key(layer, unit_mode, unit))
         return None if cached is None else cached["values"]
 
+    def has_unit_values(self, layer: str, unit_mode: str, unit: int) -> bool:
+        """Whether :meth:`unit_pass` has cached the unit's values, without reading them (4 bytes
+        an item: the view's poll asks every second)."""
+        return self.cache.has(self._unit_key(layer, unit_mode, unit))
+
     def unit_pass(self, layer: str, unit_mode: str, unit: int, *, on_progress=None, pool=None) -> np.ndarray:
         """One unit's activation on every item of D: a forward pass over all of them, cached.
 

@@ -206,7 +206,7 @@ def latent_view_style(svc: Diagnosis, state: ViewState, idx: np.ndarray, selecti
 def unit_pending(svc: Diagnosis, state: ViewState) -> bool:
     """Whether the latent view colours by a unit whose values over every item are not cached yet."""
     return (state.color == "neuron" and state.neuron is not None
-            and svc.unit_values_all(state.layer, state.units, state.neuron) is None)
+            and not svc.has_unit_values(state.layer, state.units, state.neuron))
 
 
 def _group_mask(svc: Diagnosis, state: ViewState, selection=None) -> np.ndarray | None:

@@ -14,7 +14,7 @@ from sklearn.datasets import make_blobs
 
 from dldiag.sampling import make_sampler, sample_size
 from dldiag.sampling._base import fit_subsample, standardize
-from dldiag.sampling._vas import kd_cells
+from dldiag.sampling._vas import kd_cells, kernel_objective
 
 APPROXIMATED = ("vas", "gmm-full", "gmm-spherical", "max-margin")
 WITH_TWINS = APPROXIMATED + ("gmm-full-weighted", "gmm-spherical-weighted", "max-margin-weighted")
@@ -91,11 +91,56 @@ def test_vas_runs_its_ladder_in_balanced_cells(data):
     assert _states_equal(s, again)
     assert not np.array_equal(s.sample(0.05), make_sampler("vas", max_fit_items=200).fit(x, y, p, seed=1)
                               .sample(0.05))
-    # Seats are allotted to the cells in proportion to their sizes.
+    # Each level's seats: the pool's VAS allots them, no cell gets more than it holds, and a
+    # sample at a level's size takes exactly those seats.
     cell = kd_cells(standardize(x), 200)  # the cells of the fit: on the standardised latent
-    idx = s.sample(0.2)
-    counts = np.bincount(cell[idx], minlength=8)
+    assert s.level_sizes_.tolist() == [sample_size(f, N) for f in (0.01, 0.02, 0.05, 0.1, 0.2)]
+    assert np.array_equal(s.level_seats_.sum(axis=1), s.level_sizes_)
+    assert (s.level_seats_ <= s.cell_sizes_).all() and (s.level_seats_ >= 0).all()
+    for level, size in enumerate(s.level_sizes_):
+        assert np.array_equal(np.bincount(cell[s.sample(size / N)], minlength=8), s.level_seats_[level])
+    # Above the highest level, seats follow the cells' sizes.
+    counts = np.bincount(cell[s.sample(0.5)], minlength=8)
     assert counts.max() - counts.min() <= 1
+
+
+def _dense_and_sparse(n_dense=1500, n_sparse=500, seed=0):
+    """A tight blob and a wide one, far apart: VAS spreads its seats towards the wide one."""
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([rng.normal(0.0, 0.3, (n_dense, 4)), rng.normal(0.0, 3.0, (n_sparse, 4)) + [12, 0, 0, 0]])
+    y = (np.arange(len(x)) >= n_dense).astype(np.int64)
+    return x, y
+
+
+def test_vas_seats_follow_the_exact_vas_not_the_cells_sizes():
+    x, y = _dense_and_sparse()
+    exact = make_sampler("vas", max_fit_items=None).fit(x, y, y, seed=0)
+    local = make_sampler("vas", max_fit_items=500, cell_items=250).fit(x, y, y, seed=0)
+    assert len(local.cell_sizes_) == 8
+    for f in (0.05, 0.1):
+        share_exact = np.mean(y[exact.sample(f)])
+        share_local = np.mean(y[local.sample(f)])
+        # The wide blob holds 25 % of the items and far more of an exact VAS sample; the
+        # local fit's seats follow the exact fit, where proportional seats would give 25 %.
+        assert share_exact > 0.6
+        assert abs(share_local - share_exact) < 0.1, (f, share_local, share_exact)
+
+
+@pytest.mark.parametrize("seed", (0, 1))
+def test_vas_sweeps_bring_a_local_fit_to_the_exact_objective(data, seed):
+    x, y, p = data
+    z = standardize(x)
+    exact = make_sampler("vas", max_fit_items=None).fit(x, y, p, seed=seed)
+    eps = exact.sample_info(0.1)["epsilon"]
+    exact_objective = kernel_objective(z, exact.sample(0.1), eps)
+    objective = {}
+    for rounds in (0, 4):
+        local = make_sampler("vas", max_fit_items=200, rounds=rounds).fit(x, y, p, seed=seed)
+        objective[rounds] = kernel_objective(z, local.sample(0.1), eps)
+    # Cells alone crowd their borders (about 12 % above the exact objective here); sweeps
+    # against the other cells' members, seats moving between them, bring it within 1 %.
+    assert objective[0] > 1.1 * exact_objective
+    assert abs(objective[4] - exact_objective) < 0.01 * exact_objective
 
 
 def test_vas_cells_hold_at_most_cell_items(data):

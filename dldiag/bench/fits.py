@@ -4,7 +4,8 @@ Issue 13 asks every sampler fit to take at most 120 s at N = 10^6 on two cores. 
 grow too fast for that and approximate above a size threshold, their ``max_fit_items``
 (:mod:`dldiag.sampling`): ``gmm-full`` (mixture fitted on a stratified subsample, every item
 scored), ``max-margin`` (calibrated SVMs fitted on a stratified subsample, every item scored)
-and ``vas`` (the ladder run inside balanced k-d cells). The others are fast as they are and
+and ``vas`` (the interchange run inside balanced k-d cells that see each other:
+:mod:`dldiag.sampling._vas_local`). The others are fast as they are and
 exact by default (``gmm-spherical`` offers the subsample fit too, off by default).
 
 On the wide workload (:mod:`dldiag.workloads`, augmented Fashion-MNIST and LeNet-5), for each
@@ -65,8 +66,11 @@ NOTES = (
     "stratified by confusion cell, then scores every item under that mixture; `max-margin` fits its five "
     "calibrated linear SVMs on such a subsample and scores every item with them; `vas`, above 20,000 items, "
     "cuts the standardised latent into 2^L balanced k-d cells of at most 2,000 items (`cell_items`; median "
-    "splits of the leading principal components), runs its ladder in each cell and allots a sample's seats "
-    "to the cells by size. "
+    "splits of the leading principal components); each level's seats start from an exact VAS of a uniform "
+    "10,000-item pool, each cell starts from a random sample of its seats, and 4 sweeps over the cells in turn "
+    "run the interchange with the kernel sums to the other cells' members added (the 6 nearest cells' "
+    "members exactly, 512 drawn from the rest) and move seats between cells, the most crowded members "
+    "anywhere giving theirs to the least crowded outsiders (`dldiag.sampling._vas_local`). "
     "`random`, `stratified-cm`, `latent-grid`, `eb-tree` and `gmm-spherical` are fast enough at 10^6 as they "
     "are and exact by default (`gmm-spherical` takes `max_fit_items` too, None by default: its subsample fit "
     "moved S1 by 0.02 to 0.05 at 10^5).",
@@ -211,13 +215,15 @@ def random_spread(ws, seeds: int) -> dict:
 
 
 def measure(n: int, work: Path, stores: Path, *, repeat: int, draw_seeds: int, fit_seeds: int,
-            check: bool, log=print) -> dict:
-    """The fit times of every family at N and, with ``check``, the exact/approximate comparison."""
+            check: bool, samplers=None, log=print) -> dict:
+    """The fit times of every family at N (or of ``samplers``) and, with ``check``, the
+    exact/approximate comparison."""
+    names = families() if samplers is None else tuple(samplers)
     start = time.perf_counter()
     ws = _workspace(n, work, stores)
     log(f"N = {n:,}: workspace in {time.perf_counter() - start:.1f} s (latent {ws.latent.shape})")
     fits = []
-    for name in families():
+    for name in names:
         sampler, times, cpu = _timed_fit(ws, name, repeat)
         used = fit_items(sampler)
         row = {"sampler": name, "n": n, "fit_s": median(times), "cpu_s": median(cpu), "fits": len(times),
@@ -232,7 +238,7 @@ def measure(n: int, work: Path, stores: Path, *, repeat: int, draw_seeds: int, f
     result = {"n": n, "d": int(ws.latent.shape[1]), "accuracy": float(np.mean(ws.y_true == ws.y_pred)),
               "fits": fits}
     if check:
-        result["compare"] = [row for name in APPROXIMATED for row in
+        result["compare"] = [row for name in APPROXIMATED if name in names for row in
                              compare(ws, name, repeat=repeat, draw_seeds=draw_seeds, fit_seeds=fit_seeds,
                                      log=log)]
         result["random_spread"] = random_spread(ws, max(draw_seeds, 2))
@@ -243,7 +249,8 @@ def _fit_table(results) -> list[str]:
     ns = [r["n"] for r in results]
     lines = ["| sampler | " + " | ".join(f"fit at N = {n:,}: wall (CPU) s" for n in ns) + " | approximation used |",
              "|---|" + "---:|" * len(ns) + "---|"]
-    for name in families():
+    measured = {f["sampler"] for f in results[0]["fits"]}  # every family, or those of --samplers
+    for name in (n for n in families() if n in measured):
         rows = [next(f for f in r["fits"] if f["sampler"] == name) for r in results]
         cells = [f"{f['fit_s']:.2f} ({f['cpu_s']:.2f})" + ("" if f["fits"] == 1 else f", median of {f['fits']}")
                  for f in rows]
@@ -282,7 +289,7 @@ def extrapolation(results) -> list[dict]:
         return []
     lo, hi = checked[0], checked[-1]
     out = []
-    for name in APPROXIMATED:
+    for name in (n for n in APPROXIMATED if any(c["sampler"] == n for c in lo["compare"])):
         t_lo = next(c["exact_fit_s"] for c in lo["compare"] if c["sampler"] == name)
         t_hi = next(c["exact_fit_s"] for c in hi["compare"] if c["sampler"] == name)
         slope = math.log(t_hi / t_lo) / math.log(hi["n"] / lo["n"])
@@ -373,8 +380,19 @@ def main(argv=None) -> int:
     parser.add_argument("--stores", default=None, help="where the stores wide-N are read, or made if missing "
                         "(default WORK)")
     parser.add_argument("--json", default=None, help="where the figures go (default WORK/fits.json)")
+    parser.add_argument("--samplers", default=None, help="comma-separated sampler families (default all; "
+                        "not with --write: the section lists every sampler)")
     parser.add_argument("--write", action="store_true", help="write the section of BENCHMARKS.md")
     args = parser.parse_args(argv)
+    samplers = None
+    if args.samplers:
+        samplers = tuple(v.strip() for v in args.samplers.split(",") if v.strip())
+        unknown = sorted(set(samplers) - set(families()))
+        if unknown or not samplers:
+            parser.error(f"--samplers must name sampler families among {', '.join(families())}; "
+                         f"got {args.samplers!r}")
+        if args.write:
+            parser.error("--samplers measures part of the table; --write would replace the section with it")
     from .._cli_args import float_list
     from ..cache import default_cache_dir
 
@@ -388,10 +406,10 @@ def main(argv=None) -> int:
     load_start = os.getloadavg()[0]
     _warm_up()
     results = [measure(n, work, stores, repeat=repeat, draw_seeds=args.draw_seeds, fit_seeds=args.fit_seeds,
-                       check=n <= args.check_max) for n in ns]
+                       check=n <= args.check_max, samplers=samplers) for n in ns]
     command = (f"python -m dldiag.bench fits --n {','.join(map(str, ns))} --repeat {repeat} "
                f"--draw-seeds {args.draw_seeds} --fit-seeds {args.fit_seeds}" + (" --quick" if args.quick else "")
-               + " --write")
+               + (f" --samplers {','.join(samplers)}" if samplers else " --write"))
     load_end = os.getloadavg()[0]
     text = report(results, command, (load_start, load_end))
     out = Path(args.json) if args.json else work / "fits.json"

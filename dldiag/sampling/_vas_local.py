@@ -42,8 +42,8 @@ import numpy as np
 
 from ._base import allocate, group_starts
 
-__all__ = ["kd_cells", "MIN_LEVEL_SEATS", "NEAR_CELLS", "NearFields", "FAR_DRAWS", "SEAT_POOL", "global_epsilon", "kernel_sums",
-           "rung_seats", "near_cells", "sweep_rung"]
+__all__ = ["kd_cells", "MIN_LEVEL_SEATS", "NEAR_CELLS", "NearFields", "FAR_DRAWS", "SEAT_POOL", "global_epsilon",
+           "kernel_sums", "rung_seats", "near_cells", "sweep_rung"]
 
 #: Cells (nearest by centroid) whose members enter a cell's field one by one.
 NEAR_CELLS = 6
@@ -57,8 +57,6 @@ FAR_DRAWS = 512
 FAR_EVERY_SWEEP = 3
 #: Seats a level's cell holds at least on average: below, the level runs in coarser cells.
 MIN_LEVEL_SEATS = 50
-#: Move seats between cells after each sweep but the last (:func:`_move_seats`).
-TRANSFER = True
 #: Share of a cell's seats that may move in or out of it at once.
 TRANSFER_SHARE = 0.25
 #: Items in the uniform pool whose exact VAS allots the seats (capped by ``max_fit_items``).
@@ -373,12 +371,12 @@ def sweep_rung(cells, seats, gamma, seeds, near, rounds, passes, first_run, inte
                     members[c] = m
                     rows[starts[c]:starts[c + 1]] = zc32[m]
                 resp[c] = r
-            if TRANSFER and sweep < rounds:
+            if sweep < rounds:  # seats move between sweeps (:func:`_move_seats`)
                 outside = np.ones(len(zc), dtype=bool)
                 outside[members[c]] = False
                 outside = np.flatnonzero(outside)
                 offers.append((outside, crowding[outside]))
-        if TRANSFER and sweep < rounds:
+        if sweep < rounds:
             before = [m.copy() for m in members]
             _move_seats(members, resp, offers)
             for c in range(n_cells):
@@ -395,9 +393,17 @@ def _move_seats(members, resp, offers):
     The exact interchange takes in an outsider t whenever some member is more crowded than t
     would be, wherever that member lies; a cell's own sweep only compares within the cell.
     Pairs (most crowded member, least crowded outsider), ranked over all cells, are matched
-    while the member is the more crowded; the first ``TRANSFER_SHARE`` of them move (each
-    move makes the outsiders near it more crowded, which the pairing does not see: the next
-    sweep settles the rest).
+    while the member is the more crowded, no cell losing or gaining more than
+    ``TRANSFER_SHARE`` of its seats (at least one): each move makes the outsiders near it more
+    crowded, which the pairing does not see, and moving every pair at once made the objective
+    rise from sweep to sweep; the next sweep settles the rest.
+
+    Parameters
+    ----------
+    members, resp : list of ndarray
+        Each cell's members (row positions) and their responsibilities; changed in place.
+    offers : list of (ndarray, ndarray)
+        Each cell's outsiders and what each would cost to add (its ``crowding``).
     """
     r = np.concatenate(resp)
     r_cell = np.repeat(np.arange(len(members)), [len(m) for m in members])

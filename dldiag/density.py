@@ -219,15 +219,9 @@ def render(points: np.ndarray, viewport: Viewport, categories: np.ndarray | None
     import pandas as pd
 
     pts = _check_points(points)
-    if not isinstance(viewport, Viewport):
-        raise ValueError(f"viewport must be a Viewport; got {shown(viewport)}")
+    _check_image(viewport, spread, alpha=alpha, min_alpha=min_alpha)
     if how not in HOW:
         raise ValueError(f"how must be one of {', '.join(HOW)}; got {shown(how)}")
-    for name, value in (("alpha", alpha), ("min_alpha", min_alpha)):
-        if isinstance(value, bool) or not isinstance(value, (Integral, np.integer)) or not 0 <= value <= 255:
-            raise ValueError(f"{name} must be an integer in [0, 255]; got {shown(value)}")
-    if isinstance(spread, bool) or not isinstance(spread, (Integral, np.integer)) or not 0 <= spread <= 8:
-        raise ValueError(f"spread must be an integer number of pixels in [0, 8]; got {shown(spread)}")
     if min_alpha > alpha:
         raise ValueError(f"min_alpha must be at most alpha ({alpha}); got {min_alpha}")
     colors = _check_colors(colors)
@@ -261,11 +255,7 @@ def render(points: np.ndarray, viewport: Viewport, categories: np.ndarray | None
         img = tf.shade(agg, color_key=colors + padding, how=how, alpha=alpha, min_alpha=min_alpha)
     else:
         img = tf.shade(agg, cmap=colors[0], how=how, alpha=alpha, min_alpha=min_alpha)
-    if spread:
-        img = tf.dynspread(img, threshold=SPREAD_THRESHOLD, max_px=spread)
-    # datashader packs RGBA little-endian into uint32, row 0 at the bottom (low y)
-    rgba = np.ascontiguousarray(img.data, dtype="<u4").view(np.uint8).reshape(vp.height, vp.width, 4)
-    return np.ascontiguousarray(rgba[::-1])
+    return _rgba(img, vp, spread)
 
 
 def render_values(points: np.ndarray, viewport: Viewport, values: np.ndarray, value_range, colors, *,
@@ -301,17 +291,12 @@ def render_values(points: np.ndarray, viewport: Viewport, values: np.ndarray, va
     import pandas as pd
 
     pts = _check_points(points)
-    if not isinstance(viewport, Viewport):
-        raise ValueError(f"viewport must be a Viewport; got {shown(viewport)}")
+    _check_image(viewport, spread, alpha=alpha)
     vals = np.asarray(values, dtype=np.float64)
     if vals.shape != (len(pts),):
         raise ValueError(f"values must have shape ({len(pts)},); got {vals.shape}")
     lo, hi = _check_range("value_range", value_range)
     colors = _check_colors(colors)
-    if isinstance(alpha, bool) or not isinstance(alpha, (Integral, np.integer)) or not 0 <= alpha <= 255:
-        raise ValueError(f"alpha must be an integer in [0, 255]; got {shown(alpha)}")
-    if isinstance(spread, bool) or not isinstance(spread, (Integral, np.integer)) or not 0 <= spread <= 8:
-        raise ValueError(f"spread must be an integer number of pixels in [0, 8]; got {shown(spread)}")
     vp = viewport
     empty = np.zeros((vp.height, vp.width, 4), dtype=np.uint8)
     keep = np.isfinite(vals)
@@ -324,9 +309,28 @@ def render_values(points: np.ndarray, viewport: Viewport, values: np.ndarray, va
     if not np.isfinite(agg.values).any():
         return empty  # every point outside the viewport
     img = tf.shade(agg, cmap=colors, how="linear", span=[lo, hi], alpha=alpha, min_alpha=alpha)
+    return _rgba(img, vp, spread)
+
+
+def _check_image(viewport, spread, **alphas) -> None:
+    """The arguments :func:`render` and :func:`render_values` share; ``ValueError`` naming a bad one."""
+    if not isinstance(viewport, Viewport):
+        raise ValueError(f"viewport must be a Viewport; got {shown(viewport)}")
+    for name, value in alphas.items():
+        if isinstance(value, bool) or not isinstance(value, (Integral, np.integer)) or not 0 <= value <= 255:
+            raise ValueError(f"{name} must be an integer in [0, 255]; got {shown(value)}")
+    if isinstance(spread, bool) or not isinstance(spread, (Integral, np.integer)) or not 0 <= spread <= 8:
+        raise ValueError(f"spread must be an integer number of pixels in [0, 8]; got {shown(spread)}")
+
+
+def _rgba(img, viewport, spread: int) -> np.ndarray:
+    """A shaded datashader image, spread by up to ``spread`` pixels, as RGBA rows from the top."""
+    import datashader.transfer_functions as tf
+
     if spread:
         img = tf.dynspread(img, threshold=SPREAD_THRESHOLD, max_px=spread)
-    rgba = np.ascontiguousarray(img.data, dtype="<u4").view(np.uint8).reshape(vp.height, vp.width, 4)
+    # datashader packs RGBA little-endian into uint32, row 0 at the bottom (low y)
+    rgba = np.ascontiguousarray(img.data, dtype="<u4").view(np.uint8).reshape(viewport.height, viewport.width, 4)
     return np.ascontiguousarray(rgba[::-1])
 
 

@@ -1044,7 +1044,10 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
     )
     def unit_poll(n, latent_params):
         meta, svc = context.get()
-        target = unit_target(meta, latent_params)
+        try:
+            target = unit_target(meta, latent_params)
+        except ValueError:
+            raise PreventUpdate from None  # the latent view says what was wrong with it
         if not unit_cached(meta, svc, target):
             raise PreventUpdate
         return {"unit": target, "n": n}
@@ -1105,7 +1108,8 @@ def register(app, context: AppContext, *, title: str = "dldiag") -> None:
         if kind == "patch" and triggered == {"pending-store"}:
             raise PreventUpdate  # something else arrived; the projection drawn is unchanged
         new_range = latent_range_after(kind, view_range, key)
-        waiting = not unit_cached(meta, svc, unit_target(meta, latent_params)) and bool(latent_params.get("neuron"))
+        target = unit_target(meta, latent_params)
+        waiting = target is not None and not unit_cached(meta, svc, target)
         start = {"display": "inline-block"} if waiting else {"display": "none"}
         return ((spec_to_patch(out) if kind == "patch" else out), key, _changed(new_range, view_range), None,
                 not waiting, start)

@@ -806,17 +806,9 @@ class Diagnosis:
         not run again; two calls at once for one unit run it once. Arguments as for
         :meth:`~dldiag.artifacts.Workspace.unit_values`.
         """
-        key = self._unit_key(layer, unit_mode, unit)
-        cached = self._get(key)
-        if cached is not None:
-            return cached["values"]
-        with self.cache.single_flight(key):
-            cached = self._get(key)
-            if cached is not None:
-                return cached["values"]
-            values = self.ws.unit_values(layer, unit_mode, unit, on_progress=on_progress, pool=pool)
-            self.cache.put(key, {"values": values})
-        return values
+        arrays, _ = self.cache.get_or_build(self._unit_key(layer, unit_mode, unit), lambda: {
+            "values": self.ws.unit_values(layer, unit_mode, unit, on_progress=on_progress, pool=pool)})
+        return arrays["values"]
 
     def log_ratio(self, sampler: str) -> tuple[np.ndarray | None, str | None]:
         """Log likelihood ratio per item: the current ratio sampler's, else the cached max-margin fit's.

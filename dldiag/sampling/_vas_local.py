@@ -159,9 +159,9 @@ def _pool_neighbours(zp: np.ndarray, k: int, block: int = 1024) -> np.ndarray:
 
 
 def rung_seats(z, cell, sizes, seed, pool_items, interchange, pool_map=map) -> np.ndarray:
-    """Each rung's seats in each cell, from an exact VAS of a uniform pool of ``pool_items`` rows.
+    """Each level's seats in each cell, from an exact VAS of a uniform pool of ``pool_items`` rows.
 
-    For each rung size K, the pool's VAS of size K * pool / N marks its members; each pool
+    For each level's size K, the pool's VAS of size K * pool / N marks its members; each pool
     item's inclusion rate is the mean over its nearest pool neighbours (so many that about
     ``SMOOTH_MEMBERS`` members fall among them: a cell holds too few pool items for their
     count alone at N = 10^6), a cell's weight is its pool items' mean rate times its size,
